@@ -1,0 +1,123 @@
+#include "base/buf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+
+void buf_init(buf_t *b, size_t max)
+{
+    b->ptr = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void buf_free(buf_t *b)
+{
+    mem_free(b->ptr);
+    buf_init(b, b->max);
+}
+
+void buf_reset(buf_t *b)
+{
+    b->len = 0;
+    if (b->ptr != NULL)
+        b->ptr[0] = '\0';
+}
+
+static int reserve(buf_t *b, size_t extra)
+{
+    size_t need, cap;
+    char *p;
+
+    if (extra > b->max - b->len) {
+        buf_free(b);
+        return ERR_TOO_LARGE;
+    }
+    need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap * 2 < cap ? need : cap * 2;
+    if (cap > b->max + 1)
+        cap = b->max + 1;
+    p = mem_try_realloc(b->ptr, cap);
+    if (p == NULL)
+        return ERR_NOMEM;
+    b->ptr = p;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_append(buf_t *b, const void *p, size_t n)
+{
+    int rc = reserve(b, n);
+    if (rc < 0)
+        return rc;
+    if (n > 0)
+        memcpy(b->ptr + b->len, p, n);
+    b->len += n;
+    b->ptr[b->len] = '\0';
+    return 0;
+}
+
+int buf_append_str(buf_t *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+int buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n, rc;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return ERR_INVAL;
+    rc = reserve(b, (size_t)n);
+    if (rc < 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int buf_append_json_str(buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            char two[2] = {'\\', (char)c};
+            rc = buf_append(b, two, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            rc = buf_append(b, esc, sizeof(esc));
+        } else {
+            rc = buf_append(b, &s[i], 1);
+        }
+    }
+    return rc;
+}
+
+const char *buf_ptr(const buf_t *b)
+{
+    return b->ptr ? b->ptr : "";
+}
+
+char *buf_take(buf_t *b)
+{
+    char *p = b->ptr;
+    buf_init(b, b->max);
+    return p;
+}

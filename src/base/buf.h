@@ -1,0 +1,43 @@
+/*
+ * buf — a growable byte buffer with a mandatory maximum.
+ *
+ * Job: hold bytes that arrive piecewise (headers, bodies that must be kept, rendered JSON) without
+ * ever growing past a limit chosen by the caller.
+ * Ownership: buf_t is caller storage; its bytes are owned by the buf and released by buf_free() or
+ * by a failing append. A pointer from buf_ptr() dies at the next append.
+ * Threading: not thread-safe.
+ * Errors: appends return 0, ERR_TOO_LARGE (past max; the buffer is freed and reset) or ERR_NOMEM.
+ */
+#ifndef OUTRIGGER_BASE_BUF_H
+#define OUTRIGGER_BASE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct buf {
+    char *ptr;  /* owned; NULL until the first append; always NUL-terminated after one */
+    size_t len; /* bytes held, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* largest len allowed */
+} buf_t;
+
+/** Prepares an empty buffer that may hold at most @p max bytes. Cannot fail. */
+void buf_init(buf_t *b, size_t max);
+/** Releases the bytes and leaves an empty buffer with the same max. */
+void buf_free(buf_t *b);
+/** Empties the buffer but keeps its memory. */
+void buf_reset(buf_t *b);
+/** Appends @p n bytes. */
+int buf_append(buf_t *b, const void *p, size_t n) __attribute__((warn_unused_result));
+/** Appends a NUL-terminated string. */
+int buf_append_str(buf_t *b, const char *s) __attribute__((warn_unused_result));
+/** Appends printf-formatted text. */
+int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3), warn_unused_result));
+/** Appends @p s as the inside of a JSON string literal (no surrounding quotes). */
+int buf_append_json_str(buf_t *b, const char *s, size_t n) __attribute__((warn_unused_result));
+/** The bytes (NUL-terminated), or "" when empty. */
+const char *buf_ptr(const buf_t *b);
+/** Gives the bytes to the caller (free with mem_free) and leaves the buffer empty; NULL if empty. */
+char *buf_take(buf_t *b);
+
+#endif

@@ -1,0 +1,67 @@
+#include "base/str.h"
+
+#include <string.h>
+
+#include "base/err.h"
+
+int str_u64(const char *p, size_t n, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (n == 0)
+        return ERR_PARSE;
+    for (i = 0; i < n; i++) {
+        unsigned d;
+        if (p[i] < '0' || p[i] > '9')
+            return ERR_PARSE;
+        d = (unsigned)(p[i] - '0');
+        if (v > (max - d) / 10)
+            return ERR_TOO_LARGE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int str_port(const char *s, int *out)
+{
+    uint64_t v;
+    int rc = str_u64(s, strlen(s), 65535, &v);
+    if (rc < 0)
+        return rc;
+    if (v == 0)
+        return ERR_INVAL;
+    *out = (int)v;
+    return 0;
+}
+
+static char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+bool str_ieq(const char *a, size_t n, const char *b)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (b[i] == '\0' || lower(a[i]) != lower(b[i]))
+            return false;
+    }
+    return b[n] == '\0';
+}
+
+bool str_eq(const char *a, size_t n, const char *b)
+{
+    return strlen(b) == n && memcmp(a, b, n) == 0;
+}
+
+void str_trim(const char **p, size_t *n)
+{
+    while (*n > 0 && (**p == ' ' || **p == '\t')) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+        (*n)--;
+}

@@ -1,0 +1,2 @@
+#include <stdio.h>
+int main(void) { printf("outrigger\n"); return 0; }
