@@ -1,8 +1,22 @@
-#include "invoke/invoke.h"
-
+/*
+ * The sidecar process: binds the API and internal ports on every worker loop, registers with name
+ * resolution, runs until SIGINT/SIGTERM, then drains in-flight calls and stops.
+ */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-/* Placeholder until the real runtime lands. */
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "invoke/invoke_int.h"
+#include "invoke/resolve.h"
+#include "resources/resources.h"
+
+#define MAX_WORKERS 64
+
 void invoke_opts_defaults(invoke_opts_t *o)
 {
     *o = (invoke_opts_t){0};
@@ -17,8 +31,252 @@ void invoke_opts_defaults(invoke_opts_t *o)
     o->stream_idle_timeout_s = 3600;
 }
 
+typedef struct run_state {
+    invoke_sidecar_t sc;                /* shared sidecar state */
+    invoke_worker_t iw[MAX_WORKERS];    /* per-worker state */
+    net_worker_t *nw[MAX_WORKERS];      /* the workers */
+    uv_thread_t threads[MAX_WORKERS];   /* their threads */
+    int nworkers;                       /* how many */
+    uv_loop_t loop;                     /* main loop: signals and heartbeats */
+    uv_signal_t sigint, sigterm;        /* stop requests */
+    uv_timer_t heartbeat;               /* name-resolution heartbeat */
+    uv_timer_t drain;                   /* polls for in-flight calls to finish */
+    uint64_t drain_deadline;            /* loop time when draining gives up */
+    bool stopping;                      /* a stop signal arrived */
+    char app_id[INVOKE_ID_MAX];         /* for re-registration */
+} run_state_t;
+
+/* Dapr's "stable random" internal port: derived from the app id so a restarted app keeps it. */
+static int stable_port(const char *app_id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = app_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return 47300 + (int)(h % 2048);
+}
+
+static void worker_main(void *arg)
+{
+    net_worker_run(arg);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    run_state_t *rs = t->data;
+    err_detail_t d = {{0}};
+    int rc = resolve_heartbeat(rs->sc.resolve, &d);
+
+    if (rc == ERR_RESOLVE_LOST) {
+        log_warn("resolve", "registration lost; registering again");
+        rc = resolve_register(rs->sc.resolve, rs->sc.opts->app_id, rs->sc.opts->namespace_,
+                              rs->sc.host_ip, rs->sc.internal_port, &d);
+    }
+    if (rc < 0)
+        log_error("resolve", "heartbeat failed: %s", d.msg[0] ? d.msg : err_str(rc));
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    run_state_t *rs = t->data;
+    size_t active = 0;
+
+    for (int i = 0; i < rs->nworkers; i++)
+        active += net_worker_active(rs->nw[i]);
+    if (active > 0 && uv_now(&rs->loop) < rs->drain_deadline)
+        return;
+    if (active > 0)
+        log_warn("sidecar", "graceful shutdown timed out with %zu calls in flight", active);
+    for (int i = 0; i < rs->nworkers; i++)
+        net_worker_stop_async(rs->nw[i]);
+    uv_close((uv_handle_t *)&rs->drain, NULL);
+    uv_close((uv_handle_t *)&rs->heartbeat, NULL);
+    uv_close((uv_handle_t *)&rs->sigint, NULL);
+    uv_close((uv_handle_t *)&rs->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    run_state_t *rs = s->data;
+
+    if (rs->stopping) {
+        log_warn("sidecar", "second signal: stopping now");
+        rs->drain_deadline = 0;
+        return;
+    }
+    rs->stopping = true;
+    log_info("sidecar", "received signal %d; draining (up to %d s)", signum,
+             rs->sc.opts->graceful_shutdown_seconds);
+    for (int i = 0; i < rs->nworkers; i++)
+        net_worker_drain_async(rs->nw[i]);
+    uv_timer_stop(&rs->heartbeat);
+    rs->drain_deadline = uv_now(&rs->loop) + (uint64_t)rs->sc.opts->graceful_shutdown_seconds * 1000;
+    uv_timer_start(&rs->drain, on_drain_tick, 0, 50);
+}
+
+/* Renders the metadata fragments that depend on loaded resources (none are loaded yet). */
+static char *render_resources(void)
+{
+    buf_t b;
+    buf_init(&b, 4096);
+    if (buf_append_str(&b, ",\"components\":[],\"httpEndpoints\":[]") < 0)
+        return NULL;
+    return buf_take(&b);
+}
+
+static int listen_all(run_state_t *rs, net_server_cbs_t *api, net_server_cbs_t *internal)
+{
+    const invoke_opts_t *o = rs->sc.opts;
+    int http_port = o->http_port, internal_port = o->internal_port;
+    bool derived = internal_port == 0;
+    int rc = 0;
+
+    if (derived)
+        internal_port = stable_port(o->app_id);
+    for (int i = 0; i < rs->nworkers && rc == 0; i++) {
+        rc = net_listen(rs->nw[i], o->listen_address, http_port, api, &rs->iw[i], &http_port);
+        if (rc < 0) {
+            log_error("sidecar", "cannot listen on %s:%d for the HTTP API: %s",
+                      o->listen_address, http_port, uv_strerror(rc));
+            break;
+        }
+        rc = net_listen(rs->nw[i], o->listen_address, internal_port, internal, &rs->iw[i],
+                        &internal_port);
+        if (rc == UV_EADDRINUSE && derived && i == 0) {
+            /* The derived port is taken: fall back to any free port, as Dapr does. */
+            internal_port = 0;
+            rc = net_listen(rs->nw[i], o->listen_address, 0, internal, &rs->iw[i],
+                            &internal_port);
+        }
+        if (rc < 0)
+            log_error("sidecar", "cannot listen on %s:%d for sidecar calls: %s",
+                      o->listen_address, internal_port, uv_strerror(rc));
+    }
+    rs->sc.http_port = http_port;
+    rs->sc.internal_port = internal_port;
+    return rc;
+}
+
 int invoke_sidecar_run(const invoke_opts_t *opts)
 {
-    fprintf(stderr, "sidecar %s: not implemented yet\n", opts->app_id);
-    return 1;
+    run_state_t *rs = mem_calloc(sizeof(*rs));
+    invoke_sidecar_t *sc = &rs->sc;
+    net_server_cbs_t api = {.on_request = invoke__on_api_request};
+    net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
+    res_config_t *config = NULL;
+    resolve_opts_t ro = {0};
+    err_detail_t d = {{0}};
+    net_limits_t limits;
+    int rc = 0, started = 0, exit_code = 1;
+    bool registered = false;
+    const char *host_ip = getenv("DAPR_HOST_IP");
+
+    signal(SIGPIPE, SIG_IGN);
+    sc->opts = opts;
+    sc->api_token = getenv("DAPR_API_TOKEN");
+    if (sc->api_token != NULL && sc->api_token[0] == '\0')
+        sc->api_token = NULL;
+    sc->app_api_token = getenv("APP_API_TOKEN");
+    if (sc->app_api_token != NULL && sc->app_api_token[0] == '\0')
+        sc->app_api_token = NULL;
+    snprintf(sc->host_ip, sizeof(sc->host_ip), "%s",
+             host_ip ? host_ip
+                     : (strcmp(opts->listen_address, "0.0.0.0") == 0 ? "127.0.0.1"
+                                                                      : opts->listen_address));
+    if (gethostname(sc->hostname, sizeof(sc->hostname)) != 0)
+        snprintf(sc->hostname, sizeof(sc->hostname), "localhost");
+    sc->res_names_json = render_resources();
+    if (opts->app_id == NULL || opts->app_id[0] == '\0') {
+        log_error("sidecar", "--app-id is required");
+        goto out;
+    }
+    if (opts->config_path != NULL) {
+        rc = res_config_load(NULL, opts->config_path, &config, &d);
+        if (rc < 0) {
+            log_error("sidecar", "cannot load configuration: %s", d.msg[0] ? d.msg : err_str(rc));
+            goto out;
+        }
+    }
+
+    net_limits_defaults(&limits);
+    if (opts->max_connections > 0)
+        limits.max_connections = (size_t)opts->max_connections;
+    rs->nworkers = opts->workers > 0 ? opts->workers : (int)uv_available_parallelism();
+    if (rs->nworkers > MAX_WORKERS)
+        rs->nworkers = MAX_WORKERS;
+    if (rs->nworkers < 1)
+        rs->nworkers = 1;
+    for (int i = 0; i < rs->nworkers; i++) {
+        rs->nw[i] = net_worker_new(&limits, i);
+        if (rs->nw[i] == NULL) {
+            rs->nworkers = i;
+            goto out;
+        }
+        rs->iw[i].sc = sc;
+        rs->iw[i].nw = rs->nw[i];
+        net_worker_set_data(rs->nw[i], &rs->iw[i]);
+    }
+    rc = listen_all(rs, &api, &internal);
+    if (rc < 0)
+        goto out;
+
+    ro.component = NULL;
+    ro.home = opts->home;
+    ro.config = config;
+    ro.internal_port = sc->internal_port;
+    rc = resolve_new(&ro, &sc->resolve, &d);
+    if (rc == 0)
+        rc = resolve_register(sc->resolve, opts->app_id, opts->namespace_, sc->host_ip,
+                              sc->internal_port, &d);
+    if (rc < 0) {
+        log_error("resolve", "name resolution failed: %s", d.msg[0] ? d.msg : err_str(rc));
+        goto out;
+    }
+    registered = true;
+
+    uv_loop_init(&rs->loop);
+    uv_signal_init(&rs->loop, &rs->sigint);
+    uv_signal_init(&rs->loop, &rs->sigterm);
+    uv_timer_init(&rs->loop, &rs->heartbeat);
+    uv_timer_init(&rs->loop, &rs->drain);
+    rs->sigint.data = rs->sigterm.data = rs->heartbeat.data = rs->drain.data = rs;
+    uv_signal_start(&rs->sigint, on_signal, SIGINT);
+    uv_signal_start(&rs->sigterm, on_signal, SIGTERM);
+    uv_timer_start(&rs->heartbeat, on_heartbeat, (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
+                   (uint64_t)resolve_heartbeat_interval_ms(sc->resolve));
+
+    for (started = 0; started < rs->nworkers; started++) {
+        rc = uv_thread_create(&rs->threads[started], worker_main, rs->nw[started]);
+        if (rc < 0)
+            break;
+    }
+    log_info("sidecar",
+             "outrigger sidecar started: app-id=%s namespace=%s http-port=%d internal-port=%d "
+             "app-port=%d workers=%d",
+             opts->app_id, opts->namespace_, sc->http_port, sc->internal_port, opts->app_port,
+             started);
+    if (rc < 0) {
+        log_error("sidecar", "cannot start worker threads: %s", uv_strerror(rc));
+        uv_signal_stop(&rs->sigint);
+        on_signal(&rs->sigterm, SIGTERM);
+    }
+    uv_run(&rs->loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < started; i++)
+        uv_thread_join(&rs->threads[i]);
+    uv_loop_close(&rs->loop);
+    exit_code = rc < 0 ? 1 : 0;
+    log_info("sidecar", "stopped");
+out:
+    (void)registered;
+    resolve_free(sc->resolve); /* removes our registration */
+    for (int i = 0; i < rs->nworkers; i++) {
+        if (i >= started) {
+            net_worker_stop_async(rs->nw[i]);
+            net_worker_run(rs->nw[i]);
+        }
+        net_worker_free(rs->nw[i]);
+    }
+    res_config_free(config);
+    mem_free((void *)sc->res_names_json);
+    mem_free(rs);
+    return exit_code;
 }

@@ -29,7 +29,7 @@ static int test_count;
         if (test_count < TEST_MAX)                                                                 \
             test_cases[test_count++] = (struct test_case){#name, test_##name};                     \
     }                                                                                              \
-    static void test_##name(int *test_failed_)
+    static void test_##name(int *test_failed_ __attribute__((unused)))
 
 #define TEST_FAIL_(...)                                                                            \
     do {                                                                                           \

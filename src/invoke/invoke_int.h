@@ -1,0 +1,106 @@
+/* Declarations shared by the files of the invoke module only (and its unit tests). */
+#ifndef OUTRIGGER_INVOKE_INT_H
+#define OUTRIGGER_INVOKE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "net/net.h"
+
+#define INVOKE_ID_MAX 256
+
+/* Where an API request is going, as Dapr's findTargetIDAndMethod decides it (spec dapr.md §1.1). */
+typedef struct invoke_route {
+    char target[INVOKE_ID_MAX * 2]; /* target as given (app id, "id.ns", endpoint name or URL) */
+    buf_t method;                   /* normalised method, no leading '/'; owned */
+    const char *query;              /* raw query string of the request, borrowed; NULL if none */
+    size_t query_len;
+    bool from_header;               /* found through dapr-app-id (or Basic auth) */
+} invoke_route_t;
+
+/** Initialises @p r (no allocation). */
+void invoke_route_init(invoke_route_t *r);
+/** Releases what @p r owns. */
+void invoke_route_free(invoke_route_t *r);
+
+/**
+ * Finds target and method for request head @p h: the dapr-app-id header, then Basic auth with user
+ * "dapr-app-id", then /v1.0/invoke/<target>/method/<method>. The method is percent-decoded, cleaned
+ * and normalised as Dapr does. Returns 0, ERR_INVOKE_NO_APP_ID (404 in Dapr), ERR_INVOKE_BAD_METHOD
+ * or ERR_NET_BAD_REQUEST (malformed URL; both 400), with a reason in @p d.
+ */
+int invoke_route_parse(const net_head_t *h, invoke_route_t *r, err_detail_t *d);
+
+/** Splits the URL of @p h into a decoded path (into @p path) and the raw query (borrowed). */
+int invoke_url_split(const char *url, size_t len, buf_t *path, const char **query,
+                     size_t *query_len, err_detail_t *d);
+
+/** Go's path.Clean of [p, p+n) into @p out ("." for an empty result). */
+int invoke_path_clean(const char *p, size_t n, buf_t *out);
+
+/** Dapr's method normalisation (rejects #, ?, NUL and control bytes; cleans; strips ../). */
+int invoke_method_normalize(const char *p, size_t n, buf_t *out, err_detail_t *d);
+
+/** Appends [p, p+n) to @p out percent-encoding what may not appear raw in a URL path. */
+int invoke_path_escape(buf_t *out, const char *p, size_t n);
+
+/**
+ * Splits "id" or "id.namespace" into its parts (namespace defaults to @p self_ns). More than one
+ * '.' is ERR_INVOKE_BAD_APP_ID ("invalid app id X").
+ */
+int invoke_split_target(const char *target, const char *self_ns, char *id, size_t id_len, char *ns,
+                        size_t ns_len, err_detail_t *d);
+
+#endif
+
+/* ---- the running sidecar ------------------------------------------------------------------- */
+
+#include "invoke/invoke.h"
+
+struct resolve;
+
+/* Process-wide sidecar state; read-only once the workers run. */
+typedef struct invoke_sidecar {
+    const invoke_opts_t *opts;   /* borrowed from the caller of invoke_sidecar_run */
+    struct resolve *resolve;     /* name resolution, thread-safe */
+    int http_port;               /* bound API port */
+    int internal_port;           /* bound sidecar-to-sidecar port */
+    char host_ip[64];            /* address registered for peers */
+    char hostname[256];          /* gethostname() */
+    const char *api_token;       /* DAPR_API_TOKEN or NULL */
+    const char *app_api_token;   /* APP_API_TOKEN or NULL */
+    const char *res_names_json;  /* pre-rendered metadata fragments, owned */
+    long long started_ms;        /* wall clock at start */
+} invoke_sidecar_t;
+
+#define INVOKE_CACHE_SLOTS 64
+
+/* A resolved address kept for a short while, per worker. */
+typedef struct invoke_cache_entry {
+    char key[INVOKE_ID_MAX * 2];  /* "id\nns" */
+    char addr[320];               /* "host:port" */
+    uint64_t expires_ms;          /* loop time */
+} invoke_cache_entry_t;
+
+/* Per-worker sidecar state: lives on one loop. */
+typedef struct invoke_worker {
+    invoke_sidecar_t *sc;                           /* shared, read-only */
+    net_worker_t *nw;                               /* the worker's loop and pools */
+    invoke_cache_entry_t cache[INVOKE_CACHE_SLOTS]; /* resolution cache */
+    size_t cache_next;                              /* next slot to overwrite */
+} invoke_worker_t;
+
+/** Handler of the API port (Dapr HTTP API). ctx is the invoke_worker_t. */
+void invoke__on_api_request(net_sreq_t *req, void *ctx);
+/** Handler of the sidecar-to-sidecar port. ctx is the invoke_worker_t. */
+void invoke__on_internal_request(net_sreq_t *req, void *ctx);
+/** Sends a Dapr error body {"errorCode":..,"message":..}. */
+void invoke__respond_error(net_sreq_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/** Forwards an API request to @p target (app id, or "id.ns"); method already normalised. */
+void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route);
+/** Serves the sidecar's own API routes (health, metadata); returns false if @p path is not one. */
+bool invoke__api_builtin(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len,
+                         const char *query, size_t qlen);

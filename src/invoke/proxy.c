@@ -1,0 +1,564 @@
+/*
+ * The streaming proxy: API request → (name resolution) → peer sidecar → app, and the response back,
+ * chunk by chunk with backpressure both ways. One px_t carries one exchange; it dies when both the
+ * client side and the upstream side are finished.
+ */
+#include <http_parser.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "invoke/invoke_int.h"
+#include "invoke/resolve.h"
+
+/* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
+#define RESOLVE_TRIES 5
+#define RESOLVE_PAUSE_MS 100
+#define CACHE_TTL_MS 5000
+
+typedef struct px {
+    invoke_worker_t *iw;          /* owner worker */
+    net_sreq_t *sreq;             /* client side; NULL once finished */
+    net_creq_t *creq;             /* upstream side; NULL when not running */
+    net_head_t out;               /* request head to send upstream */
+    char target[INVOKE_ID_MAX * 2]; /* target as the client named it (for error messages) */
+    char id[INVOKE_ID_MAX];       /* target app id */
+    char ns[INVOKE_ID_MAX];       /* target namespace */
+    char host[300];               /* upstream host */
+    int port;                     /* upstream port */
+    int64_t body_len;             /* request body: 0 none, >0 length, -1 chunked */
+    bool to_app;                  /* upstream is our own app (not a peer sidecar) */
+    bool resolving;               /* a lookup runs on the thread pool */
+    bool resp_started;            /* the response head went to the client */
+    bool sse;                     /* the response is an event stream */
+    uv_work_t work;               /* the lookup */
+    char addr[320];               /* lookup result */
+    int resolve_rc;               /* lookup outcome */
+    err_detail_t resolve_detail;  /* lookup error text */
+} px_t;
+
+static void px_free(px_t *p)
+{
+    net_head_free(&p->out);
+    mem_free(p);
+}
+
+/* Frees the exchange when neither side can call back any more. */
+static void px_maybe_free(px_t *p)
+{
+    if (p->sreq == NULL && p->creq == NULL && !p->resolving)
+        px_free(p);
+}
+
+static void px_fail(px_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Answers the client with ERR_DIRECT_INVOKE 500 ("failed to invoke, id: <t>, err: ..."), or cuts
+ * the response if it already started. */
+static void px_fail(px_t *p, const char *fmt, ...)
+{
+    char err[600];
+    net_sreq_t *s = p->sreq;
+    va_list ap;
+
+    if (s == NULL)
+        return;
+    p->sreq = NULL;
+    va_start(ap, fmt);
+    vsnprintf(err, sizeof(err), fmt, ap);
+    va_end(ap);
+    if (p->resp_started || net_sreq_responded(s)) {
+        log_debug("invoke", "aborting response from %s: %s", p->target, err);
+        net_sreq_abort(s);
+        return;
+    }
+    log_debug("invoke", "failed to invoke %s: %s", p->target, err);
+    invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                          p->target, err);
+}
+
+/* --- client-side callbacks -------------------------------------------------------------------- */
+
+static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
+{
+    px_t *p = ctx;
+    if (p->creq == NULL)
+        return;
+    if (net_creq_write(p->creq, d, n) < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed writing the request body upstream");
+        return;
+    }
+    if (net_creq_queued(p->creq) > net_worker_limits(p->iw->nw)->high_water_bytes)
+        net_sreq_pause(s);
+}
+
+static void on_client_body_end(net_sreq_t *s, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    if (p->creq != NULL && net_creq_end(p->creq) < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed ending the request body upstream");
+    }
+}
+
+static void on_client_drain(net_sreq_t *s, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    if (p->creq != NULL)
+        net_creq_resume(p->creq);
+}
+
+static void on_client_close(net_sreq_t *s, int status, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    (void)status;
+    /* The client went away: cancel the upstream request (its connection is not reused). */
+    p->sreq = NULL;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    px_maybe_free(p);
+}
+
+static const net_sreq_body_cbs_t client_cbs = {
+    .on_body = on_client_body,
+    .on_body_end = on_client_body_end,
+    .on_drain = on_client_drain,
+    .on_close = on_client_close,
+};
+
+/* --- upstream callbacks ----------------------------------------------------------------------- */
+
+static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
+{
+    px_t *p = ctx;
+    net_head_t resp;
+    const net_header_t *ct = net_head_get(h, "content-type");
+    int rc = 0;
+
+    (void)c;
+    if (p->sreq == NULL)
+        return;
+    p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
+    net_head_init(&resp);
+    for (size_t i = 0; rc == 0 && i < h->header_count; i++) {
+        const net_header_t *f = &h->headers[i];
+        if (net_head_is_hop(h, f->name, f->name_len))
+            continue;
+        rc = net_head_add(&resp, f->name, f->name_len, f->value, f->value_len);
+    }
+    /* Tell buffering reverse proxies in front of us to pass events through as they come. */
+    if (rc == 0 && p->sse && net_head_get(h, "x-accel-buffering") == NULL)
+        rc = net_head_add(&resp, "x-accel-buffering", 17, "no", 2);
+    if (rc == 0)
+        rc = net_sreq_respond(p->sreq, h->status, &resp,
+                              h->chunked ? -1 : h->content_length);
+    net_head_free(&resp);
+    if (rc < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed sending the response head");
+        px_maybe_free(p);
+        return;
+    }
+    p->resp_started = true;
+}
+
+static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
+{
+    px_t *p = ctx;
+    if (p->sreq == NULL)
+        return;
+    if (net_sreq_write(p->sreq, d, n) < 0) {
+        net_creq_abort(c);
+        p->creq = NULL;
+        px_fail(p, "failed writing the response body");
+        px_maybe_free(p);
+        return;
+    }
+    if (net_sreq_queued(p->sreq) > net_worker_limits(p->iw->nw)->high_water_bytes)
+        net_creq_pause(c);
+}
+
+static void on_up_drain(net_creq_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->sreq != NULL)
+        net_sreq_resume(p->sreq);
+}
+
+static void cache_forget(invoke_worker_t *iw, const char *id, const char *ns);
+
+static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    p->creq = NULL;
+    if (status == 0) {
+        if (p->sreq != NULL) {
+            net_sreq_t *s = p->sreq;
+            p->sreq = NULL;
+            net_sreq_end(s);
+        }
+    } else if (p->to_app) {
+        px_fail(p, "error invoking app channel: %s %s:%d: %s",
+                status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
+                detail ? detail : err_str(status));
+    } else {
+        if (status == ERR_NET_CONNECT)
+            cache_forget(p->iw, p->id, p->ns);
+        px_fail(p, "connection error to %s:%d: %s", p->host, p->port,
+                detail ? detail : err_str(status));
+    }
+    px_maybe_free(p);
+}
+
+static const net_creq_cbs_t up_cbs = {
+    .on_head = on_up_head,
+    .on_body = on_up_body,
+    .on_end = on_up_end,
+    .on_drain = on_up_drain,
+};
+
+/* Starts the upstream request to p->host:p->port and the flow of the client's body. */
+static void px_send(px_t *p)
+{
+    invoke_worker_t *iw = p->iw;
+    char host_header[320];
+    int rc;
+
+    snprintf(host_header, sizeof(host_header), "%s:%d", p->host, p->port);
+    rc = net_creq_start(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
+                        (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000, &up_cbs, p,
+                        &p->creq);
+    if (rc < 0) {
+        px_fail(p, "%s", err_str(rc));
+        px_maybe_free(p);
+        return;
+    }
+    net_sreq_read_body(p->sreq, &client_cbs, p);
+}
+
+/* --- name resolution with a short per-worker cache -------------------------------------------- */
+
+static void cache_key(char *key, size_t n, const char *id, const char *ns)
+{
+    snprintf(key, n, "%s\n%s", id, ns);
+}
+
+static const char *cache_get(invoke_worker_t *iw, const char *id, const char *ns)
+{
+    char key[INVOKE_ID_MAX * 2];
+    uint64_t now = uv_now(net_worker_loop(iw->nw));
+    cache_key(key, sizeof(key), id, ns);
+    for (size_t i = 0; i < INVOKE_CACHE_SLOTS; i++) {
+        if (iw->cache[i].expires_ms > now && strcmp(iw->cache[i].key, key) == 0)
+            return iw->cache[i].addr;
+    }
+    return NULL;
+}
+
+static void cache_put(invoke_worker_t *iw, const char *id, const char *ns, const char *addr)
+{
+    invoke_cache_entry_t *e = &iw->cache[iw->cache_next++ % INVOKE_CACHE_SLOTS];
+    cache_key(e->key, sizeof(e->key), id, ns);
+    snprintf(e->addr, sizeof(e->addr), "%s", addr);
+    e->expires_ms = uv_now(net_worker_loop(iw->nw)) + CACHE_TTL_MS;
+}
+
+static void cache_forget(invoke_worker_t *iw, const char *id, const char *ns)
+{
+    char key[INVOKE_ID_MAX * 2];
+    cache_key(key, sizeof(key), id, ns);
+    for (size_t i = 0; i < INVOKE_CACHE_SLOTS; i++) {
+        if (strcmp(iw->cache[i].key, key) == 0)
+            iw->cache[i].expires_ms = 0;
+    }
+}
+
+static int split_addr(px_t *p, const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t hl;
+    if (colon == NULL || str_port(colon + 1, &p->port) < 0)
+        return ERR_INVAL;
+    hl = (size_t)(colon - addr);
+    if (hl >= sizeof(p->host))
+        return ERR_INVAL;
+    /* "[::1]:port" → "::1" */
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+        memcpy(p->host, addr + 1, hl - 2);
+        p->host[hl - 2] = '\0';
+    } else {
+        memcpy(p->host, addr, hl);
+        p->host[hl] = '\0';
+    }
+    return 0;
+}
+
+static void do_lookup(uv_work_t *w)
+{
+    px_t *p = w->data;
+    for (int i = 0; i < RESOLVE_TRIES; i++) {
+        p->resolve_rc = resolve_lookup(p->iw->sc->resolve, p->id, p->ns, p->addr,
+                                       sizeof(p->addr), &p->resolve_detail);
+        if (p->resolve_rc != ERR_INVOKE_NO_HOST)
+            break;
+        if (i + 1 < RESOLVE_TRIES)
+            uv_sleep(RESOLVE_PAUSE_MS);
+    }
+}
+
+static void after_lookup(uv_work_t *w, int status)
+{
+    px_t *p = w->data;
+
+    p->resolving = false;
+    if (p->sreq == NULL) { /* the client left meanwhile */
+        px_maybe_free(p);
+        return;
+    }
+    if (status < 0 || p->resolve_rc < 0) {
+        px_fail(p, "failed to resolve address for '%s': %s", p->target,
+                p->resolve_rc == ERR_INVOKE_NO_HOST ? "no host found with the given ID"
+                : p->resolve_detail.msg[0]          ? p->resolve_detail.msg
+                                                    : err_str(p->resolve_rc));
+        px_maybe_free(p);
+        return;
+    }
+    if (split_addr(p, p->addr) < 0) {
+        px_fail(p, "invalid address '%s' from name resolution", p->addr);
+        px_maybe_free(p);
+        return;
+    }
+    cache_put(p->iw, p->id, p->ns, p->addr);
+    px_send(p);
+}
+
+/* --- building the upstream head --------------------------------------------------------------- */
+
+/* Identity and routing headers only the sidecar may set: whatever a client or app sends under
+ * these names (in any case) is dropped, so duplicates cannot exist. */
+static bool is_sidecar_header(const char *n, size_t len)
+{
+    return str_eq(n, len, "dapr-caller-app-id") || str_eq(n, len, "dapr-caller-namespace") ||
+           str_eq(n, len, "dapr-callee-app-id") || str_eq(n, len, "dapr-app-id") ||
+           str_eq(n, len, "destination-app-id");
+}
+
+/* Copies the client's headers minus hop-by-hop, framing, Host and sidecar-asserted ones. */
+static int copy_headers(const net_head_t *in, net_head_t *out, bool drop_api_token)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < in->header_count; i++) {
+        const net_header_t *f = &in->headers[i];
+        if (net_head_is_hop(in, f->name, f->name_len) || is_sidecar_header(f->name, f->name_len) ||
+            str_eq(f->name, f->name_len, "host") ||
+            str_eq(f->name, f->name_len, "content-length") ||
+            str_eq(f->name, f->name_len, "expect") ||
+            (drop_api_token && str_eq(f->name, f->name_len, "dapr-api-token")))
+            continue;
+        rc = net_head_add(out, f->name, f->name_len, f->value, f->value_len);
+    }
+    return rc;
+}
+
+static int add_str(net_head_t *h, const char *name, const char *value)
+{
+    return net_head_add(h, name, strlen(name), value, strlen(value));
+}
+
+/* Builds "/<escaped method>[?query]". */
+static int set_url(net_head_t *out, const char *method, size_t mlen, const char *q, size_t qlen)
+{
+    buf_t u;
+    int rc;
+    buf_init(&u, 64 * 1024);
+    rc = buf_append(&u, "/", 1);
+    rc = rc ? rc : invoke_path_escape(&u, method, mlen);
+    if (rc == 0 && q != NULL && qlen > 0) {
+        rc = buf_append(&u, "?", 1);
+        rc = rc ? rc : buf_append(&u, q, qlen);
+    }
+    rc = rc ? rc : net_head_set_url(out, buf_ptr(&u), u.len);
+    buf_free(&u);
+    return rc;
+}
+
+static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
+{
+    px_t *p = mem_calloc(sizeof(*p));
+    const net_head_t *in = net_sreq_head(req);
+    p->iw = iw;
+    p->sreq = req;
+    net_head_init(&p->out);
+    p->out.method = in->method;
+    p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
+    net_sreq_watch(req, &client_cbs, p);
+    return p;
+}
+
+/* Headers the app sees on every call (spec §1.3): who called, in which namespace, and for whom. */
+static int stamp_identity(net_head_t *out, const char *caller, const char *caller_ns,
+                          const char *callee, const char *app_api_token)
+{
+    int rc = add_str(out, "dapr-caller-app-id", caller);
+    rc = rc ? rc : add_str(out, "dapr-caller-namespace", caller_ns);
+    rc = rc ? rc : add_str(out, "dapr-callee-app-id", callee);
+    if (rc == 0 && app_api_token != NULL)
+        rc = add_str(out, "dapr-api-token", app_api_token);
+    return rc;
+}
+
+void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
+{
+    invoke_sidecar_t *sc = iw->sc;
+    const invoke_opts_t *o = sc->opts;
+    const net_head_t *in = net_sreq_head(req);
+    px_t *p;
+    err_detail_t d = {{0}};
+    int rc;
+
+    if (in->method == HTTP_CONNECT) {
+        invoke__respond_error(req, 400, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                              route->target, "invalid HTTP verb");
+        return;
+    }
+    p = px_new(iw, req);
+    snprintf(p->target, sizeof(p->target), "%s", route->target);
+    if (strncmp(route->target, "http://", 7) == 0 || strncmp(route->target, "https://", 8) == 0) {
+        /* TODO(issue 5): full-URL and HTTPEndpoint targets. */
+        px_fail(p, "external service invocation is not supported yet");
+        px_maybe_free(p);
+        return;
+    }
+    rc = invoke_split_target(route->target, o->namespace_, p->id, sizeof(p->id), p->ns,
+                             sizeof(p->ns), &d);
+    if (rc < 0) {
+        px_fail(p, "%s", d.msg);
+        px_maybe_free(p);
+        return;
+    }
+    p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
+    rc = set_url(&p->out, buf_ptr(&route->method), route->method.len, route->query,
+                 route->query_len);
+    rc = rc ? rc : copy_headers(in, &p->out, sc->api_token != NULL);
+    if (p->to_app) {
+        /* A call to ourselves goes straight to our app (no hop), caller = callee = self. */
+        rc = rc ? rc : stamp_identity(&p->out, o->app_id, o->namespace_, o->app_id,
+                                      sc->app_api_token);
+    } else {
+        char fwd[600];
+        snprintf(fwd, sizeof(fwd), "for=%s;host=%s", sc->host_ip, sc->hostname);
+        rc = rc ? rc : stamp_identity(&p->out, o->app_id, o->namespace_, p->id, NULL);
+        rc = rc ? rc : add_str(&p->out, "x-forwarded-for", sc->host_ip);
+        rc = rc ? rc : add_str(&p->out, "x-forwarded-host", sc->hostname);
+        rc = rc ? rc : add_str(&p->out, "forwarded", fwd);
+    }
+    if (rc < 0) {
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        return;
+    }
+    if (p->to_app) {
+        if (o->app_port == 0) {
+            px_fail(p, "app channel is not initialized");
+            px_maybe_free(p);
+            return;
+        }
+        snprintf(p->host, sizeof(p->host), "%s", o->app_channel_address);
+        p->port = o->app_port;
+        px_send(p);
+        return;
+    }
+    {
+        const char *addr = cache_get(iw, p->id, p->ns);
+        if (addr != NULL && split_addr(p, addr) == 0) {
+            px_send(p);
+            return;
+        }
+    }
+    p->resolving = true;
+    p->work.data = p;
+    rc = uv_queue_work(net_worker_loop(iw->nw), &p->work, do_lookup, after_lookup);
+    if (rc < 0) {
+        p->resolving = false;
+        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
+        px_maybe_free(p);
+    }
+}
+
+/* The callee side: a peer sidecar forwards a call for our app. */
+void invoke__on_internal_request(net_sreq_t *req, void *ctx)
+{
+    invoke_worker_t *iw = ctx;
+    invoke_sidecar_t *sc = iw->sc;
+    const invoke_opts_t *o = sc->opts;
+    const net_head_t *in = net_sreq_head(req);
+    const net_header_t *callee = net_head_get(in, "dapr-callee-app-id");
+    const net_header_t *caller = net_head_get(in, "dapr-caller-app-id");
+    const net_header_t *caller_ns = net_head_get(in, "dapr-caller-namespace");
+    char caller_id[INVOKE_ID_MAX], caller_nsb[INVOKE_ID_MAX];
+    err_detail_t d = {{0}};
+    buf_t path, method;
+    const char *q;
+    size_t qlen;
+    px_t *p;
+    int rc;
+
+    if (callee == NULL || !str_eq(callee->value, callee->value_len, o->app_id) || caller == NULL ||
+        caller_ns == NULL || caller->value_len >= sizeof(caller_id) ||
+        caller_ns->value_len >= sizeof(caller_nsb)) {
+        invoke__respond_error(req, 500, "ERR_DIRECT_INVOKE",
+                              "failed to invoke, id: %s, err: misrouted call (callee mismatch)",
+                              o->app_id);
+        return;
+    }
+    memcpy(caller_id, caller->value, caller->value_len);
+    caller_id[caller->value_len] = '\0';
+    memcpy(caller_nsb, caller_ns->value, caller_ns->value_len);
+    caller_nsb[caller_ns->value_len] = '\0';
+
+    /* Normalise again on the callee (Dapr does): what the app and policy see is what we checked. */
+    buf_init(&path, 64 * 1024);
+    buf_init(&method, 64 * 1024);
+    rc = invoke_url_split(in->url, in->url_len, &path, &q, &qlen, &d);
+    if (rc == 0)
+        rc = invoke_method_normalize(path.ptr + 1, path.len - 1, &method, &d);
+    if (rc < 0) {
+        invoke__respond_error(req, 400, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                              o->app_id, d.msg);
+        goto out;
+    }
+    p = px_new(iw, req);
+    snprintf(p->target, sizeof(p->target), "%s", o->app_id);
+    p->to_app = true;
+    rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
+    rc = rc ? rc : copy_headers(in, &p->out, false);
+    rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
+    if (rc < 0) {
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        goto out;
+    }
+    if (o->app_port == 0) {
+        px_fail(p, "app channel is not initialized");
+        px_maybe_free(p);
+        goto out;
+    }
+    snprintf(p->host, sizeof(p->host), "%s", o->app_channel_address);
+    p->port = o->app_port;
+    px_send(p);
+out:
+    buf_free(&path);
+    buf_free(&method);
+}

@@ -1,0 +1,687 @@
+/*
+ * HTTP/1.1 client requests over a per-worker pool of keep-alive connections. A connection is put
+ * back in the pool only after its response was read completely and the request body was fully
+ * sent; while pooled it keeps reading so that a peer's close is noticed at once.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "net/net_int.h"
+
+#define KEY_MAX 300
+
+typedef struct net_pconn {
+    uv_tcp_t tcp;                /* the upstream socket */
+    uv_timer_t timer;            /* connect / idle-in-pool / response-idle timeout */
+    uv_connect_t connect;        /* connect request */
+    uv_getaddrinfo_t gai;        /* name lookup for non-numeric hosts */
+    int handles;                 /* handles not yet closed; freed at 0 */
+    net_worker_t *w;             /* owner */
+    net__list_t node;            /* in worker->pool */
+    char key[KEY_MAX];           /* "host:port" */
+    int port;                    /* upstream port */
+    http_parser parser;          /* response parser */
+    struct net_creq *req;        /* request using the connection; NULL when idle */
+    bool connected;              /* TCP connect completed */
+    bool resolving;              /* getaddrinfo in flight */
+    bool reading;                /* uv_read_start in effect */
+    bool closing;                /* uv_close called */
+    bool reused;                 /* served a request before this one */
+    bool in_execute;             /* the parser is running: not to be handed out meanwhile */
+    net_head_t building;         /* response head being parsed */
+    buf_t field, value;          /* header name/value fragments */
+    int last_cb;                 /* 0 none, 1 field, 2 value */
+    bool skip_interim;           /* the message being parsed is a 1xx */
+} net_pconn_t;
+
+struct net_creq {
+    net_pconn_t *pc;             /* connection carrying the request */
+    net_worker_t *w;             /* owner */
+    net_creq_cbs_t cbs;          /* caller's callbacks */
+    void *ctx;                   /* caller's context */
+    buf_t head_out;              /* serialised request head, kept for a replay on a stale reuse */
+    buf_t early;                 /* bytes written before the connection could take them */
+    int method;                  /* request method */
+    bool chunked;                /* request body is chunk-framed */
+    bool has_body;               /* request carries a body */
+    bool body_ended;             /* caller ended the body */
+    bool got_head;               /* response head arrived */
+    bool got_any;                /* any response byte arrived */
+    bool paused;                 /* caller paused response reading */
+    bool done;                   /* on_end delivered or aborted */
+    bool drain_wanted;           /* tell the caller when output drops below low water */
+    bool replayed;               /* already retried once on a fresh connection */
+    uint64_t idle_timeout_ms;    /* response silence limit, 0 = none */
+};
+
+static http_parser_settings settings;
+static void pc_close(net_pconn_t *pc);
+static void pc_start_reading(net_pconn_t *pc);
+static void finish(net_creq_t *r, int status, const char *detail);
+static int pc_connect(net_pconn_t *pc, const char *host);
+static void on_req_written(uv_write_t *wr, int status);
+
+/* --- connection lifecycle --------------------------------------------------------------------- */
+
+static void on_pc_closed(uv_handle_t *h)
+{
+    net_pconn_t *pc = h->data;
+    if (--pc->handles > 0)
+        return;
+    net_head_free(&pc->building);
+    buf_free(&pc->field);
+    buf_free(&pc->value);
+    mem_free(pc);
+}
+
+static void pc_close(net_pconn_t *pc)
+{
+    if (pc->closing)
+        return;
+    pc->closing = true;
+    net__list_remove(&pc->node);
+    if (pc->resolving)
+        uv_cancel((uv_req_t *)&pc->gai);
+    uv_close((uv_handle_t *)&pc->timer, on_pc_closed);
+    uv_close((uv_handle_t *)&pc->tcp, on_pc_closed);
+}
+
+static void on_pc_timer(uv_timer_t *t)
+{
+    net_pconn_t *pc = t->data;
+    net_creq_t *r = pc->req;
+
+    if (r == NULL) { /* idle in the pool for too long */
+        pc_close(pc);
+        return;
+    }
+    finish(r, pc->connected ? ERR_TIMEOUT : ERR_NET_CONNECT,
+           pc->connected ? "upstream idle timeout" : "connect timeout");
+}
+
+static void pc_arm(net_pconn_t *pc, uint64_t ms)
+{
+    if (pc->closing)
+        return;
+    if (ms == 0)
+        uv_timer_stop(&pc->timer);
+    else
+        uv_timer_start(&pc->timer, on_pc_timer, ms, 0);
+}
+
+static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port)
+{
+    net_pconn_t *pc = mem_calloc(sizeof(*pc));
+    pc->w = w;
+    pc->handles = 2;
+    pc->port = port;
+    snprintf(pc->key, sizeof(pc->key), "%s", key);
+    uv_tcp_init(&w->loop, &pc->tcp);
+    uv_timer_init(&w->loop, &pc->timer);
+    pc->tcp.data = pc;
+    pc->timer.data = pc;
+    net_head_init(&pc->building);
+    buf_init(&pc->field, w->limits.max_head_bytes);
+    buf_init(&pc->value, w->limits.max_head_bytes);
+    http_parser_init(&pc->parser, HTTP_RESPONSE);
+    pc->parser.data = pc;
+    net__list_push(&w->pool, &pc->node);
+    return pc;
+}
+
+/* Returns a connection to the pool, or closes it if it cannot be reused. */
+static void pc_release(net_pconn_t *pc, bool reusable)
+{
+    size_t idle = 0;
+
+    pc->req = NULL;
+    if (!reusable || pc->closing || pc->w->stopping) {
+        pc_close(pc);
+        return;
+    }
+    for (net__list_t *n = pc->w->pool.next; n != &pc->w->pool; n = n->next) {
+        net_pconn_t *o = container_of(n, net_pconn_t, node);
+        idle += o->req == NULL && o != pc && strcmp(o->key, pc->key) == 0;
+    }
+    if (idle >= pc->w->limits.pool_max_idle_per_target) {
+        pc_close(pc);
+        return;
+    }
+    pc->reused = true;
+    pc_arm(pc, pc->w->limits.pool_idle_timeout_ms);
+    pc_start_reading(pc); /* notice the peer closing while idle */
+}
+
+void net__pool_close_all(net_worker_t *w)
+{
+    while (!net__list_empty(&w->pool)) {
+        net_pconn_t *pc = container_of(w->pool.next, net_pconn_t, node);
+        if (pc->req != NULL)
+            finish(pc->req, ERR_CLOSED, "shutting down");
+        else
+            pc_close(pc);
+        if (!pc->closing)
+            pc_close(pc);
+    }
+}
+
+/* --- completion ------------------------------------------------------------------------------- */
+
+/* Delivers the outcome once and detaches the request from its connection. */
+static void finish(net_creq_t *r, int status, const char *detail)
+{
+    net_pconn_t *pc = r->pc;
+    bool reusable;
+
+    if (r->done)
+        return;
+    r->done = true;
+    reusable = status == 0 && r->body_ended && pc != NULL && pc->connected &&
+               http_should_keep_alive(&pc->parser) && pc->tcp.write_queue_size == 0;
+    if (pc != NULL) {
+        pc->req = NULL;
+        pc_release(pc, reusable);
+    }
+    r->pc = NULL;
+    atomic_fetch_sub(&r->w->active, 1);
+    if (r->cbs.on_end)
+        r->cbs.on_end(r, status, detail, r->ctx);
+    buf_free(&r->head_out);
+    buf_free(&r->early);
+    mem_free(r);
+}
+
+/* A reused connection failed before any response byte: if the request can be sent again whole
+ * (no body), send it on a fresh connection once. Returns true when a replay was started. */
+static bool try_replay(net_creq_t *r)
+{
+    net_pconn_t *old = r->pc, *pc;
+    char host[KEY_MAX];
+    char *colon;
+
+    if (r->replayed || r->got_any || r->has_body || old == NULL || !old->reused)
+        return false;
+    r->replayed = true;
+    snprintf(host, sizeof(host), "%s", old->key);
+    colon = strrchr(host, ':');
+    if (colon == NULL)
+        return false;
+    *colon = '\0';
+    old->req = NULL;
+    pc_close(old);
+    pc = pc_new(r->w, old->key, old->port);
+    pc->req = r;
+    r->pc = pc;
+    if (pc_connect(pc, host) < 0)
+        return false;
+    if (net__write((uv_stream_t *)&pc->tcp, "", 0, r->head_out.ptr, r->head_out.len, "", 0,
+                   on_req_written) < 0)
+        return false;
+    log_debug("net", "replayed request to %s on a fresh connection", pc->key);
+    return true;
+}
+
+static void fail(net_creq_t *r, int status, const char *detail)
+{
+    if (status != ERR_NET_CONNECT && try_replay(r))
+        return;
+    finish(r, status, detail);
+}
+
+/* --- response parsing ------------------------------------------------------------------------- */
+
+static int on_message_begin(http_parser *p)
+{
+    net_pconn_t *pc = p->data;
+    net_head_free(&pc->building);
+    pc->last_cb = 0;
+    return 0;
+}
+
+static int flush_header(net_pconn_t *pc)
+{
+    const char *v = buf_ptr(&pc->value);
+    size_t vlen = pc->value.len;
+
+    if (pc->last_cb != 2)
+        return 0;
+    if (pc->building.header_count >= pc->w->limits.max_header_count)
+        return -1;
+    str_trim(&v, &vlen);
+    if (net_head_add(&pc->building, buf_ptr(&pc->field), pc->field.len, v, vlen) < 0)
+        return -1;
+    buf_reset(&pc->field);
+    buf_reset(&pc->value);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    net_pconn_t *pc = p->data;
+    if (pc->last_cb == 2 && flush_header(pc) < 0)
+        return -1;
+    pc->last_cb = 1;
+    return buf_append(&pc->field, at, n) < 0 ? -1 : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    net_pconn_t *pc = p->data;
+    pc->last_cb = 2;
+    return buf_append(&pc->value, at, n) < 0 ? -1 : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    net_pconn_t *pc = p->data;
+    net_creq_t *r = pc->req;
+    net_head_t *h = &pc->building;
+
+    if (flush_header(pc) < 0)
+        return -1;
+    if (r == NULL)
+        return -1; /* a response nobody asked for */
+    pc->skip_interim = p->status_code >= 100 && p->status_code < 200;
+    if (pc->skip_interim)
+        return 0; /* 1xx: the real response follows */
+    h->status = p->status_code;
+    h->http_minor = p->http_minor;
+    h->keep_alive = http_should_keep_alive(p) != 0;
+    h->chunked = (p->flags & F_CHUNKED) != 0;
+    h->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
+    r->got_head = true;
+    if (r->cbs.on_head)
+        r->cbs.on_head(r, h, r->ctx);
+    if (pc->req != r || r->done)
+        return -1; /* aborted from the callback */
+    return r->method == HTTP_HEAD ? 1 : 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    net_pconn_t *pc = p->data;
+    net_creq_t *r = pc->req;
+
+    if (r == NULL)
+        return -1;
+    if (r->cbs.on_body)
+        r->cbs.on_body(r, at, n, r->ctx);
+    return pc->req != r || r->done ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    net_pconn_t *pc = p->data;
+    net_creq_t *r = pc->req;
+
+    if (pc->skip_interim) {
+        pc->skip_interim = false;
+        return 0;
+    }
+    if (r == NULL)
+        return -1;
+    http_parser_pause(p, 1); /* anything after this response is not ours */
+    finish(r, 0, NULL);
+    return 0;
+}
+
+static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    net_pconn_t *pc = s->data;
+    net_worker_t *w = pc->w;
+    net_creq_t *r = pc->req;
+
+    if (nread == 0) {
+        net__release_buf(w, buf);
+        return;
+    }
+    if (r == NULL) {
+        /* Idle in the pool: any byte or EOF means the connection is unusable. */
+        net__release_buf(w, buf);
+        pc_close(pc);
+        return;
+    }
+    if (nread < 0) {
+        net__release_buf(w, buf);
+        if (nread == UV_EOF && r->got_head) {
+            /* Lets a read-until-close body complete; errors if the body was cut short. */
+            http_parser_execute(&pc->parser, &settings, NULL, 0);
+            if (pc->req == r && !r->done)
+                finish(r, ERR_NET_UPSTREAM_CLOSED, "upstream closed the connection mid-response");
+            return;
+        }
+        fail(r, ERR_NET_UPSTREAM_CLOSED,
+             nread == UV_EOF ? "upstream closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    r->got_any = true;
+    if (r->idle_timeout_ms)
+        pc_arm(pc, r->idle_timeout_ms);
+    else
+        uv_timer_stop(&pc->timer);
+    {
+        size_t used;
+        enum http_errno e;
+        pc->in_execute = true;
+        used = http_parser_execute(&pc->parser, &settings, buf->base, (size_t)nread);
+        pc->in_execute = false;
+        e = HTTP_PARSER_ERRNO(&pc->parser);
+        net__release_buf(w, buf);
+        if (pc->req == NULL && used < (size_t)nread) {
+            pc_close(pc); /* bytes after the response: the connection cannot be trusted */
+            return;
+        }
+        if (pc->req == r && !r->done && (e != HPE_OK || used != (size_t)nread)) {
+            finish(r, ERR_NET_BAD_RESPONSE, http_errno_description(e));
+            return;
+        }
+    }
+}
+
+static void pc_start_reading(net_pconn_t *pc)
+{
+    if (!pc->reading && !pc->closing && pc->connected) {
+        if (uv_read_start((uv_stream_t *)&pc->tcp, net__alloc_cb, on_pc_read) == 0)
+            pc->reading = true;
+    }
+}
+
+/* --- sending ---------------------------------------------------------------------------------- */
+
+static void on_req_written(uv_write_t *wr, int status)
+{
+    net__write_t *w = container_of(wr, net__write_t, req);
+    net_pconn_t *pc = wr->handle->data;
+    net_creq_t *r = pc->req;
+
+    mem_free(w);
+    if (r == NULL || pc->closing)
+        return;
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            fail(r, ERR_NET_UPSTREAM_CLOSED, uv_strerror(status));
+        return;
+    }
+    if (r->drain_wanted && pc->tcp.write_queue_size <= pc->w->limits.low_water_bytes) {
+        r->drain_wanted = false;
+        if (r->cbs.on_drain)
+            r->cbs.on_drain(r, r->ctx);
+    }
+}
+
+/* Writes bytes of the request, or holds them while the connection is not yet started. */
+static int req_send(net_creq_t *r, const char *prefix, size_t plen, const char *p, size_t n,
+                    const char *suffix, size_t slen)
+{
+    net_pconn_t *pc = r->pc;
+    int rc;
+
+    if (pc->resolving) {
+        rc = buf_append(&r->early, prefix, plen);
+        rc = rc ? rc : buf_append(&r->early, p, n);
+        return rc ? rc : buf_append(&r->early, suffix, slen);
+    }
+    rc = net__write((uv_stream_t *)&pc->tcp, prefix, plen, p, n, suffix, slen, on_req_written);
+    if (rc == 0 && pc->tcp.write_queue_size > pc->w->limits.high_water_bytes)
+        r->drain_wanted = true;
+    return rc;
+}
+
+static void on_connected(uv_connect_t *cr, int status)
+{
+    net_pconn_t *pc = cr->handle->data;
+    net_creq_t *r = pc->req;
+
+    if (pc->closing)
+        return;
+    if (status < 0) {
+        if (r != NULL)
+            finish(r, ERR_NET_CONNECT, uv_strerror(status));
+        else
+            pc_close(pc);
+        return;
+    }
+    pc->connected = true;
+    net__tune(&pc->tcp);
+    if (r != NULL)
+        pc_arm(pc, r->idle_timeout_ms);
+    pc_start_reading(pc);
+}
+
+static int start_connect(net_pconn_t *pc, const struct sockaddr *sa)
+{
+    pc_arm(pc, pc->w->limits.connect_timeout_ms);
+    return uv_tcp_connect(&pc->connect, &pc->tcp, sa, on_connected);
+}
+
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
+{
+    net_pconn_t *pc = g->data;
+    net_creq_t *r = pc->req;
+    int rc = status;
+
+    pc->resolving = false;
+    if (status == UV_ECANCELED || pc->closing) {
+        uv_freeaddrinfo(ai);
+        return;
+    }
+    if (rc == 0)
+        rc = start_connect(pc, ai->ai_addr);
+    uv_freeaddrinfo(ai);
+    if (rc == 0 && r != NULL && r->early.len > 0) {
+        rc = net__write((uv_stream_t *)&pc->tcp, "", 0, r->early.ptr, r->early.len, "", 0,
+                        on_req_written);
+        buf_free(&r->early);
+    }
+    if (rc < 0 && r != NULL)
+        finish(r, ERR_NET_CONNECT, uv_strerror(rc));
+}
+
+static int pc_connect(net_pconn_t *pc, const char *host)
+{
+    struct sockaddr_storage ss;
+    struct addrinfo hints;
+
+    if (uv_ip4_addr(host, pc->port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(host, pc->port, (struct sockaddr_in6 *)&ss) == 0)
+        return start_connect(pc, (struct sockaddr *)&ss);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    pc->gai.data = pc;
+    pc->resolving = true;
+    {
+        char port[8];
+        int rc;
+        snprintf(port, sizeof(port), "%d", pc->port);
+        rc = uv_getaddrinfo(&pc->w->loop, &pc->gai, on_resolved, host, port, &hints);
+        if (rc < 0)
+            pc->resolving = false;
+        else
+            pc_arm(pc, pc->w->limits.connect_timeout_ms);
+        return rc;
+    }
+}
+
+static net_pconn_t *pool_take(net_worker_t *w, const char *key)
+{
+    for (net__list_t *n = w->pool.next; n != &w->pool; n = n->next) {
+        net_pconn_t *pc = container_of(n, net_pconn_t, node);
+        if (pc->req == NULL && !pc->closing && pc->connected && !pc->in_execute &&
+            strcmp(pc->key, key) == 0) {
+            http_parser_init(&pc->parser, HTTP_RESPONSE);
+            pc->parser.data = pc;
+            /* Most recently used last: move to the back so hot connections stay warm. */
+            net__list_remove(&pc->node);
+            net__list_push(&w->pool, &pc->node);
+            return pc;
+        }
+    }
+    return NULL;
+}
+
+static int serialise_head(net_creq_t *r, const char *host_header, const net_head_t *h,
+                          int64_t body_len)
+{
+    buf_t *b = &r->head_out;
+    int rc = buf_printf(b, "%s %s HTTP/1.1\r\nhost: %s\r\n",
+                        http_method_str((enum http_method)h->method), h->url, host_header);
+    for (size_t i = 0; rc == 0 && i < h->header_count; i++) {
+        const net_header_t *f = &h->headers[i];
+        if (net_head_is_hop(h, f->name, f->name_len) || str_eq(f->name, f->name_len, "host") ||
+            str_eq(f->name, f->name_len, "content-length") ||
+            str_eq(f->name, f->name_len, "expect"))
+            continue;
+        rc = buf_append(b, f->name, f->name_len);
+        rc = rc ? rc : buf_append(b, ": ", 2);
+        rc = rc ? rc : buf_append(b, f->value, f->value_len);
+        rc = rc ? rc : buf_append(b, "\r\n", 2);
+    }
+    if (rc == 0 && body_len > 0)
+        rc = buf_printf(b, "content-length: %lld\r\n", (long long)body_len);
+    else if (rc == 0 && body_len < 0)
+        rc = buf_append_str(b, "transfer-encoding: chunked\r\n");
+    else if (rc == 0 && (h->method == HTTP_POST || h->method == HTTP_PUT ||
+                         h->method == HTTP_PATCH))
+        rc = buf_append_str(b, "content-length: 0\r\n");
+    return rc ? rc : buf_append(b, "\r\n", 2);
+}
+
+int net_creq_start(net_worker_t *w, const char *host, int port, const char *host_header,
+                   const net_head_t *h, int64_t body_len, uint64_t idle_timeout_ms,
+                   const net_creq_cbs_t *cbs, void *ctx, net_creq_t **out)
+{
+    char key[KEY_MAX];
+    net_pconn_t *pc;
+    net_creq_t *r;
+    int rc;
+
+    if (w->stopping)
+        return ERR_CLOSED;
+    if (snprintf(key, sizeof(key), "%s:%d", host, port) >= (int)sizeof(key))
+        return ERR_INVAL;
+    r = mem_calloc(sizeof(*r));
+    r->w = w;
+    r->cbs = *cbs;
+    r->ctx = ctx;
+    r->method = h->method;
+    r->chunked = body_len < 0;
+    r->has_body = body_len != 0;
+    r->body_ended = body_len == 0;
+    r->idle_timeout_ms = idle_timeout_ms;
+    buf_init(&r->head_out, 1024 * 1024);
+    buf_init(&r->early, w->limits.high_water_bytes * 2);
+    rc = serialise_head(r, host_header, h, body_len);
+    if (rc < 0)
+        goto fail;
+    pc = pool_take(w, key);
+    if (pc != NULL) {
+        uv_timer_stop(&pc->timer);
+        pc_arm(pc, idle_timeout_ms);
+    } else {
+        pc = pc_new(w, key, port);
+        rc = pc_connect(pc, host);
+        if (rc < 0) {
+            pc_close(pc);
+            goto fail;
+        }
+    }
+    pc->req = r;
+    r->pc = pc;
+    pc->parser.data = pc;
+    rc = req_send(r, "", 0, r->head_out.ptr, r->head_out.len, "", 0);
+    if (rc < 0) {
+        pc->req = NULL;
+        pc_close(pc);
+        goto fail;
+    }
+    atomic_fetch_add(&w->active, 1);
+    *out = r;
+    return 0;
+fail:
+    buf_free(&r->head_out);
+    buf_free(&r->early);
+    mem_free(r);
+    return rc;
+}
+
+int net_creq_write(net_creq_t *r, const char *p, size_t n)
+{
+    char hdr[24];
+    int hl;
+
+    if (r->done || r->body_ended)
+        return ERR_INVAL;
+    if (n == 0)
+        return 0;
+    if (!r->chunked)
+        return req_send(r, "", 0, p, n, "", 0);
+    hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+    return req_send(r, hdr, (size_t)hl, p, n, "\r\n", 2);
+}
+
+int net_creq_end(net_creq_t *r)
+{
+    static const char last[] = "0\r\n\r\n";
+    int rc = 0;
+
+    if (r->done || r->body_ended)
+        return 0;
+    r->body_ended = true;
+    if (r->chunked)
+        rc = req_send(r, "", 0, last, sizeof(last) - 1, "", 0);
+    return rc;
+}
+
+size_t net_creq_queued(const net_creq_t *r)
+{
+    return r->pc ? r->pc->tcp.write_queue_size + r->early.len : 0;
+}
+
+void net_creq_pause(net_creq_t *r)
+{
+    net_pconn_t *pc = r->pc;
+    r->paused = true;
+    if (pc != NULL && pc->reading) {
+        uv_read_stop((uv_stream_t *)&pc->tcp);
+        pc->reading = false;
+    }
+}
+
+void net_creq_resume(net_creq_t *r)
+{
+    r->paused = false;
+    if (r->pc != NULL)
+        pc_start_reading(r->pc);
+}
+
+void net_creq_abort(net_creq_t *r)
+{
+    net_pconn_t *pc = r->pc;
+
+    if (r->done)
+        return;
+    r->done = true;
+    if (pc != NULL) {
+        pc->req = NULL;
+        pc_close(pc);
+    }
+    atomic_fetch_sub(&r->w->active, 1);
+    buf_free(&r->head_out);
+    buf_free(&r->early);
+    mem_free(r);
+}
+
+__attribute__((constructor)) static void init_settings(void)
+{
+    settings.on_message_begin = on_message_begin;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}

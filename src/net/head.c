@@ -1,0 +1,162 @@
+/* Message heads: a header list whose strings live in one owned buffer. */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/str.h"
+#include "net/net.h"
+
+/* Bytes a single head may hold in its store; the request parser enforces its own, smaller limit. */
+#define HEAD_STORE_MAX (1024 * 1024)
+
+void net_head_init(net_head_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->content_length = -1;
+    buf_init(&h->store, HEAD_STORE_MAX);
+}
+
+void net_head_free(net_head_t *h)
+{
+    buf_free(&h->store);
+    mem_free(h->headers);
+    net_head_init(h);
+}
+
+/* Header strings are stored as offsets while the store may still move, and turned into pointers
+ * whenever it does: every stored pointer is rebased after each append. */
+static void rebase(net_head_t *h, const char *old)
+{
+    const char *now = h->store.ptr;
+    if (old == NULL || old == now)
+        return;
+    for (size_t i = 0; i < h->header_count; i++) {
+        h->headers[i].name = now + (h->headers[i].name - old);
+        h->headers[i].value = now + (h->headers[i].value - old);
+    }
+    if (h->url != NULL)
+        h->url = now + (h->url - old);
+}
+
+static int store(net_head_t *h, const char *p, size_t n, size_t *off)
+{
+    const char *old = h->store.ptr;
+    size_t at = h->store.len;
+    int rc = buf_append(&h->store, p, n);
+    if (rc == 0)
+        rc = buf_append(&h->store, "", 1); /* NUL after every string */
+    if (rc < 0)
+        return rc;
+    rebase(h, old);
+    *off = at;
+    return 0;
+}
+
+int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    size_t noff, voff;
+    int rc;
+
+    if (h->header_count == h->header_cap) {
+        size_t cap = h->header_cap ? h->header_cap * 2 : 16;
+        net_header_t *a = mem_try_realloc(h->headers, cap * sizeof(*a));
+        if (a == NULL)
+            return ERR_NOMEM;
+        h->headers = a;
+        h->header_cap = cap;
+    }
+    rc = store(h, name, name_len, &noff);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < name_len; i++) {
+        char *c = h->store.ptr + noff + i;
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c + 32);
+    }
+    rc = store(h, value, value_len, &voff);
+    if (rc < 0)
+        return rc;
+    h->headers[h->header_count++] = (net_header_t){h->store.ptr + noff, name_len,
+                                                   h->store.ptr + voff, value_len};
+    return 0;
+}
+
+int net_head_set_url(net_head_t *h, const char *url, size_t len)
+{
+    size_t off;
+    int rc = store(h, url, len, &off);
+    if (rc < 0)
+        return rc;
+    h->url = h->store.ptr + off;
+    h->url_len = len;
+    return 0;
+}
+
+const net_header_t *net_head_get(const net_head_t *h, const char *lname)
+{
+    for (size_t i = 0; i < h->header_count; i++) {
+        if (str_eq(h->headers[i].name, h->headers[i].name_len, lname))
+            return &h->headers[i];
+    }
+    return NULL;
+}
+
+size_t net_head_count(const net_head_t *h, const char *lname)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->header_count; i++)
+        n += str_eq(h->headers[i].name, h->headers[i].name_len, lname);
+    return n;
+}
+
+/* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way. */
+static const char *const hop_fields[] = {
+    "connection",          "keep-alive",         "proxy-connection", "transfer-encoding", "te",
+    "trailer",             "upgrade",            "proxy-authorization",
+    "proxy-authenticate",  "http2-settings",
+};
+
+/* True when the comma-separated list [v, v+n) names the token [name, name+len). */
+static bool list_has(const char *v, size_t n, const char *name, size_t len)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        const char *tok;
+        size_t tlen;
+        while (j < n && v[j] != ',')
+            j++;
+        tok = v + i;
+        tlen = j - i;
+        str_trim(&tok, &tlen);
+        if (tlen == len) {
+            size_t k;
+            for (k = 0; k < len; k++) {
+                char a = tok[k];
+                if (a >= 'A' && a <= 'Z')
+                    a = (char)(a + 32);
+                if (a != name[k])
+                    break;
+            }
+            if (k == len)
+                return true;
+        }
+        i = j + 1;
+    }
+    return false;
+}
+
+bool net_head_is_hop(const net_head_t *h, const char *lname, size_t len)
+{
+    for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
+        if (str_eq(lname, len, hop_fields[i]))
+            return true;
+    }
+    for (size_t i = 0; i < h->header_count; i++) {
+        const net_header_t *f = &h->headers[i];
+        if (str_eq(f->name, f->name_len, "connection") && list_has(f->value, f->value_len, lname, len))
+            return true;
+    }
+    return false;
+}

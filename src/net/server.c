@@ -1,0 +1,946 @@
+/*
+ * HTTP/1.1 server connections: parse request heads strictly and within limits, hand each request
+ * to the handler, deliver its body chunk by chunk under the handler's backpressure, and frame the
+ * response. One request is in flight per connection; pipelined bytes wait in a bounded buffer.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "net/net_int.h"
+
+typedef struct net_server {
+    uv_tcp_t tcp;              /* listener */
+    net__list_t node;          /* in worker->servers */
+    net_worker_t *w;           /* owner */
+    net_server_cbs_t cbs;      /* handler */
+    void *ctx;                 /* handler context */
+    bool closed;               /* uv_close called */
+} net_server_t;
+
+/* Where a connection is in its request/response cycle. */
+enum conn_state {
+    CONN_IDLE,     /* waiting for the first byte of a request */
+    CONN_HEAD,     /* reading a request head */
+    CONN_ACTIVE,   /* a request is with the handler */
+};
+
+struct net_sreq {
+    struct net_conn *conn;     /* owner */
+    net_head_t head;           /* parsed head, owned */
+    net_sreq_body_cbs_t cbs;   /* handler callbacks */
+    void *ctx;                 /* handler context */
+    bool watching;             /* cbs installed */
+    bool body_wanted;          /* handler asked for the body */
+    bool body_done;            /* the whole request body was parsed */
+    bool paused;               /* handler applied backpressure */
+    bool responded;            /* response head written */
+    bool resp_chunked;         /* response body is chunk-framed */
+    bool resp_until_close;     /* response body ends at close (HTTP/1.0 client, no length) */
+    bool ended;                /* handler ended or aborted the response */
+    bool expect_continue;      /* client sent Expect: 100-continue */
+    bool continue_sent;        /* we answered it */
+    bool drain_wanted;         /* queue went over high water; tell the handler when it drops */
+    bool dispatched;           /* the handler has been given the request */
+};
+
+typedef struct net_conn {
+    uv_tcp_t tcp;              /* the client socket */
+    uv_timer_t timer;          /* head / idle / body timeouts */
+    int handles;               /* handles not yet closed; freed at 0 */
+    net_worker_t *w;           /* owner */
+    net_server_t *srv;         /* listener it came from (may be closed by now) */
+    net__list_t node;          /* in worker->conns */
+    http_parser parser;        /* request parser state */
+    enum conn_state state;     /* see enum */
+    net_head_t building;       /* head being parsed */
+    buf_t field;               /* current header name, across fragments */
+    buf_t value;               /* current header value, across fragments */
+    int last_cb;               /* 0 none, 1 field, 2 value: which parser callback ran last */
+    size_t head_bytes;         /* bytes of the current head so far */
+    int parse_error;           /* status to answer when a callback rejected the head (0 none) */
+    const char *parse_reason;  /* short reason for that status */
+    net_sreq_t req;            /* the request in flight */
+    buf_t pending;             /* received bytes not yet parsed */
+    bool reading;              /* uv_read_start in effect */
+    bool closing;              /* close requested */
+    bool close_after_write;    /* close once the write queue empties */
+    bool client_gone;          /* EOF or error from the client */
+    bool counted_active;       /* counted in worker->active */
+    bool in_parser;            /* http_parser_execute is on the stack: do not re-enter it */
+    bool head_last_lf;         /* the last head byte seen was LF (obs-fold detection) */
+    char peer_ip[INET6_ADDRSTRLEN];
+} net_conn_t;
+
+static http_parser_settings settings;
+static void conn_close(net_conn_t *c);
+static void conn_process(net_conn_t *c);
+
+/* --- helpers ---------------------------------------------------------------------------------- */
+
+static void set_active(net_conn_t *c, bool on)
+{
+    if (on != c->counted_active) {
+        c->counted_active = on;
+        if (on)
+            atomic_fetch_add(&c->w->active, 1);
+        else
+            atomic_fetch_sub(&c->w->active, 1);
+    }
+}
+
+static void arm_timer(net_conn_t *c, uint64_t ms);
+
+static void start_reading(net_conn_t *c);
+
+static void stop_reading(net_conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    net_conn_t *c = h->data;
+    if (--c->handles > 0)
+        return;
+    net_head_free(&c->building);
+    net_head_free(&c->req.head);
+    buf_free(&c->field);
+    buf_free(&c->value);
+    buf_free(&c->pending);
+    mem_free(c);
+}
+
+/* Closes the connection. If the handler still holds the request, it is told (on_close) first and
+ * the request is dead when that returns. */
+static void conn_close(net_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    stop_reading(c);
+    if (c->state == CONN_ACTIVE && !c->req.ended) {
+        c->req.ended = true;
+        if (c->req.watching && c->req.cbs.on_close)
+            c->req.cbs.on_close(&c->req, ERR_CLOSED, c->req.ctx);
+    }
+    set_active(c, false);
+    net__list_remove(&c->node);
+    c->w->conn_count--;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_written(uv_write_t *wr, int status)
+{
+    net__write_t *w = container_of(wr, net__write_t, req);
+    net_conn_t *c = wr->handle->data;
+
+    mem_free(w);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        c->client_gone = true;
+        conn_close(c);
+        return;
+    }
+    if (c->close_after_write && c->tcp.write_queue_size == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == CONN_ACTIVE && c->req.drain_wanted && !c->req.ended &&
+        c->tcp.write_queue_size <= c->w->limits.low_water_bytes) {
+        c->req.drain_wanted = false;
+        if (c->req.cbs.on_drain)
+            c->req.cbs.on_drain(&c->req, c->req.ctx);
+    }
+}
+
+/* Writes raw bytes (head, error page) to the client. */
+static int conn_write(net_conn_t *c, const char *p, size_t n)
+{
+    int rc = net__write((uv_stream_t *)&c->tcp, "", 0, p, n, "", 0, on_written);
+    if (rc < 0)
+        c->close_after_write = true;
+    return rc;
+}
+
+/* Answers a request we refuse before the handler sees it, then closes. */
+static void reject(net_conn_t *c, int status, const char *reason)
+{
+    char msg[512];
+    int n;
+
+    if (c->closing)
+        return;
+    n = snprintf(msg, sizeof(msg),
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                 status, http_status_str((enum http_status)status), strlen(reason) + 1, reason);
+    log_debug("net", "rejecting request from %s: %d %s", c->peer_ip, status, reason);
+    stop_reading(c);
+    c->close_after_write = true;
+    if (conn_write(c, msg, (size_t)n) < 0)
+        conn_close(c);
+}
+
+/* --- parser callbacks ------------------------------------------------------------------------- */
+
+static int count_head(net_conn_t *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes > c->w->limits.max_head_bytes) {
+        c->parse_error = 431;
+        c->parse_reason = "request header section too large";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    net_conn_t *c = p->data;
+    c->state = CONN_HEAD;
+    c->head_bytes = 0;
+    c->last_cb = 0;
+    net_head_free(&c->building);
+    arm_timer(c, c->w->limits.head_timeout_ms);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    net_conn_t *c = p->data;
+    if (count_head(c, n) < 0)
+        return -1;
+    if (c->value.len + n > c->w->limits.max_url_bytes) {
+        c->parse_error = 414;
+        c->parse_reason = "request target too long";
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if (ch <= 0x20 || ch == 0x7f) {
+            c->parse_error = 400;
+            c->parse_reason = "invalid character in request target";
+            return -1;
+        }
+    }
+    /* The URL is collected in the value buffer until the first header field starts. */
+    if (buf_append(&c->value, at, n) < 0) {
+        c->parse_error = 414;
+        c->parse_reason = "request target too long";
+        return -1;
+    }
+    return 0;
+}
+
+/* Field values may not carry NUL, CR or LF (RFC 9110 §5.5); http_parser already refuses most. */
+static bool value_ok(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == 0 || ch == '\r' || ch == '\n')
+            return false;
+    }
+    return true;
+}
+
+/* RFC 9110 §5.6.2 tchar. The packaged http_parser is built non-strict and lets a space into a
+ * field name, so names are checked here. */
+static bool name_ok(const char *p, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL)))
+            return false;
+    }
+    return true;
+}
+
+static int flush_header(net_conn_t *c)
+{
+    const char *v = buf_ptr(&c->value);
+    size_t vlen = c->value.len;
+
+    if (c->last_cb != 2)
+        return 0;
+    if (c->building.header_count >= c->w->limits.max_header_count) {
+        c->parse_error = 431;
+        c->parse_reason = "too many header fields";
+        return -1;
+    }
+    str_trim(&v, &vlen);
+    if (!name_ok(buf_ptr(&c->field), c->field.len)) {
+        c->parse_error = 400;
+        c->parse_reason = "invalid header field name";
+        return -1;
+    }
+    if (!value_ok(v, vlen)) {
+        c->parse_error = 400;
+        c->parse_reason = "invalid header value";
+        return -1;
+    }
+    if (net_head_add(&c->building, buf_ptr(&c->field), c->field.len, v, vlen) < 0) {
+        c->parse_error = 431;
+        c->parse_reason = "request header section too large";
+        return -1;
+    }
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    net_conn_t *c = p->data;
+    if (count_head(c, n) < 0)
+        return -1;
+    if (c->last_cb == 0) {
+        /* The URL is complete. */
+        if (net_head_set_url(&c->building, buf_ptr(&c->value), c->value.len) < 0)
+            return -1;
+        buf_reset(&c->value);
+    } else if (c->last_cb == 2 && flush_header(c) < 0) {
+        return -1;
+    }
+    c->last_cb = 1;
+    if (buf_append(&c->field, at, n) < 0) {
+        c->parse_error = 431;
+        c->parse_reason = "header field name too long";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    net_conn_t *c = p->data;
+    if (count_head(c, n) < 0)
+        return -1;
+    c->last_cb = 2;
+    if (buf_append(&c->value, at, n) < 0) {
+        c->parse_error = 431;
+        c->parse_reason = "header field value too long";
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks RFC 9112 framing rules a proxy must enforce beyond what http_parser checks. Returns the
+ * status to answer, or 0. */
+static int check_head(net_conn_t *c, const char **why)
+{
+    net_head_t *h = &c->building;
+    const net_header_t *te = net_head_get(h, "transfer-encoding");
+
+    if (h->http_minor == 1 && net_head_count(h, "host") != 1) {
+        *why = "exactly one Host header is required";
+        return 400;
+    }
+    if (te != NULL && net_head_get(h, "content-length") != NULL) {
+        *why = "both Transfer-Encoding and Content-Length";
+        return 400;
+    }
+    if (net_head_count(h, "transfer-encoding") > 1 ||
+        (te != NULL && !str_ieq(te->value, te->value_len, "chunked"))) {
+        *why = "unsupported transfer coding";
+        return 501;
+    }
+    if (c->parser.method == HTTP_CONNECT || c->parser.upgrade) {
+        *why = "upgrade and CONNECT are not supported";
+        return 501;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    net_conn_t *c = p->data;
+    net_head_t *h = &c->building;
+    const net_header_t *ex;
+    const char *why = NULL;
+    int status;
+
+    if (c->last_cb == 0) {
+        if (net_head_set_url(h, buf_ptr(&c->value), c->value.len) < 0)
+            return -1;
+        buf_reset(&c->value);
+    }
+    if (flush_header(c) < 0)
+        return -1;
+    h->method = p->method;
+    h->http_minor = p->http_minor;
+    h->keep_alive = http_should_keep_alive(p) != 0;
+    h->chunked = (p->flags & F_CHUNKED) != 0;
+    h->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
+    status = check_head(c, &why);
+    if (status != 0) {
+        c->parse_error = status;
+        c->parse_reason = why;
+        return -1;
+    }
+
+    /* Hand the request over. */
+    net_head_free(&c->req.head);
+    c->req = (net_sreq_t){.conn = c, .head = *h};
+    net_head_init(h);
+    ex = net_head_get(&c->req.head, "expect");
+    c->req.expect_continue = ex != NULL && str_ieq(ex->value, ex->value_len, "100-continue");
+    c->req.body_done = !(c->req.head.chunked || c->req.head.content_length > 0);
+    c->state = CONN_ACTIVE;
+    set_active(c, true);
+    uv_timer_stop(&c->timer);
+    /* Stop parsing until the handler asks for the body: it may first need to resolve a target. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    net_conn_t *c = p->data;
+    net_sreq_t *r = &c->req;
+
+    arm_timer(c, c->w->limits.body_idle_timeout_ms);
+    if (!r->ended && r->cbs.on_body)
+        r->cbs.on_body(r, at, n, r->ctx);
+    if (c->closing)
+        return -1;
+    if (r->paused)
+        http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    net_conn_t *c = p->data;
+    net_sreq_t *r = &c->req;
+
+    if (c->state != CONN_ACTIVE)
+        return 0;
+    uv_timer_stop(&c->timer);
+    r->body_done = true;
+    if (!r->ended && r->body_wanted && r->cbs.on_body_end)
+        r->cbs.on_body_end(r, r->ctx);
+    /* Requests are served one at a time: parse nothing more until this response is done (unless
+     * the handler already finished it from the callback above). */
+    if (!c->closing && c->state == CONN_ACTIVE)
+        http_parser_pause(p, 1);
+    return 0;
+}
+
+/* --- reading and dispatch --------------------------------------------------------------------- */
+
+/* RFC 9112 §5.2: a line starting with SP or HTAB inside the head is obsolete line folding, which
+ * a proxy must reject rather than unfold (http_parser would unfold it). Scans [p, p+n), carrying
+ * whether the previous chunk ended in LF. */
+static bool has_obs_fold(net_conn_t *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c->head_last_lf && (p[i] == ' ' || p[i] == '\t'))
+            return true;
+        c->head_last_lf = p[i] == '\n';
+    }
+    return false;
+}
+
+/* Feeds [p, p+n) to the parser and dispatches a request whose head completed. Returns how many
+ * bytes were consumed; stores nothing. */
+static size_t feed(net_conn_t *c, const char *p, size_t n)
+{
+    bool in_head = c->state != CONN_ACTIVE;
+    size_t used;
+    enum http_errno e;
+
+    c->in_parser = true;
+    used = http_parser_execute(&c->parser, &settings, p, n);
+    c->in_parser = false;
+    e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->closing)
+        return n;
+    if (in_head && e != HPE_OK && e != HPE_PAUSED)
+        in_head = false; /* already an error */
+    if (in_head && has_obs_fold(c, p, e == HPE_PAUSED ? used : n)) {
+        reject(c, 400, "obsolete header line folding");
+        return n;
+    }
+    if (e == HPE_PAUSED) {
+        if (c->state == CONN_ACTIVE && !c->req.dispatched) {
+            /* Dispatch outside the parser, so the handler may resume or respond at once. */
+            c->head_last_lf = false;
+            c->req.dispatched = true;
+            c->srv->cbs.on_request(&c->req, c->srv->ctx);
+        }
+        return used;
+    }
+    if (e != HPE_OK) {
+        int status = c->parse_error ? c->parse_error : 400;
+        const char *why = c->parse_reason ? c->parse_reason : http_errno_description(e);
+        if (e == HPE_HEADER_OVERFLOW)
+            status = 431;
+        else if (e == HPE_INVALID_TRANSFER_ENCODING)
+            status = 501;
+        if (c->state == CONN_ACTIVE) {
+            /* The head was accepted but the body framing broke: the handler is told the client is
+             * gone (a truncated body must not be forwarded as complete). */
+            c->client_gone = true;
+            conn_close(c);
+        } else {
+            reject(c, status, why);
+        }
+        return n;
+    }
+    return used;
+}
+
+/* Parses buffered bytes while the parser is not paused, then decides whether to read more. */
+static void conn_process(net_conn_t *c)
+{
+    if (c->in_parser)
+        return; /* the parser loop further up the stack picks up the new state */
+    while (!c->closing && c->pending.len > 0 && HTTP_PARSER_ERRNO(&c->parser) == HPE_OK) {
+        buf_t tmp = c->pending;
+        size_t used;
+        buf_init(&c->pending, tmp.max);
+        used = feed(c, tmp.ptr, tmp.len);
+        if (!c->closing && used < tmp.len && buf_append(&c->pending, tmp.ptr + used,
+                                                        tmp.len - used) < 0)
+            reject(c, 431, "too much pipelined data");
+        buf_free(&tmp);
+    }
+    if (c->closing)
+        return;
+    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && c->state == CONN_ACTIVE &&
+        !c->req.body_done && (!c->req.body_wanted || c->req.paused)) {
+        stop_reading(c); /* backpressure: the handler is not ready for body bytes */
+        return;
+    }
+    start_reading(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    net_conn_t *c = s->data;
+    net_worker_t *w = c->w;
+
+    if (nread < 0) {
+        net__release_buf(w, buf);
+        c->client_gone = true;
+        if (c->state == CONN_ACTIVE && c->req.body_done && c->req.responded && !c->req.ended &&
+            nread == UV_EOF) {
+            /* A half-close after a complete request is allowed; keep sending the response. */
+            stop_reading(c);
+            c->close_after_write = true;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (nread == 0) {
+        net__release_buf(w, buf);
+        return;
+    }
+    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_OK && c->pending.len == 0) {
+        size_t used = feed(c, buf->base, (size_t)nread);
+        if (!c->closing && used < (size_t)nread &&
+            buf_append(&c->pending, buf->base + used, (size_t)nread - used) < 0)
+            reject(c, 431, "too much pipelined data");
+    } else if (buf_append(&c->pending, buf->base, (size_t)nread) < 0) {
+        reject(c, 431, "too much pipelined data");
+    }
+    net__release_buf(w, buf);
+    if (!c->closing)
+        conn_process(c);
+}
+
+static void start_reading(net_conn_t *c)
+{
+    if (!c->reading && !c->closing && !c->client_gone) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, net__alloc_cb, on_read) == 0)
+            c->reading = true;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    net_conn_t *c = t->data;
+
+    if (c->state == CONN_HEAD && c->head_bytes > 0) {
+        reject(c, 408, "request head not received in time");
+        return;
+    }
+    if (c->state == CONN_ACTIVE)
+        log_debug("net", "request body from %s idle for too long", c->peer_ip);
+    conn_close(c);
+}
+
+static void arm_timer(net_conn_t *c, uint64_t ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* Prepares the connection for its next request after a response ended. */
+static void conn_next(net_conn_t *c)
+{
+    net_head_free(&c->req.head);
+    memset(&c->req, 0, sizeof(c->req));
+    net_head_init(&c->req.head);
+    c->state = CONN_IDLE;
+    set_active(c, false);
+    arm_timer(c, c->w->limits.keepalive_timeout_ms);
+    http_parser_pause(&c->parser, 0);
+    conn_process(c);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    net_server_t *srv = ls->data;
+    net_worker_t *w = srv->w;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    net_conn_t *c;
+
+    if (status < 0) {
+        log_warn("net", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    c = mem_calloc(sizeof(*c));
+    c->w = w;
+    c->srv = srv;
+    c->handles = 2;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    net__list_push(&w->conns, &c->node);
+    w->conn_count++;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    net_head_init(&c->building);
+    net_head_init(&c->req.head);
+    buf_init(&c->field, w->limits.max_head_bytes);
+    buf_init(&c->value, w->limits.max_head_bytes);
+    buf_init(&c->pending, w->limits.max_head_bytes);
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        else
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+    }
+    net__tune(&c->tcp);
+    if (w->conn_count > w->limits.max_connections) {
+        log_warn("net", "connection limit (%zu) reached; refusing %s", w->limits.max_connections,
+                 c->peer_ip);
+        reject(c, 503, "too many connections");
+        return;
+    }
+    arm_timer(c, w->limits.keepalive_timeout_ms);
+    start_reading(c);
+}
+
+int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs,
+               void *ctx, int *bound_port)
+{
+    struct sockaddr_storage ss;
+    int fd = -1, one = 1, rc;
+    socklen_t sl;
+    net_server_t *srv = NULL;
+
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
+        return ERR_INVAL;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    /* SO_REUSEPORT lets every worker own a listening socket on the same port; the kernel spreads
+     * connections across them, so no lock or handoff is needed between loops. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        rc = uv_translate_sys_error(errno);
+        goto fail;
+    }
+    sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
+        rc = uv_translate_sys_error(errno);
+        goto fail;
+    }
+    if (bound_port != NULL) {
+        sl = sizeof(ss);
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                     : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    srv = mem_calloc(sizeof(*srv));
+    srv->w = w;
+    srv->cbs = *cbs;
+    srv->ctx = ctx;
+    uv_tcp_init(&w->loop, &srv->tcp);
+    srv->tcp.data = srv;
+    rc = uv_tcp_open(&srv->tcp, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->tcp, 1024, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&srv->tcp, (uv_close_cb)mem_free);
+        return rc; /* the fd is closed with the handle */
+    }
+    net__list_push(&w->servers, &srv->node);
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+static void on_server_closed(uv_handle_t *h)
+{
+    mem_free(h->data);
+}
+
+void net__server_stop_listening(net_worker_t *w)
+{
+    while (!net__list_empty(&w->servers)) {
+        net_server_t *s = container_of(w->servers.next, net_server_t, node);
+        net__list_remove(&s->node);
+        uv_close((uv_handle_t *)&s->tcp, on_server_closed);
+    }
+}
+
+void net__server_close_all(net_worker_t *w)
+{
+    net__server_stop_listening(w);
+    while (!net__list_empty(&w->conns)) {
+        net_conn_t *c = container_of(w->conns.next, net_conn_t, node);
+        conn_close(c);
+    }
+}
+
+/* --- the request API -------------------------------------------------------------------------- */
+
+const net_head_t *net_sreq_head(const net_sreq_t *r)
+{
+    return &r->head;
+}
+
+const char *net_sreq_peer_ip(const net_sreq_t *r)
+{
+    return r->conn->peer_ip;
+}
+
+net_worker_t *net_sreq_worker(const net_sreq_t *r)
+{
+    return r->conn->w;
+}
+
+bool net_sreq_has_body(const net_sreq_t *r)
+{
+    return r->head.chunked || r->head.content_length > 0;
+}
+
+void net_sreq_watch(net_sreq_t *r, const net_sreq_body_cbs_t *cbs, void *ctx)
+{
+    r->cbs = *cbs;
+    r->ctx = ctx;
+    r->watching = true;
+    /* Keep reading (into the pending buffer) so that a client that disconnects is noticed even
+     * while its body is not wanted yet. */
+    start_reading(r->conn);
+}
+
+void net_sreq_read_body(net_sreq_t *r, const net_sreq_body_cbs_t *cbs, void *ctx)
+{
+    net_conn_t *c = r->conn;
+
+    net_sreq_watch(r, cbs, ctx);
+    r->body_wanted = true;
+    net_sreq_continue(r);
+    if (r->body_done) {
+        if (r->cbs.on_body_end)
+            r->cbs.on_body_end(r, r->ctx);
+        return;
+    }
+    arm_timer(c, c->w->limits.body_idle_timeout_ms);
+    http_parser_pause(&c->parser, 0);
+    conn_process(c);
+}
+
+void net_sreq_pause(net_sreq_t *r)
+{
+    r->paused = true;
+}
+
+void net_sreq_resume(net_sreq_t *r)
+{
+    net_conn_t *c = r->conn;
+    if (!r->paused)
+        return;
+    r->paused = false;
+    if (r->body_wanted && !r->body_done && !c->closing) {
+        http_parser_pause(&c->parser, 0);
+        conn_process(c);
+    }
+}
+
+void net_sreq_continue(net_sreq_t *r)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (r->expect_continue && !r->continue_sent && !r->responded) {
+        r->continue_sent = true;
+        conn_write(r->conn, msg, sizeof(msg) - 1);
+    }
+}
+
+bool net_sreq_responded(const net_sreq_t *r)
+{
+    return r->responded;
+}
+
+int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t content_length)
+{
+    net_conn_t *c = r->conn;
+    buf_t b;
+    int rc = 0;
+    bool keep = r->head.keep_alive && !c->client_gone;
+    bool no_body = r->head.method == HTTP_HEAD || status == 204 || status == 304 ||
+                   (status >= 100 && status < 200);
+
+    if (r->responded || r->ended || c->closing)
+        return ERR_INVAL;
+    buf_init(&b, 256 * 1024);
+    rc = buf_printf(&b, "HTTP/1.%d %d %s\r\n", r->head.http_minor ? 1 : 0, status,
+                    http_status_str((enum http_status)status));
+    for (size_t i = 0; rc == 0 && h != NULL && i < h->header_count; i++) {
+        const net_header_t *f = &h->headers[i];
+        if (net_head_is_hop(h, f->name, f->name_len) ||
+            str_eq(f->name, f->name_len, "content-length"))
+            continue;
+        rc = buf_append(&b, f->name, f->name_len);
+        rc = rc ? rc : buf_append(&b, ": ", 2);
+        rc = rc ? rc : buf_append(&b, f->value, f->value_len);
+        rc = rc ? rc : buf_append(&b, "\r\n", 2);
+    }
+    if (rc == 0 && content_length >= 0 && status != 204 && !(status >= 100 && status < 200) &&
+        status != 304) {
+        rc = buf_printf(&b, "content-length: %lld\r\n", (long long)content_length);
+    } else if (rc == 0 && content_length < 0 && !no_body) {
+        if (r->head.http_minor >= 1) {
+            r->resp_chunked = true;
+            rc = buf_append_str(&b, "transfer-encoding: chunked\r\n");
+        } else {
+            r->resp_until_close = true;
+            keep = false;
+        }
+    }
+    /* A request whose body was not fully read cannot be followed by another on this connection. */
+    if (!r->body_done)
+        keep = false;
+    if (rc == 0)
+        rc = buf_append_str(&b, keep ? (r->head.http_minor ? "" : "connection: keep-alive\r\n")
+                                     : "connection: close\r\n");
+    rc = rc ? rc : buf_append(&b, "\r\n", 2);
+    if (rc == 0) {
+        if (!keep)
+            r->head.keep_alive = false;
+        r->responded = true;
+        rc = conn_write(c, b.ptr, b.len);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+int net_sreq_respond_simple(net_sreq_t *r, int status, const char *content_type, const char *body,
+                            size_t n)
+{
+    net_head_t h;
+    int rc;
+
+    net_head_init(&h);
+    rc = content_type ? net_head_add(&h, "content-type", 12, content_type, strlen(content_type)) : 0;
+    rc = rc ? rc : net_sreq_respond(r, status, &h, (int64_t)n);
+    net_head_free(&h);
+    if (rc == 0 && n > 0 && r->head.method != HTTP_HEAD)
+        rc = net_sreq_write(r, body, n);
+    if (rc == 0)
+        net_sreq_end(r);
+    else
+        net_sreq_abort(r);
+    return rc;
+}
+
+int net_sreq_write(net_sreq_t *r, const char *p, size_t n)
+{
+    net_conn_t *c = r->conn;
+    int rc;
+
+    if (!r->responded || r->ended || c->closing)
+        return ERR_INVAL;
+    if (n == 0)
+        return 0;
+    rc = net__write_chunk((uv_stream_t *)&c->tcp, p, n, r->resp_chunked, on_written);
+    if (rc < 0)
+        return rc;
+    if (c->tcp.write_queue_size > c->w->limits.high_water_bytes)
+        r->drain_wanted = true;
+    return 0;
+}
+
+size_t net_sreq_queued(const net_sreq_t *r)
+{
+    return r->conn->tcp.write_queue_size;
+}
+
+void net_sreq_end(net_sreq_t *r)
+{
+    net_conn_t *c = r->conn;
+    static const char last[] = "0\r\n\r\n";
+
+    if (r->ended || c->closing)
+        return;
+    r->ended = true;
+    if (r->resp_chunked)
+        conn_write(c, last, sizeof(last) - 1);
+    if (!r->head.keep_alive || r->resp_until_close || !r->body_done || c->client_gone) {
+        stop_reading(c);
+        c->close_after_write = true;
+        if (c->tcp.write_queue_size == 0)
+            conn_close(c);
+        return;
+    }
+    conn_next(c);
+}
+
+void net_sreq_abort(net_sreq_t *r)
+{
+    net_conn_t *c = r->conn;
+    if (c->closing)
+        return;
+    r->ended = true;
+    conn_close(c);
+}
+
+__attribute__((constructor)) static void init_settings(void)
+{
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
