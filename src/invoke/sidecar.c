@@ -241,8 +241,10 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     rs->sigint.data = rs->sigterm.data = rs->heartbeat.data = rs->drain.data = rs;
     uv_signal_start(&rs->sigint, on_signal, SIGINT);
     uv_signal_start(&rs->sigterm, on_signal, SIGTERM);
-    uv_timer_start(&rs->heartbeat, on_heartbeat, (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
-                   (uint64_t)resolve_heartbeat_interval_ms(sc->resolve));
+    if (resolve_heartbeat_interval_ms(sc->resolve) > 0) /* 0: the backend needs none (dns) */
+        uv_timer_start(&rs->heartbeat, on_heartbeat,
+                       (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
+                       (uint64_t)resolve_heartbeat_interval_ms(sc->resolve));
 
     for (started = 0; started < rs->nworkers; started++) {
         rc = uv_thread_create(&rs->threads[started], worker_main, rs->nw[started]);
