@@ -51,11 +51,6 @@ bool str_ieq(const char *a, size_t n, const char *b)
     return b[n] == '\0';
 }
 
-bool str_eq(const char *a, size_t n, const char *b)
-{
-    return strlen(b) == n && memcmp(a, b, n) == 0;
-}
-
 void str_trim(const char **p, size_t *n)
 {
     while (*n > 0 && (**p == ' ' || **p == '\t')) {

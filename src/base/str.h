@@ -20,8 +20,12 @@ int str_u64(const char *p, size_t n, uint64_t max, uint64_t *out) __attribute__(
 int str_port(const char *s, int *out) __attribute__((warn_unused_result));
 /** True when [a, a+n) equals the NUL-terminated @p b, ignoring ASCII case. */
 bool str_ieq(const char *a, size_t n, const char *b);
-/** True when [a, a+n) equals the NUL-terminated @p b exactly. */
-bool str_eq(const char *a, size_t n, const char *b);
+/** True when [a, a+n) equals the NUL-terminated @p b exactly. Inline so that the length of a
+ * literal @p b is known at compile time (header lookups call this on every request). */
+static inline bool str_eq(const char *a, size_t n, const char *b)
+{
+    return __builtin_strlen(b) == n && __builtin_memcmp(a, b, n) == 0;
+}
 /** Trims ASCII spaces and tabs from both ends of [*p, *p+*n). */
 void str_trim(const char **p, size_t *n);
 

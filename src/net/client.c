@@ -36,6 +36,7 @@ typedef struct net_pconn {
     buf_t field, value;          /* header name/value fragments */
     int last_cb;                 /* 0 none, 1 field, 2 value */
     bool skip_interim;           /* the message being parsed is a 1xx */
+    net__out_t out;              /* coalesced output; held while the name is being resolved */
 } net_pconn_t;
 
 struct net_creq {
@@ -44,7 +45,6 @@ struct net_creq {
     net_creq_cbs_t cbs;          /* caller's callbacks */
     void *ctx;                   /* caller's context */
     buf_t head_out;              /* serialised request head, kept for a replay on a stale reuse */
-    buf_t early;                 /* bytes written before the connection could take them */
     int method;                  /* request method */
     bool chunked;                /* request body is chunk-framed */
     bool has_body;               /* request carries a body */
@@ -64,6 +64,8 @@ static void pc_start_reading(net_pconn_t *pc);
 static void finish(net_creq_t *r, int status, const char *detail);
 static int pc_connect(net_pconn_t *pc, const char *host);
 static void on_req_written(uv_write_t *wr, int status);
+static void on_out_error(net__out_t *o, int status);
+static void on_pc_sent(net__out_t *o);
 
 /* --- connection lifecycle --------------------------------------------------------------------- */
 
@@ -73,6 +75,7 @@ static void on_pc_closed(uv_handle_t *h)
     if (--pc->handles > 0)
         return;
     net_head_free(&pc->building);
+    net__out_release(&pc->out);
     buf_free(&pc->field);
     buf_free(&pc->value);
     mem_free(pc);
@@ -83,6 +86,7 @@ static void pc_close(net_pconn_t *pc)
     if (pc->closing)
         return;
     pc->closing = true;
+    net__out_release(&pc->out);
     net__list_remove(&pc->node);
     if (pc->resolving)
         uv_cancel((uv_req_t *)&pc->gai);
@@ -129,6 +133,9 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port)
     buf_init(&pc->value, w->limits.max_head_bytes);
     http_parser_init(&pc->parser, HTTP_RESPONSE);
     pc->parser.data = pc;
+    net__out_init(&pc->out, (uv_stream_t *)&pc->tcp, on_req_written, NET_OUT_MAX);
+    pc->out.on_error = on_out_error;
+    pc->out.on_sent = on_pc_sent;
     net__list_push(&w->pool, &pc->node);
     return pc;
 }
@@ -181,7 +188,7 @@ static void finish(net_creq_t *r, int status, const char *detail)
         return;
     r->done = true;
     reusable = status == 0 && r->body_ended && pc != NULL && pc->connected &&
-               http_should_keep_alive(&pc->parser) && pc->tcp.write_queue_size == 0;
+               http_should_keep_alive(&pc->parser) && net__out_queued(&pc->out) == 0;
     if (pc != NULL) {
         pc->req = NULL;
         pc_release(pc, reusable);
@@ -191,7 +198,6 @@ static void finish(net_creq_t *r, int status, const char *detail)
     if (r->cbs.on_end)
         r->cbs.on_end(r, status, detail, r->ctx);
     buf_free(&r->head_out);
-    buf_free(&r->early);
     mem_free(r);
 }
 
@@ -218,8 +224,7 @@ static bool try_replay(net_creq_t *r)
     r->pc = pc;
     if (pc_connect(pc, host) < 0)
         return false;
-    if (net__write((uv_stream_t *)&pc->tcp, "", 0, r->head_out.ptr, r->head_out.len, "", 0,
-                   on_req_written) < 0)
+    if (net__out_add(pc->w, &pc->out, "", 0, r->head_out.ptr, r->head_out.len, "", 0) < 0)
         return false;
     log_debug("net", "replayed request to %s on a fresh connection", pc->key);
     return true;
@@ -392,13 +397,24 @@ static void pc_start_reading(net_pconn_t *pc)
 
 /* --- sending ---------------------------------------------------------------------------------- */
 
+static void pc_after_write(net_pconn_t *pc, int status);
+
 static void on_req_written(uv_write_t *wr, int status)
 {
-    net__write_t *w = container_of(wr, net__write_t, req);
     net_pconn_t *pc = wr->handle->data;
+    net__write_done(wr);
+    pc_after_write(pc, status);
+}
+
+static void on_pc_sent(net__out_t *o)
+{
+    pc_after_write(container_of(o, net_pconn_t, out), 0);
+}
+
+static void pc_after_write(net_pconn_t *pc, int status)
+{
     net_creq_t *r = pc->req;
 
-    mem_free(w);
     if (r == NULL || pc->closing)
         return;
     if (status < 0) {
@@ -406,27 +422,31 @@ static void on_req_written(uv_write_t *wr, int status)
             fail(r, ERR_NET_UPSTREAM_CLOSED, uv_strerror(status));
         return;
     }
-    if (r->drain_wanted && pc->tcp.write_queue_size <= pc->w->limits.low_water_bytes) {
+    if (r->drain_wanted && net__out_queued(&pc->out) <= pc->w->limits.low_water_bytes) {
         r->drain_wanted = false;
         if (r->cbs.on_drain)
             r->cbs.on_drain(r, r->ctx);
     }
 }
 
-/* Writes bytes of the request, or holds them while the connection is not yet started. */
+static void on_out_error(net__out_t *o, int status)
+{
+    net_pconn_t *pc = container_of(o, net_pconn_t, out);
+    if (pc->req != NULL)
+        fail(pc->req, ERR_NET_UPSTREAM_CLOSED, uv_strerror(status));
+    else
+        pc_close(pc);
+}
+
+/* Queues bytes of the request (held while the connection's address is being resolved). */
 static int req_send(net_creq_t *r, const char *prefix, size_t plen, const char *p, size_t n,
                     const char *suffix, size_t slen)
 {
     net_pconn_t *pc = r->pc;
     int rc;
 
-    if (pc->resolving) {
-        rc = buf_append(&r->early, prefix, plen);
-        rc = rc ? rc : buf_append(&r->early, p, n);
-        return rc ? rc : buf_append(&r->early, suffix, slen);
-    }
-    rc = net__write((uv_stream_t *)&pc->tcp, prefix, plen, p, n, suffix, slen, on_req_written);
-    if (rc == 0 && pc->tcp.write_queue_size > pc->w->limits.high_water_bytes)
+    rc = net__out_add(pc->w, &pc->out, prefix, plen, p, n, suffix, slen);
+    if (rc == 0 && net__out_queued(&pc->out) > pc->w->limits.high_water_bytes)
         r->drain_wanted = true;
     return rc;
 }
@@ -472,11 +492,8 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
     if (rc == 0)
         rc = start_connect(pc, ai->ai_addr);
     uv_freeaddrinfo(ai);
-    if (rc == 0 && r != NULL && r->early.len > 0) {
-        rc = net__write((uv_stream_t *)&pc->tcp, "", 0, r->early.ptr, r->early.len, "", 0,
-                        on_req_written);
-        buf_free(&r->early);
-    }
+    if (rc == 0)
+        net__out_unhold(pc->w, &pc->out); /* libuv queues writes until the connect completes */
     if (rc < 0 && r != NULL)
         finish(r, ERR_NET_CONNECT, uv_strerror(rc));
 }
@@ -494,6 +511,7 @@ static int pc_connect(net_pconn_t *pc, const char *host)
     hints.ai_socktype = SOCK_STREAM;
     pc->gai.data = pc;
     pc->resolving = true;
+    pc->out.hold = true;
     {
         char port[8];
         int rc;
@@ -574,7 +592,6 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
     r->body_ended = body_len == 0;
     r->idle_timeout_ms = idle_timeout_ms;
     buf_init(&r->head_out, 1024 * 1024);
-    buf_init(&r->early, w->limits.high_water_bytes * 2);
     rc = serialise_head(r, host_header, h, body_len);
     if (rc < 0)
         goto fail;
@@ -604,7 +621,6 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
     return 0;
 fail:
     buf_free(&r->head_out);
-    buf_free(&r->early);
     mem_free(r);
     return rc;
 }
@@ -639,7 +655,7 @@ int net_creq_end(net_creq_t *r)
 
 size_t net_creq_queued(const net_creq_t *r)
 {
-    return r->pc ? r->pc->tcp.write_queue_size + r->early.len : 0;
+    return r->pc ? net__out_queued(&r->pc->out) : 0;
 }
 
 void net_creq_pause(net_creq_t *r)
@@ -672,7 +688,6 @@ void net_creq_abort(net_creq_t *r)
     }
     atomic_fetch_sub(&r->w->active, 1);
     buf_free(&r->head_out);
-    buf_free(&r->early);
     mem_free(r);
 }
 

@@ -79,6 +79,8 @@ int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *v
         return rc;
     h->headers[h->header_count++] = (net_header_t){h->store.ptr + noff, name_len,
                                                    h->store.ptr + voff, value_len};
+    if (str_eq(h->headers[h->header_count - 1].name, name_len, "connection"))
+        h->has_connection = true;
     return 0;
 }
 
@@ -149,11 +151,14 @@ static bool list_has(const char *v, size_t n, const char *name, size_t len)
 
 bool net_head_is_hop(const net_head_t *h, const char *lname, size_t len)
 {
-    for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
-        if (str_eq(lname, len, hop_fields[i]))
-            return true;
+    /* Every hop-by-hop name is 2 to 19 bytes and starts with c, k, p, t, u or h. */
+    if (len >= 2 && len <= 19 && strchr("ckptuh", lname[0]) != NULL) {
+        for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
+            if (str_eq(lname, len, hop_fields[i]))
+                return true;
+        }
     }
-    for (size_t i = 0; i < h->header_count; i++) {
+    for (size_t i = 0; h->has_connection && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
         if (str_eq(f->name, f->name_len, "connection") && list_has(f->value, f->value_len, lname, len))
             return true;

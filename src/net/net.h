@@ -72,6 +72,7 @@ typedef struct net_head {
     bool keep_alive;        /* the peer allows reuse after this message */
     buf_t store;            /* private: the bytes behind the pointers */
     size_t header_cap;      /* private */
+    bool has_connection;    /* private: a Connection header is present */
 } net_head_t;
 
 /** Prepares an empty head. */

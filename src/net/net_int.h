@@ -40,6 +40,10 @@ static inline void net__list_remove(net__list_t *n)
  * callback returns, so idle connections hold no read memory. */
 #define NET_READ_BUF 65536
 
+/* Most bytes one stream may have queued but not handed to the kernel. Backpressure keeps it near
+ * the high-water mark; this bound only stops a handler that ignores it. */
+#define NET_OUT_MAX (64u * 1024 * 1024)
+
 struct net_server;
 struct net_pool_conn;
 
@@ -56,6 +60,8 @@ struct net_worker {
     net__list_t servers;       /* net_server listeners */
     net__list_t conns;         /* accepted client connections */
     net__list_t pool;          /* upstream connections, idle and busy */
+    net__list_t dirty;         /* net__out_t with pending bytes */
+    uv_prepare_t flusher;      /* flushes dirty outputs before each poll */
     size_t conn_count;         /* accepted connections open */
     bool stopping;
 };
@@ -66,17 +72,45 @@ void net__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* Returns a buffer from net__alloc_cb. */
 void net__release_buf(net_worker_t *w, const uv_buf_t *buf);
 
-/* One copied write with room for chunk framing around the payload. */
+/* One write handed to libuv; owns its bytes. The write callback passes it to net__write_done. */
 typedef struct net__write {
     uv_write_t req;
-    size_t len;
-    char data[];
+    char *data; /* owned */
 } net__write_t;
 
-/* Writes [p, p+n) to @p s, wrapped in chunk framing when @p chunked. @p cb frees the write. */
-int net__write(uv_stream_t *s, const char *prefix, size_t plen, const char *p, size_t n,
-               const char *suffix, size_t slen, uv_write_cb cb);
-int net__write_chunk(uv_stream_t *s, const char *p, size_t n, bool chunked, uv_write_cb cb);
+/* Releases a finished write. */
+void net__write_done(uv_write_t *wr);
+
+/*
+ * Output of one stream, coalesced per loop turn: bytes queued during a turn's callbacks are handed
+ * to libuv as one write by the worker's prepare handle, just before the loop polls again. So a
+ * response head, its body and the last chunk leave in one syscall and wake the peer once.
+ */
+typedef struct net__out net__out_t;
+struct net__out {
+    uv_stream_t *stream; /* where to write */
+    uv_write_cb cb;      /* completion of each flushed write */
+    buf_t pending;       /* not yet handed to libuv */
+    net__list_t node;    /* in worker->dirty while pending is non-empty */
+    bool hold;           /* keep pending (the stream cannot take writes yet) */
+    void (*on_error)(net__out_t *o, int status); /* a deferred flush failed: close */
+    void (*on_sent)(net__out_t *o); /* a flush was written whole at once (no write callback) */
+};
+
+void net__out_init(net__out_t *o, uv_stream_t *s, uv_write_cb cb, size_t max_bytes);
+/* Queues prefix + [p, p+n) + suffix. Returns 0 or ERR_TOO_LARGE/ERR_NOMEM. */
+int net__out_add(net_worker_t *w, net__out_t *o, const char *prefix, size_t plen, const char *p,
+                 size_t n, const char *suffix, size_t slen);
+/* Queues a body chunk, chunk-framed when @p chunked. */
+int net__out_chunk(net_worker_t *w, net__out_t *o, const char *p, size_t n, bool chunked);
+/* Hands pending bytes to libuv now. Returns 0 or a libuv error. */
+int net__out_flush(net__out_t *o);
+/* Bytes queued and not yet written (pending + libuv's queue). */
+size_t net__out_queued(const net__out_t *o);
+/* Drops pending bytes and leaves the dirty list (before closing the stream). */
+void net__out_release(net__out_t *o);
+/* Allows flushing again after hold, and schedules it. */
+void net__out_unhold(net_worker_t *w, net__out_t *o);
 
 /* Closes every upstream connection of the worker (shutdown). */
 void net__pool_close_all(net_worker_t *w);
@@ -84,6 +118,13 @@ void net__pool_close_all(net_worker_t *w);
 void net__server_close_all(net_worker_t *w);
 /* Closes listeners (drain). */
 void net__server_stop_listening(net_worker_t *w);
+
+/* Serves an already connected stream socket @p fd (TCP or AF_UNIX) as if it had been accepted by a
+ * listener with @p cbs/@p ctx (copied / borrowed). On success the connection owns @p fd and closes
+ * it; on failure (ERR_INVAL, libuv code) @p fd is still the caller's. For the fuzz target and
+ * tests; on_request does not fire before this returns. */
+int net__adopt_fd(net_worker_t *w, int fd, const net_server_cbs_t *cbs, void *ctx)
+    __attribute__((warn_unused_result));
 
 /* Sets TCP_NODELAY and keep-alive on a fresh socket. */
 void net__tune(uv_tcp_t *t);

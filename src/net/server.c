@@ -25,6 +25,15 @@ typedef struct net_server {
     bool closed;               /* uv_close called */
 } net_server_t;
 
+/* Where the obs-fold scan (scan_head) is in the bytes of a request head. */
+enum fold_state {
+    FOLD_START, /* before the request line, where http_parser skips empty lines */
+    FOLD_LINE,  /* inside a line */
+    FOLD_LF,    /* just after a LF */
+    FOLD_LF_CR, /* after LF CR: the head ends with the next byte */
+    FOLD_DONE,  /* the head ended; nothing to scan until the next request */
+};
+
 /* Where a connection is in its request/response cycle. */
 enum conn_state {
     CONN_IDLE,     /* waiting for the first byte of a request */
@@ -44,6 +53,7 @@ struct net_sreq {
     bool responded;            /* response head written */
     bool resp_chunked;         /* response body is chunk-framed */
     bool resp_until_close;     /* response body ends at close (HTTP/1.0 client, no length) */
+    bool resp_no_body;         /* HEAD, 1xx, 204 or 304: body bytes must not go out */
     bool ended;                /* handler ended or aborted the response */
     bool expect_continue;      /* client sent Expect: 100-continue */
     bool continue_sent;        /* we answered it */
@@ -56,7 +66,8 @@ typedef struct net_conn {
     uv_timer_t timer;          /* head / idle / body timeouts */
     int handles;               /* handles not yet closed; freed at 0 */
     net_worker_t *w;           /* owner */
-    net_server_t *srv;         /* listener it came from (may be closed by now) */
+    net_server_cbs_t cbs;      /* handler, copied: the listener may be closed (drain) and freed */
+    void *ctx;                 /* handler context */
     net__list_t node;          /* in worker->conns */
     http_parser parser;        /* request parser state */
     enum conn_state state;     /* see enum */
@@ -74,12 +85,15 @@ typedef struct net_conn {
     bool close_after_write;    /* close once the write queue empties */
     bool client_gone;          /* EOF or error from the client */
     bool counted_active;       /* counted in worker->active */
+    net__out_t out;            /* coalesced output */
     bool in_parser;            /* http_parser_execute is on the stack: do not re-enter it */
-    bool head_last_lf;         /* the last head byte seen was LF (obs-fold detection) */
+    enum fold_state fold;      /* obs-fold scan of the current head */
     char peer_ip[INET6_ADDRSTRLEN];
 } net_conn_t;
 
 static http_parser_settings settings;
+static void on_written(uv_write_t *wr, int status);
+static void on_out_error(net__out_t *o, int status);
 static void conn_close(net_conn_t *c);
 static void conn_process(net_conn_t *c);
 
@@ -128,6 +142,7 @@ static void conn_close(net_conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
+    fprintf(stderr, "DBG conn_close state=%d wq=%zu pending=%zu errno=%d\n", c->state, c->tcp.write_queue_size, c->pending.len, HTTP_PARSER_ERRNO(&c->parser));
     stop_reading(c);
     if (c->state == CONN_ACTIVE && !c->req.ended) {
         c->req.ended = true;
@@ -135,18 +150,32 @@ static void conn_close(net_conn_t *c)
             c->req.cbs.on_close(&c->req, ERR_CLOSED, c->req.ctx);
     }
     set_active(c, false);
+    net__out_release(&c->out);
     net__list_remove(&c->node);
     c->w->conn_count--;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
+static void after_write(net_conn_t *c, int status);
+
 static void on_written(uv_write_t *wr, int status)
 {
-    net__write_t *w = container_of(wr, net__write_t, req);
     net_conn_t *c = wr->handle->data;
 
-    mem_free(w);
+    net__write_done(wr);
+    after_write(c, status);
+}
+
+static void on_sent(net__out_t *o)
+{
+    after_write(container_of(o, net_conn_t, out), 0);
+}
+
+/* Output was written (or failed): close when asked to after the last byte, or tell the handler
+ * the queue drained below the low-water mark. */
+static void after_write(net_conn_t *c, int status)
+{
     if (c->closing)
         return;
     if (status < 0) {
@@ -154,22 +183,30 @@ static void on_written(uv_write_t *wr, int status)
         conn_close(c);
         return;
     }
-    if (c->close_after_write && c->tcp.write_queue_size == 0) {
+    if (c->close_after_write && net__out_queued(&c->out) == 0) {
         conn_close(c);
         return;
     }
     if (c->state == CONN_ACTIVE && c->req.drain_wanted && !c->req.ended &&
-        c->tcp.write_queue_size <= c->w->limits.low_water_bytes) {
+        net__out_queued(&c->out) <= c->w->limits.low_water_bytes) {
         c->req.drain_wanted = false;
         if (c->req.cbs.on_drain)
             c->req.cbs.on_drain(&c->req, c->req.ctx);
     }
 }
 
+static void on_out_error(net__out_t *o, int status)
+{
+    net_conn_t *c = container_of(o, net_conn_t, out);
+    (void)status;
+    c->client_gone = true;
+    conn_close(c);
+}
+
 /* Writes raw bytes (head, error page) to the client. */
 static int conn_write(net_conn_t *c, const char *p, size_t n)
 {
-    int rc = net__write((uv_stream_t *)&c->tcp, "", 0, p, n, "", 0, on_written);
+    int rc = net__out_add(c->w, &c->out, "", 0, p, n, "", 0);
     if (rc < 0)
         c->close_after_write = true;
     return rc;
@@ -210,6 +247,10 @@ static int count_head(net_conn_t *c, size_t n)
 static int on_message_begin(http_parser *p)
 {
     net_conn_t *c = p->data;
+    /* The handler may have closed the connection from on_message_complete of the previous
+     * request; pipelined bytes after it must not start a request on a dead connection. */
+    if (c->closing)
+        return -1;
     c->state = CONN_HEAD;
     c->head_bytes = 0;
     c->last_cb = 0;
@@ -307,6 +348,10 @@ static int flush_header(net_conn_t *c)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     net_conn_t *c = p->data;
+    /* Trailer fields of a chunked body (RFC 9112 §7.1.2) come through here too. They are dropped
+     * (RFC 9110 §6.5.1): the head went to the handler already. */
+    if (c->state == CONN_ACTIVE)
+        return 0;
     if (count_head(c, n) < 0)
         return -1;
     if (c->last_cb == 0) {
@@ -329,6 +374,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     net_conn_t *c = p->data;
+    if (c->state == CONN_ACTIVE)
+        return 0; /* a trailer field, see on_header_field */
     if (count_head(c, n) < 0)
         return -1;
     c->last_cb = 2;
@@ -347,6 +394,10 @@ static int check_head(net_conn_t *c, const char **why)
     net_head_t *h = &c->building;
     const net_header_t *te = net_head_get(h, "transfer-encoding");
 
+    if (c->parser.http_major != 1) {
+        *why = "only HTTP/1.x is supported";
+        return 505;
+    }
     if (h->http_minor == 1 && net_head_count(h, "host") != 1) {
         *why = "exactly one Host header is required";
         return 400;
@@ -359,6 +410,12 @@ static int check_head(net_conn_t *c, const char **why)
         (te != NULL && !str_ieq(te->value, te->value_len, "chunked"))) {
         *why = "unsupported transfer coding";
         return 501;
+    }
+    if (te != NULL && !(c->parser.flags & F_CHUNKED)) {
+        /* Our trimmed value says "chunked" but http_parser framed it otherwise (it does not
+         * strip a trailing HTAB): the body length is unreliable (RFC 9112 §6.1), refuse it. */
+        *why = "malformed Transfer-Encoding";
+        return 400;
     }
     if (c->parser.method == HTTP_CONNECT || c->parser.upgrade) {
         *why = "upgrade and CONNECT are not supported";
@@ -383,7 +440,8 @@ static int on_headers_complete(http_parser *p)
     if (flush_header(c) < 0)
         return -1;
     h->method = p->method;
-    h->http_minor = p->http_minor;
+    /* RFC 9110 §2.5: a later 1.x minor is served as 1.1 (head.http_minor is 0 or 1). */
+    h->http_minor = p->http_minor > 0 ? 1 : 0;
     h->keep_alive = http_should_keep_alive(p) != 0;
     h->chunked = (p->flags & F_CHUNKED) != 0;
     h->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
@@ -435,9 +493,10 @@ static int on_message_complete(http_parser *p)
     r->body_done = true;
     if (!r->ended && r->body_wanted && r->cbs.on_body_end)
         r->cbs.on_body_end(r, r->ctx);
-    /* Requests are served one at a time: parse nothing more until this response is done (unless
-     * the handler already finished it from the callback above). */
-    if (!c->closing && c->state == CONN_ACTIVE)
+    /* Requests are served one at a time: parse nothing more until this response is done. Even
+     * when the handler finished it from the callback above, stop here, so that feed() scans the
+     * next head for folding before the parser reads it. */
+    if (!c->closing)
         http_parser_pause(p, 1);
     return 0;
 }
@@ -445,44 +504,64 @@ static int on_message_complete(http_parser *p)
 /* --- reading and dispatch --------------------------------------------------------------------- */
 
 /* RFC 9112 §5.2: a line starting with SP or HTAB inside the head is obsolete line folding, which
- * a proxy must reject rather than unfold (http_parser would unfold it). Scans [p, p+n), carrying
- * whether the previous chunk ended in LF. */
-static bool has_obs_fold(net_conn_t *c, const char *p, size_t n)
+ * a proxy must reject rather than unfold (http_parser would unfold it). Scans [p, p+n) up to the
+ * end of the head, carrying its state across calls, and returns the offset of the folding byte,
+ * or @p n when there is none. */
+static size_t scan_head(net_conn_t *c, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (c->head_last_lf && (p[i] == ' ' || p[i] == '\t'))
-            return true;
-        c->head_last_lf = p[i] == '\n';
+    for (size_t i = 0; i < n && c->fold != FOLD_DONE; i++) {
+        switch (c->fold) {
+        case FOLD_START:
+            if (p[i] != '\r' && p[i] != '\n')
+                c->fold = FOLD_LINE;
+            break;
+        case FOLD_LINE:
+            if (p[i] == '\n')
+                c->fold = FOLD_LF;
+            break;
+        case FOLD_LF:
+            if (p[i] == ' ' || p[i] == '\t')
+                return i;
+            c->fold = p[i] == '\n' ? FOLD_DONE : p[i] == '\r' ? FOLD_LF_CR : FOLD_LINE;
+            break;
+        case FOLD_LF_CR:
+            c->fold = FOLD_DONE; /* non-strict http_parser takes any byte here as the LF */
+            break;
+        case FOLD_DONE:
+            break;
+        }
     }
-    return false;
+    return n;
 }
 
 /* Feeds [p, p+n) to the parser and dispatches a request whose head completed. Returns how many
- * bytes were consumed; stores nothing. */
+ * bytes were consumed; stores nothing. The fold scan runs ahead of the parser, which is then
+ * given only the bytes before a fold: the first problem in byte order decides the answer, however
+ * the input was split into reads. */
 static size_t feed(net_conn_t *c, const char *p, size_t n)
 {
-    bool in_head = c->state != CONN_ACTIVE;
+    size_t fold = c->state != CONN_ACTIVE ? scan_head(c, p, n) : n;
     size_t used;
     enum http_errno e;
 
     c->in_parser = true;
-    used = http_parser_execute(&c->parser, &settings, p, n);
+    used = http_parser_execute(&c->parser, &settings, p, fold);
     c->in_parser = false;
     e = HTTP_PARSER_ERRNO(&c->parser);
     if (c->closing)
         return n;
-    if (in_head && e != HPE_OK && e != HPE_PAUSED)
-        in_head = false; /* already an error */
-    if (in_head && has_obs_fold(c, p, e == HPE_PAUSED ? used : n)) {
+    if (e == HPE_OK && fold < n) {
         reject(c, 400, "obsolete header line folding");
         return n;
     }
     if (e == HPE_PAUSED) {
-        if (c->state == CONN_ACTIVE && !c->req.dispatched) {
+        if (c->state == CONN_IDLE) {
+            /* Paused at the end of a request the handler has finished already. */
+            http_parser_pause(&c->parser, 0);
+        } else if (c->state == CONN_ACTIVE && !c->req.dispatched) {
             /* Dispatch outside the parser, so the handler may resume or respond at once. */
-            c->head_last_lf = false;
             c->req.dispatched = true;
-            c->srv->cbs.on_request(&c->req, c->srv->ctx);
+            c->cbs.on_request(&c->req, c->ctx);
         }
         return used;
     }
@@ -537,15 +616,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     net_worker_t *w = c->w;
 
     if (nread < 0) {
+        fprintf(stderr, "DBG on_read %zd\n", nread);
         net__release_buf(w, buf);
         c->client_gone = true;
-        if (c->state == CONN_ACTIVE && c->req.body_done && c->req.responded && !c->req.ended &&
-            nread == UV_EOF) {
-            /* A half-close after a complete request is allowed; keep sending the response. */
-            stop_reading(c);
-            c->close_after_write = true;
-            return;
-        }
+        /* EOF while a response is in flight is taken as the client going away (as nginx does
+         * unless told otherwise): a proxy must cancel the upstream call, above all a long SSE
+         * stream, rather than keep it open for a client that is gone. */
         conn_close(c);
         return;
     }
@@ -553,6 +629,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         net__release_buf(w, buf);
         return;
     }
+    fprintf(stderr, "DBG read %zd\n", nread);
     if (HTTP_PARSER_ERRNO(&c->parser) == HPE_OK && c->pending.len == 0) {
         size_t used = feed(c, buf->base, (size_t)nread);
         if (!c->closing && used < (size_t)nread &&
@@ -600,27 +677,22 @@ static void conn_next(net_conn_t *c)
     memset(&c->req, 0, sizeof(c->req));
     net_head_init(&c->req.head);
     c->state = CONN_IDLE;
+    c->fold = FOLD_START;
     set_active(c, false);
     arm_timer(c, c->w->limits.keepalive_timeout_ms);
     http_parser_pause(&c->parser, 0);
     conn_process(c);
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+/* Allocates a connection of @p w served by @p cbs/@p ctx, with its handles initialised but no
+ * socket yet. It is already counted and listed, so conn_close() undoes everything. */
+static net_conn_t *conn_new(net_worker_t *w, const net_server_cbs_t *cbs, void *ctx)
 {
-    net_server_t *srv = ls->data;
-    net_worker_t *w = srv->w;
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    net_conn_t *c;
+    net_conn_t *c = mem_calloc(sizeof(*c));
 
-    if (status < 0) {
-        log_warn("net", "accept failed: %s", uv_strerror(status));
-        return;
-    }
-    c = mem_calloc(sizeof(*c));
     c->w = w;
-    c->srv = srv;
+    c->cbs = *cbs;
+    c->ctx = ctx;
     c->handles = 2;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
@@ -635,14 +707,24 @@ static void on_connection(uv_stream_t *ls, int status)
     buf_init(&c->field, w->limits.max_head_bytes);
     buf_init(&c->value, w->limits.max_head_bytes);
     buf_init(&c->pending, w->limits.max_head_bytes);
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
-        conn_close(c);
-        return;
-    }
+    net__out_init(&c->out, (uv_stream_t *)&c->tcp, on_written, NET_OUT_MAX);
+    c->out.on_error = on_out_error;
+    c->out.on_sent = on_sent;
+    return c;
+}
+
+/* Starts serving a connection whose socket is open: records the peer, enforces the connection
+ * limit (503), then waits for the first request. */
+static void conn_start(net_conn_t *c)
+{
+    net_worker_t *w = c->w;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
-        else
+        else if (ss.ss_family == AF_INET)
             uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
     }
     net__tune(&c->tcp);
@@ -654,6 +736,40 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     arm_timer(c, w->limits.keepalive_timeout_ms);
     start_reading(c);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    net_server_t *srv = ls->data;
+    net_conn_t *c;
+
+    if (status < 0) {
+        log_warn("net", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    c = conn_new(srv->w, &srv->cbs, srv->ctx);
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_start(c);
+}
+
+int net__adopt_fd(net_worker_t *w, int fd, const net_server_cbs_t *cbs, void *ctx)
+{
+    net_conn_t *c;
+    int rc;
+
+    if (w == NULL || fd < 0 || cbs == NULL || cbs->on_request == NULL)
+        return ERR_INVAL;
+    c = conn_new(w, cbs, ctx);
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc < 0) {
+        conn_close(c); /* the handle never owned the fd: it stays the caller's */
+        return rc;
+    }
+    conn_start(c);
+    return 0;
 }
 
 int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs,
@@ -858,6 +974,7 @@ int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t con
         if (!keep)
             r->head.keep_alive = false;
         r->responded = true;
+        r->resp_no_body = no_body;
         rc = conn_write(c, b.ptr, b.len);
     }
     buf_free(&b);
@@ -890,19 +1007,20 @@ int net_sreq_write(net_sreq_t *r, const char *p, size_t n)
 
     if (!r->responded || r->ended || c->closing)
         return ERR_INVAL;
-    if (n == 0)
+    /* Body bytes after a head that has none would be read as the next response (RFC 9112 §6.3). */
+    if (n == 0 || r->resp_no_body)
         return 0;
-    rc = net__write_chunk((uv_stream_t *)&c->tcp, p, n, r->resp_chunked, on_written);
+    rc = net__out_chunk(c->w, &c->out, p, n, r->resp_chunked);
     if (rc < 0)
         return rc;
-    if (c->tcp.write_queue_size > c->w->limits.high_water_bytes)
+    if (net__out_queued(&c->out) > c->w->limits.high_water_bytes)
         r->drain_wanted = true;
     return 0;
 }
 
 size_t net_sreq_queued(const net_sreq_t *r)
 {
-    return r->conn->tcp.write_queue_size;
+    return net__out_queued(&r->conn->out);
 }
 
 void net_sreq_end(net_sreq_t *r)
@@ -918,7 +1036,7 @@ void net_sreq_end(net_sreq_t *r)
     if (!r->head.keep_alive || r->resp_until_close || !r->body_done || c->client_gone) {
         stop_reading(c);
         c->close_after_write = true;
-        if (c->tcp.write_queue_size == 0)
+        if (net__out_queued(&c->out) == 0)
             conn_close(c);
         return;
     }

@@ -23,6 +23,8 @@ void net_limits_defaults(net_limits_t *l)
     l->max_connections = 10000;
 }
 
+static void on_flush(uv_prepare_t *p);
+
 static void on_wakeup(uv_async_t *a)
 {
     net_worker_t *w = container_of(a, net_worker_t, wakeup);
@@ -35,6 +37,7 @@ static void on_wakeup(uv_async_t *a)
         net__server_close_all(w);
         net__pool_close_all(w);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
+        uv_close((uv_handle_t *)&w->flusher, NULL);
     }
 }
 
@@ -48,9 +51,16 @@ net_worker_t *net_worker_new(const net_limits_t *limits, int index)
     net__list_init(&w->servers);
     net__list_init(&w->conns);
     net__list_init(&w->pool);
+    net__list_init(&w->dirty);
     rc = uv_loop_init(&w->loop);
     if (rc == 0)
         rc = uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+    if (rc == 0)
+        rc = uv_prepare_init(&w->loop, &w->flusher);
+    if (rc == 0) {
+        uv_prepare_start(&w->flusher, on_flush);
+        uv_unref((uv_handle_t *)&w->flusher);
+    }
     if (rc < 0) {
         log_error("net", "cannot create worker loop: %s", uv_strerror(rc));
         mem_free(w);
@@ -140,38 +150,116 @@ void net__release_buf(net_worker_t *w, const uv_buf_t *buf)
         mem_free(buf->base);
 }
 
-int net__write(uv_stream_t *s, const char *prefix, size_t plen, const char *p, size_t n,
-               const char *suffix, size_t slen, uv_write_cb cb)
+void net__write_done(uv_write_t *wr)
 {
-    net__write_t *wr = mem_try_alloc(sizeof(*wr) + plen + n + slen);
-    uv_buf_t b;
-    int rc;
-
-    if (wr == NULL)
-        return ERR_NOMEM;
-    memcpy(wr->data, prefix, plen);
-    if (n > 0)
-        memcpy(wr->data + plen, p, n);
-    memcpy(wr->data + plen + n, suffix, slen);
-    wr->len = plen + n + slen;
-    b = uv_buf_init(wr->data, (unsigned)wr->len);
-    rc = uv_write(&wr->req, s, &b, 1, cb);
-    if (rc < 0)
-        mem_free(wr);
-    return rc;
+    net__write_t *w = container_of(wr, net__write_t, req);
+    mem_free(w->data);
+    mem_free(w);
 }
 
-int net__write_chunk(uv_stream_t *s, const char *p, size_t n, bool chunked, uv_write_cb cb)
+void net__out_init(net__out_t *o, uv_stream_t *s, uv_write_cb cb, size_t max_bytes)
+{
+    o->stream = s;
+    o->cb = cb;
+    o->hold = false;
+    o->on_error = NULL;
+    o->on_sent = NULL;
+    buf_init(&o->pending, max_bytes);
+    net__list_init(&o->node);
+}
+
+int net__out_add(net_worker_t *w, net__out_t *o, const char *prefix, size_t plen, const char *p,
+                 size_t n, const char *suffix, size_t slen)
+{
+    int rc = buf_append(&o->pending, prefix, plen);
+    rc = rc ? rc : buf_append(&o->pending, p, n);
+    rc = rc ? rc : buf_append(&o->pending, suffix, slen);
+    if (rc < 0)
+        return rc;
+    if (net__list_empty(&o->node) && !o->hold)
+        net__list_push(&w->dirty, &o->node);
+    return 0;
+}
+
+int net__out_chunk(net_worker_t *w, net__out_t *o, const char *p, size_t n, bool chunked)
 {
     char hdr[24];
     int hl;
 
-    if (!chunked)
-        return net__write(s, "", 0, p, n, "", 0, cb);
     if (n == 0)
         return 0; /* a zero-size chunk would end the body */
+    if (!chunked)
+        return net__out_add(w, o, "", 0, p, n, "", 0);
     hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-    return net__write(s, hdr, (size_t)hl, p, n, "\r\n", 2, cb);
+    return net__out_add(w, o, hdr, (size_t)hl, p, n, "\r\n", 2);
+}
+
+int net__out_flush(net__out_t *o)
+{
+    net__write_t *wr;
+    uv_buf_t b;
+    int rc;
+
+    net__list_remove(&o->node);
+    if (o->pending.len == 0 || o->hold)
+        return 0;
+    b = uv_buf_init(o->pending.ptr, (unsigned)o->pending.len);
+    if (o->stream->write_queue_size == 0) {
+        /* Most flushes fit in the socket buffer: write now, without a write request, its
+         * completion callback one loop turn later, or an epoll change. */
+        rc = uv_try_write(o->stream, &b, 1);
+        if (rc == (int)b.len) {
+            buf_reset(&o->pending);
+            if (o->on_sent != NULL)
+                o->on_sent(o);
+            return 0;
+        }
+        if (rc < 0 && rc != UV_EAGAIN)
+            return rc;
+        if (rc > 0) {
+            b.base += rc;
+            b.len -= (unsigned)rc;
+        }
+    }
+    wr = mem_alloc(sizeof(*wr));
+    wr->data = buf_take(&o->pending);
+    rc = uv_write(&wr->req, o->stream, &b, 1, o->cb);
+    if (rc < 0) {
+        mem_free(wr->data);
+        mem_free(wr);
+    }
+    return rc;
+}
+
+size_t net__out_queued(const net__out_t *o)
+{
+    return o->pending.len + o->stream->write_queue_size;
+}
+
+void net__out_release(net__out_t *o)
+{
+    net__list_remove(&o->node);
+    buf_free(&o->pending);
+}
+
+void net__out_unhold(net_worker_t *w, net__out_t *o)
+{
+    o->hold = false;
+    if (o->pending.len > 0 && net__list_empty(&o->node))
+        net__list_push(&w->dirty, &o->node);
+}
+
+static void on_flush(uv_prepare_t *p)
+{
+    net_worker_t *w = container_of(p, net_worker_t, flusher);
+    while (!net__list_empty(&w->dirty)) {
+        net__out_t *o = container_of(w->dirty.next, net__out_t, node);
+        int rc = net__out_flush(o);
+        if (rc < 0 && o->on_error != NULL) {
+            log_debug("net", "write failed: %s", uv_strerror(rc));
+            o->on_error(o, rc);
+        }
+    }
 }
 
 void net__tune(uv_tcp_t *t)
