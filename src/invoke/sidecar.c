@@ -33,7 +33,7 @@ void invoke_opts_defaults(invoke_opts_t *o)
 
 typedef struct run_state {
     invoke_sidecar_t sc;                /* shared sidecar state */
-    invoke_worker_t iw[MAX_WORKERS];    /* per-worker state */
+    invoke_worker_t *iw;                /* per-worker state, nworkers of them, owned */
     net_worker_t *nw[MAX_WORKERS];      /* the workers */
     uv_thread_t threads[MAX_WORKERS];   /* their threads */
     int nworkers;                       /* how many */
@@ -205,6 +205,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         rs->nworkers = MAX_WORKERS;
     if (rs->nworkers < 1)
         rs->nworkers = 1;
+    rs->iw = mem_calloc(sizeof(*rs->iw) * (size_t)rs->nworkers);
     for (int i = 0; i < rs->nworkers; i++) {
         rs->nw[i] = net_worker_new(&limits, i);
         if (rs->nw[i] == NULL) {
@@ -279,6 +280,7 @@ out:
     }
     res_config_free(config);
     mem_free((void *)sc->res_names_json);
+    mem_free(rs->iw);
     mem_free(rs);
     return exit_code;
 }
