@@ -32,12 +32,14 @@ int buf_append(buf_t *b, const void *p, size_t n) __attribute__((warn_unused_res
 /** Appends a NUL-terminated string. */
 int buf_append_str(buf_t *b, const char *s) __attribute__((warn_unused_result));
 /** Appends printf-formatted text. */
-int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3), warn_unused_result));
+int buf_printf(buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), warn_unused_result));
 /** Appends @p s as the inside of a JSON string literal (no surrounding quotes). */
 int buf_append_json_str(buf_t *b, const char *s, size_t n) __attribute__((warn_unused_result));
 /** The bytes (NUL-terminated), or "" when empty. */
 const char *buf_ptr(const buf_t *b);
-/** Gives the bytes to the caller (free with mem_free) and leaves the buffer empty; NULL if empty. */
+/** Gives the bytes to the caller (free with mem_free) and leaves the buffer empty; NULL if empty.
+ */
 char *buf_take(buf_t *b);
 
 #endif

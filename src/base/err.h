@@ -57,7 +57,8 @@ const char *err_name(int code);
 /** A short human text for @p code. Never NULL. */
 const char *err_str(int code);
 
-/** Writes a formatted message into @p d (NULL allowed: then nothing happens) and returns @p code. */
+/** Writes a formatted message into @p d (NULL allowed: then nothing happens) and returns @p code.
+ */
 int err_set(err_detail_t *d, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -58,11 +58,12 @@ void log_msg(log_level_t level, const char *scope, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(now.tv_nsec / 1000000) % 1000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(now.tv_nsec / 1000000) % 1000);
     buf_init(&line, sizeof(msg) * 7);
     if (cfg.json) {
-        int rc = buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"app_id\":\"", ts,
-                            names[level]);
+        int rc =
+            buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"app_id\":\"", ts, names[level]);
         rc = rc ? rc : buf_append_json_str(&line, cfg.app_id, strlen(cfg.app_id));
         rc = rc ? rc : buf_printf(&line, "\",\"scope\":\"%s\",\"message\":\"", scope);
         rc = rc ? rc : buf_append_json_str(&line, msg, strlen(msg));

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 /** Parses all of [p, p+n) as a decimal number ≤ @p max into @p out (written only on success). */
-int str_u64(const char *p, size_t n, uint64_t max, uint64_t *out) __attribute__((warn_unused_result));
+int str_u64(const char *p, size_t n, uint64_t max, uint64_t *out)
+    __attribute__((warn_unused_result));
 /** Parses a NUL-terminated TCP port (1..65535) into @p out. */
 int str_port(const char *s, int *out) __attribute__((warn_unused_result));
 /** True when [a, a+n) equals the NUL-terminated @p b, ignoring ASCII case. */

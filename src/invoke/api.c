@@ -67,17 +67,20 @@ static void respond_metadata(invoke_worker_t *iw, net_sreq_t *req)
     buf_init(&b, 64 * 1024);
     rc = buf_append_str(&b, "{\"id\":\"");
     rc = rc ? rc : buf_append_json_str(&b, o->app_id, strlen(o->app_id));
-    rc = rc ? rc : buf_printf(&b, "\",\"runtimeVersion\":\"%s\",\"enabledFeatures\":[\"HotReload\"]",
-                              OUTRIGGER_VERSION);
+    rc = rc ? rc
+            : buf_printf(&b, "\",\"runtimeVersion\":\"%s\",\"enabledFeatures\":[\"HotReload\"]",
+                         OUTRIGGER_VERSION);
     rc = rc ? rc : buf_append_str(&b, sc->res_names_json ? sc->res_names_json : "");
     rc = rc ? rc : buf_append_str(&b, ",\"extended\":{\"appCommand\":\"\",\"namespace\":\"");
     rc = rc ? rc : buf_append_json_str(&b, o->namespace_, strlen(o->namespace_));
     rc = rc ? rc : buf_printf(&b, "\",\"daprRuntimeVersion\":\"outrigger-%s\"}", OUTRIGGER_VERSION);
     if (rc == 0 && o->app_port > 0) {
-        rc = buf_printf(&b, ",\"appConnectionProperties\":{\"port\":%d,\"protocol\":\"%s\","
-                            "\"channelAddress\":\"",
+        rc = buf_printf(&b,
+                        ",\"appConnectionProperties\":{\"port\":%d,\"protocol\":\"%s\","
+                        "\"channelAddress\":\"",
                         o->app_port, o->app_protocol);
-        rc = rc ? rc : buf_append_json_str(&b, o->app_channel_address, strlen(o->app_channel_address));
+        rc = rc ? rc
+                : buf_append_json_str(&b, o->app_channel_address, strlen(o->app_channel_address));
         rc = rc ? rc : buf_append_str(&b, "\"}");
     }
     rc = rc ? rc : buf_append_str(&b, "}");
@@ -155,8 +158,7 @@ void invoke__on_api_request(net_sreq_t *req, void *ctx)
         invoke__respond_error(req, 400, "ERR_MALFORMED_REQUEST", "%s", d.msg);
         goto out;
     }
-    if (iw->sc->api_token != NULL && !token_exempt(h, path.ptr, path.len) &&
-        !token_ok(iw->sc, h)) {
+    if (iw->sc->api_token != NULL && !token_exempt(h, path.ptr, path.len) && !token_ok(iw->sc, h)) {
         net_sreq_respond_simple(req, 401, "text/plain", "invalid api token", 17);
         goto out;
     }

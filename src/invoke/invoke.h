@@ -21,18 +21,18 @@ typedef struct invoke_opts {
     const char *app_channel_address; /* --app-channel-address; default "127.0.0.1" */
     const char *app_protocol;        /* --app-protocol; only "http" is served today */
     int http_port;                   /* --dapr-http-port; default 3500 */
-    int internal_port;               /* --dapr-internal-port / --dapr-internal-grpc-port; 0 = derived */
-    int metrics_port;                /* --metrics-port; default 9090 */
-    const char *listen_address;      /* --dapr-listen-addresses; default "127.0.0.1" */
+    int internal_port;          /* --dapr-internal-port / --dapr-internal-grpc-port; 0 = derived */
+    int metrics_port;           /* --metrics-port; default 9090 */
+    const char *listen_address; /* --dapr-listen-addresses; default "127.0.0.1" */
     const char *resources_paths[INVOKE_MAX_RESOURCES_PATHS]; /* --resources-path, repeatable */
     size_t resources_path_count;
-    const char *config_path;         /* --config; NULL = none */
-    const char *namespace_;          /* --namespace, else $NAMESPACE, else "default" */
-    const char *home;                /* $OUTRIGGER_HOME, else ~/.outrigger */
-    int workers;                     /* --workers; 0 = one per core */
-    int max_connections;             /* --max-connections; per worker, default 10000 */
-    int graceful_shutdown_seconds;   /* --dapr-graceful-shutdown-seconds; default 5 */
-    int stream_idle_timeout_s;       /* --stream-idle-timeout; default 3600 */
+    const char *config_path;       /* --config; NULL = none */
+    const char *namespace_;        /* --namespace, else $NAMESPACE, else "default" */
+    const char *home;              /* $OUTRIGGER_HOME, else ~/.outrigger */
+    int workers;                   /* --workers; 0 = one per core */
+    int max_connections;           /* --max-connections; per worker, default 10000 */
+    int graceful_shutdown_seconds; /* --dapr-graceful-shutdown-seconds; default 5 */
+    int stream_idle_timeout_s;     /* --stream-idle-timeout; default 3600 */
 } invoke_opts_t;
 
 /** Fills @p o with the defaults listed beside each field (app_id stays NULL). */

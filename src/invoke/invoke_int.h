@@ -17,7 +17,7 @@ typedef struct invoke_route {
     buf_t method;                   /* normalised method, no leading '/'; owned */
     const char *query;              /* raw query string of the request, borrowed; NULL if none */
     size_t query_len;
-    bool from_header;               /* found through dapr-app-id (or Basic auth) */
+    bool from_header; /* found through dapr-app-id (or Basic auth) */
 } invoke_route_t;
 
 /** Initialises @p r (no allocation). */
@@ -63,25 +63,25 @@ struct resolve;
 
 /* Process-wide sidecar state; read-only once the workers run. */
 typedef struct invoke_sidecar {
-    const invoke_opts_t *opts;   /* borrowed from the caller of invoke_sidecar_run */
-    struct resolve *resolve;     /* name resolution, thread-safe */
-    int http_port;               /* bound API port */
-    int internal_port;           /* bound sidecar-to-sidecar port */
-    char host_ip[64];            /* address registered for peers */
-    char hostname[256];          /* gethostname() */
-    const char *api_token;       /* DAPR_API_TOKEN or NULL */
-    const char *app_api_token;   /* APP_API_TOKEN or NULL */
-    const char *res_names_json;  /* pre-rendered metadata fragments, owned */
-    long long started_ms;        /* wall clock at start */
+    const invoke_opts_t *opts;  /* borrowed from the caller of invoke_sidecar_run */
+    struct resolve *resolve;    /* name resolution, thread-safe */
+    int http_port;              /* bound API port */
+    int internal_port;          /* bound sidecar-to-sidecar port */
+    char host_ip[64];           /* address registered for peers */
+    char hostname[256];         /* gethostname() */
+    const char *api_token;      /* DAPR_API_TOKEN or NULL */
+    const char *app_api_token;  /* APP_API_TOKEN or NULL */
+    const char *res_names_json; /* pre-rendered metadata fragments, owned */
+    long long started_ms;       /* wall clock at start */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64
 
 /* A resolved address kept for a short while, per worker. */
 typedef struct invoke_cache_entry {
-    char key[INVOKE_ID_MAX * 2];  /* "id\nns" */
-    char addr[320];               /* "host:port" */
-    uint64_t expires_ms;          /* loop time */
+    char key[INVOKE_ID_MAX * 2]; /* "id\nns" */
+    char addr[320];              /* "host:port" */
+    uint64_t expires_ms;         /* loop time */
 } invoke_cache_entry_t;
 
 /* Per-worker sidecar state: lives on one loop. */

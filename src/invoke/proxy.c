@@ -19,24 +19,24 @@
 #define CACHE_TTL_MS 5000
 
 typedef struct px {
-    invoke_worker_t *iw;          /* owner worker */
-    net_sreq_t *sreq;             /* client side; NULL once finished */
-    net_creq_t *creq;             /* upstream side; NULL when not running */
-    net_head_t out;               /* request head to send upstream */
+    invoke_worker_t *iw;            /* owner worker */
+    net_sreq_t *sreq;               /* client side; NULL once finished */
+    net_creq_t *creq;               /* upstream side; NULL when not running */
+    net_head_t out;                 /* request head to send upstream */
     char target[INVOKE_ID_MAX * 2]; /* target as the client named it (for error messages) */
-    char id[INVOKE_ID_MAX];       /* target app id */
-    char ns[INVOKE_ID_MAX];       /* target namespace */
-    char host[300];               /* upstream host */
-    int port;                     /* upstream port */
-    int64_t body_len;             /* request body: 0 none, >0 length, -1 chunked */
-    bool to_app;                  /* upstream is our own app (not a peer sidecar) */
-    bool resolving;               /* a lookup runs on the thread pool */
-    bool resp_started;            /* the response head went to the client */
-    bool sse;                     /* the response is an event stream */
-    uv_work_t work;               /* the lookup */
-    char addr[320];               /* lookup result */
-    int resolve_rc;               /* lookup outcome */
-    err_detail_t resolve_detail;  /* lookup error text */
+    char id[INVOKE_ID_MAX];         /* target app id */
+    char ns[INVOKE_ID_MAX];         /* target namespace */
+    char host[300];                 /* upstream host */
+    int port;                       /* upstream port */
+    int64_t body_len;               /* request body: 0 none, >0 length, -1 chunked */
+    bool to_app;                    /* upstream is our own app (not a peer sidecar) */
+    bool resolving;                 /* a lookup runs on the thread pool */
+    bool resp_started;              /* the response head went to the client */
+    bool sse;                       /* the response is an event stream */
+    uv_work_t work;                 /* the lookup */
+    char addr[320];                 /* lookup result */
+    int resolve_rc;                 /* lookup outcome */
+    err_detail_t resolve_detail;    /* lookup error text */
 } px_t;
 
 static void px_free(px_t *p)
@@ -159,8 +159,7 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     if (rc == 0 && p->sse && net_head_get(h, "x-accel-buffering") == NULL)
         rc = net_head_add(&resp, "x-accel-buffering", 17, "no", 2);
     if (rc == 0)
-        rc = net_sreq_respond(p->sreq, h->status, &resp,
-                              h->chunked ? -1 : h->content_length);
+        rc = net_sreq_respond(p->sreq, h->status, &resp, h->chunked ? -1 : h->content_length);
     net_head_free(&resp);
     if (rc < 0) {
         net_creq_abort(p->creq);
@@ -238,8 +237,7 @@ static void px_send(px_t *p)
 
     snprintf(host_header, sizeof(host_header), "%s:%d", p->host, p->port);
     rc = net_creq_start(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
-                        (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000, &up_cbs, p,
-                        &p->creq);
+                        (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000, &up_cbs, p, &p->creq);
     if (rc < 0) {
         px_fail(p, "%s", err_str(rc));
         px_maybe_free(p);
@@ -309,8 +307,8 @@ static void do_lookup(uv_work_t *w)
 {
     px_t *p = w->data;
     for (int i = 0; i < RESOLVE_TRIES; i++) {
-        p->resolve_rc = resolve_lookup(p->iw->sc->resolve, p->id, p->ns, p->addr,
-                                       sizeof(p->addr), &p->resolve_detail);
+        p->resolve_rc = resolve_lookup(p->iw->sc->resolve, p->id, p->ns, p->addr, sizeof(p->addr),
+                                       &p->resolve_detail);
         if (p->resolve_rc != ERR_INVOKE_NO_HOST)
             break;
         if (i + 1 < RESOLVE_TRIES)
@@ -454,8 +452,8 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     rc = rc ? rc : copy_headers(in, &p->out, sc->api_token != NULL);
     if (p->to_app) {
         /* A call to ourselves goes straight to our app (no hop), caller = callee = self. */
-        rc = rc ? rc : stamp_identity(&p->out, o->app_id, o->namespace_, o->app_id,
-                                      sc->app_api_token);
+        rc = rc ? rc
+                : stamp_identity(&p->out, o->app_id, o->namespace_, o->app_id, sc->app_api_token);
     } else {
         char fwd[600];
         snprintf(fwd, sizeof(fwd), "for=%s;host=%s", sc->host_ip, sc->hostname);

@@ -145,7 +145,8 @@ int invoke_method_normalize(const char *p, size_t n, buf_t *out, err_detail_t *d
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c == '#' || c == '?' || c < 0x20 || c == 0x7f)
-            return err_set(d, ERR_INVOKE_BAD_METHOD, "invalid method: contains a forbidden character");
+            return err_set(d, ERR_INVOKE_BAD_METHOD,
+                           "invalid method: contains a forbidden character");
     }
     buf_init(&tmp, METHOD_MAX);
     rc = invoke_path_clean(p, n, &tmp);
@@ -242,25 +243,40 @@ static int b64decode(const char *p, size_t n, buf_t *out)
     return 0;
 }
 
+/* A target is copied into a C string and may end up in a header towards the next hop: NUL (which
+ * would cut it short), other control bytes, spaces and DEL are refused wherever it came from. */
+static bool target_ok(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c == 0x7f)
+            return false;
+    }
+    return n > 0;
+}
+
 /* Dapr also accepts the target as Basic credentials "dapr-app-id:<target>" (the user name is
- * compared case-insensitively); the Authorization header is still forwarded. */
-static bool target_from_basic(const net_head_t *h, char *target, size_t len)
+ * compared case-insensitively); the Authorization header is still forwarded. Returns 1 when found,
+ * 0 when the header does not name a target, ERR_INVOKE_BAD_APP_ID when it names an invalid one. */
+static int target_from_basic(const net_head_t *h, char *target, size_t len)
 {
     const net_header_t *a = net_head_get(h, "authorization");
     buf_t dec;
-    bool ok = false;
+    int found = 0;
 
     if (a == NULL || a->value_len < 6 || !str_ieq(a->value, 6, "basic "))
-        return false;
+        return 0;
     buf_init(&dec, 1024);
     if (b64decode(a->value + 6, a->value_len - 6, &dec) == 0 && dec.len > 12 &&
         str_ieq(dec.ptr, 12, "dapr-app-id:") && dec.len - 12 < len) {
-        memcpy(target, dec.ptr + 12, dec.len - 12);
-        target[dec.len - 12] = '\0';
-        ok = target[0] != '\0';
+        found = target_ok(dec.ptr + 12, dec.len - 12) ? 1 : ERR_INVOKE_BAD_APP_ID;
+        if (found == 1) {
+            memcpy(target, dec.ptr + 12, dec.len - 12);
+            target[dec.len - 12] = '\0';
+        }
     }
     buf_free(&dec);
-    return ok;
+    return found;
 }
 
 static int method_from_path(const char *p, size_t n, invoke_route_t *r, err_detail_t *d)
@@ -301,13 +317,22 @@ int invoke_route_parse(const net_head_t *h, invoke_route_t *r, err_detail_t *d)
             rc = err_set(d, ERR_INVOKE_BAD_APP_ID, "app id too long");
             goto out;
         }
+        if (!target_ok(idh->value, idh->value_len)) {
+            rc = err_set(d, ERR_INVOKE_BAD_APP_ID, "invalid character in app id");
+            goto out;
+        }
         memcpy(r->target, idh->value, idh->value_len);
         r->target[idh->value_len] = '\0';
         r->from_header = true;
         rc = method_from_path(path.ptr, path.len, r, d);
         goto out;
     }
-    if (target_from_basic(h, r->target, sizeof(r->target))) {
+    rc = target_from_basic(h, r->target, sizeof(r->target));
+    if (rc < 0) {
+        rc = err_set(d, rc, "invalid character in app id");
+        goto out;
+    }
+    if (rc == 1) {
         r->from_header = true;
         rc = method_from_path(path.ptr, path.len, r, d);
         goto out;
@@ -319,6 +344,11 @@ int invoke_route_parse(const net_head_t *h, invoke_route_t *r, err_detail_t *d)
         if (m != NULL && m > t) {
             buf_init(&tgt, sizeof(r->target) - 1);
             rc = unescape(t, (size_t)(m - t), true, &tgt);
+            if (rc == 0 && tgt.len > 0 && !target_ok(tgt.ptr, tgt.len)) {
+                buf_free(&tgt);
+                rc = err_set(d, ERR_INVOKE_BAD_APP_ID, "invalid character in app id");
+                goto out;
+            }
             if (rc == 0 && tgt.len > 0) {
                 memcpy(r->target, tgt.ptr, tgt.len + 1);
                 buf_free(&tgt);

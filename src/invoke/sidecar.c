@@ -32,18 +32,18 @@ void invoke_opts_defaults(invoke_opts_t *o)
 }
 
 typedef struct run_state {
-    invoke_sidecar_t sc;                /* shared sidecar state */
-    invoke_worker_t *iw;                /* per-worker state, nworkers of them, owned */
-    net_worker_t *nw[MAX_WORKERS];      /* the workers */
-    uv_thread_t threads[MAX_WORKERS];   /* their threads */
-    int nworkers;                       /* how many */
-    uv_loop_t loop;                     /* main loop: signals and heartbeats */
-    uv_signal_t sigint, sigterm;        /* stop requests */
-    uv_timer_t heartbeat;               /* name-resolution heartbeat */
-    uv_timer_t drain;                   /* polls for in-flight calls to finish */
-    uint64_t drain_deadline;            /* loop time when draining gives up */
-    bool stopping;                      /* a stop signal arrived */
-    char app_id[INVOKE_ID_MAX];         /* for re-registration */
+    invoke_sidecar_t sc;              /* shared sidecar state */
+    invoke_worker_t *iw;              /* per-worker state, nworkers of them, owned */
+    net_worker_t *nw[MAX_WORKERS];    /* the workers */
+    uv_thread_t threads[MAX_WORKERS]; /* their threads */
+    int nworkers;                     /* how many */
+    uv_loop_t loop;                   /* main loop: signals and heartbeats */
+    uv_signal_t sigint, sigterm;      /* stop requests */
+    uv_timer_t heartbeat;             /* name-resolution heartbeat */
+    uv_timer_t drain;                 /* polls for in-flight calls to finish */
+    uint64_t drain_deadline;          /* loop time when draining gives up */
+    bool stopping;                    /* a stop signal arrived */
+    char app_id[INVOKE_ID_MAX];       /* for re-registration */
 } run_state_t;
 
 /* Dapr's "stable random" internal port: derived from the app id so a restarted app keeps it. */
@@ -109,7 +109,8 @@ static void on_signal(uv_signal_t *s, int signum)
     for (int i = 0; i < rs->nworkers; i++)
         net_worker_drain_async(rs->nw[i]);
     uv_timer_stop(&rs->heartbeat);
-    rs->drain_deadline = uv_now(&rs->loop) + (uint64_t)rs->sc.opts->graceful_shutdown_seconds * 1000;
+    rs->drain_deadline =
+        uv_now(&rs->loop) + (uint64_t)rs->sc.opts->graceful_shutdown_seconds * 1000;
     uv_timer_start(&rs->drain, on_drain_tick, 0, 50);
 }
 
@@ -135,8 +136,8 @@ static int listen_all(run_state_t *rs, net_server_cbs_t *api, net_server_cbs_t *
     for (int i = 0; i < rs->nworkers && rc == 0; i++) {
         rc = net_listen(rs->nw[i], o->listen_address, http_port, api, &rs->iw[i], &http_port);
         if (rc < 0) {
-            log_error("sidecar", "cannot listen on %s:%d for the HTTP API: %s",
-                      o->listen_address, http_port, uv_strerror(rc));
+            log_error("sidecar", "cannot listen on %s:%d for the HTTP API: %s", o->listen_address,
+                      http_port, uv_strerror(rc));
             break;
         }
         rc = net_listen(rs->nw[i], o->listen_address, internal_port, internal, &rs->iw[i],
@@ -144,12 +145,11 @@ static int listen_all(run_state_t *rs, net_server_cbs_t *api, net_server_cbs_t *
         if (rc == UV_EADDRINUSE && derived && i == 0) {
             /* The derived port is taken: fall back to any free port, as Dapr does. */
             internal_port = 0;
-            rc = net_listen(rs->nw[i], o->listen_address, 0, internal, &rs->iw[i],
-                            &internal_port);
+            rc = net_listen(rs->nw[i], o->listen_address, 0, internal, &rs->iw[i], &internal_port);
         }
         if (rc < 0)
-            log_error("sidecar", "cannot listen on %s:%d for sidecar calls: %s",
-                      o->listen_address, internal_port, uv_strerror(rc));
+            log_error("sidecar", "cannot listen on %s:%d for sidecar calls: %s", o->listen_address,
+                      internal_port, uv_strerror(rc));
     }
     rs->sc.http_port = http_port;
     rs->sc.internal_port = internal_port;
@@ -181,7 +181,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     snprintf(sc->host_ip, sizeof(sc->host_ip), "%s",
              host_ip ? host_ip
                      : (strcmp(opts->listen_address, "0.0.0.0") == 0 ? "127.0.0.1"
-                                                                      : opts->listen_address));
+                                                                     : opts->listen_address));
     if (gethostname(sc->hostname, sizeof(sc->hostname)) != 0)
         snprintf(sc->hostname, sizeof(sc->hostname), "localhost");
     sc->res_names_json = render_resources();

@@ -15,47 +15,47 @@
 #define KEY_MAX 300
 
 typedef struct net_pconn {
-    uv_tcp_t tcp;                /* the upstream socket */
-    uv_timer_t timer;            /* connect / idle-in-pool / response-idle timeout */
-    uv_connect_t connect;        /* connect request */
-    uv_getaddrinfo_t gai;        /* name lookup for non-numeric hosts */
-    int handles;                 /* handles not yet closed; freed at 0 */
-    net_worker_t *w;             /* owner */
-    net__list_t node;            /* in worker->pool */
-    char key[KEY_MAX];           /* "host:port" */
-    int port;                    /* upstream port */
-    http_parser parser;          /* response parser */
-    struct net_creq *req;        /* request using the connection; NULL when idle */
-    bool connected;              /* TCP connect completed */
-    bool resolving;              /* getaddrinfo in flight */
-    bool reading;                /* uv_read_start in effect */
-    bool closing;                /* uv_close called */
-    bool reused;                 /* served a request before this one */
-    bool in_execute;             /* the parser is running: not to be handed out meanwhile */
-    net_head_t building;         /* response head being parsed */
-    buf_t field, value;          /* header name/value fragments */
-    int last_cb;                 /* 0 none, 1 field, 2 value */
-    bool skip_interim;           /* the message being parsed is a 1xx */
-    net__out_t out;              /* coalesced output; held while the name is being resolved */
+    uv_tcp_t tcp;         /* the upstream socket */
+    uv_timer_t timer;     /* connect / idle-in-pool / response-idle timeout */
+    uv_connect_t connect; /* connect request */
+    uv_getaddrinfo_t gai; /* name lookup for non-numeric hosts */
+    int handles;          /* handles not yet closed; freed at 0 */
+    net_worker_t *w;      /* owner */
+    net__list_t node;     /* in worker->pool */
+    char key[KEY_MAX];    /* "host:port" */
+    int port;             /* upstream port */
+    http_parser parser;   /* response parser */
+    struct net_creq *req; /* request using the connection; NULL when idle */
+    bool connected;       /* TCP connect completed */
+    bool resolving;       /* getaddrinfo in flight */
+    bool reading;         /* uv_read_start in effect */
+    bool closing;         /* uv_close called */
+    bool reused;          /* served a request before this one */
+    bool in_execute;      /* the parser is running: not to be handed out meanwhile */
+    net_head_t building;  /* response head being parsed */
+    buf_t field, value;   /* header name/value fragments */
+    int last_cb;          /* 0 none, 1 field, 2 value */
+    bool skip_interim;    /* the message being parsed is a 1xx */
+    net__out_t out;       /* coalesced output; held while the name is being resolved */
 } net_pconn_t;
 
 struct net_creq {
-    net_pconn_t *pc;             /* connection carrying the request */
-    net_worker_t *w;             /* owner */
-    net_creq_cbs_t cbs;          /* caller's callbacks */
-    void *ctx;                   /* caller's context */
-    buf_t head_out;              /* serialised request head, kept for a replay on a stale reuse */
-    int method;                  /* request method */
-    bool chunked;                /* request body is chunk-framed */
-    bool has_body;               /* request carries a body */
-    bool body_ended;             /* caller ended the body */
-    bool got_head;               /* response head arrived */
-    bool got_any;                /* any response byte arrived */
-    bool paused;                 /* caller paused response reading */
-    bool done;                   /* on_end delivered or aborted */
-    bool drain_wanted;           /* tell the caller when output drops below low water */
-    bool replayed;               /* already retried once on a fresh connection */
-    uint64_t idle_timeout_ms;    /* response silence limit, 0 = none */
+    net_pconn_t *pc;          /* connection carrying the request */
+    net_worker_t *w;          /* owner */
+    net_creq_cbs_t cbs;       /* caller's callbacks */
+    void *ctx;                /* caller's context */
+    buf_t head_out;           /* serialised request head, kept for a replay on a stale reuse */
+    int method;               /* request method */
+    bool chunked;             /* request body is chunk-framed */
+    bool has_body;            /* request carries a body */
+    bool body_ended;          /* caller ended the body */
+    bool got_head;            /* response head arrived */
+    bool got_any;             /* any response byte arrived */
+    bool paused;              /* caller paused response reading */
+    bool done;                /* on_end delivered or aborted */
+    bool drain_wanted;        /* tell the caller when output drops below low water */
+    bool replayed;            /* already retried once on a fresh connection */
+    uint64_t idle_timeout_ms; /* response silence limit, 0 = none */
 };
 
 static http_parser_settings settings;
@@ -563,8 +563,8 @@ static int serialise_head(net_creq_t *r, const char *host_header, const net_head
         rc = buf_printf(b, "content-length: %lld\r\n", (long long)body_len);
     else if (rc == 0 && body_len < 0)
         rc = buf_append_str(b, "transfer-encoding: chunked\r\n");
-    else if (rc == 0 && (h->method == HTTP_POST || h->method == HTTP_PUT ||
-                         h->method == HTTP_PATCH))
+    else if (rc == 0 &&
+             (h->method == HTTP_POST || h->method == HTTP_PUT || h->method == HTTP_PATCH))
         rc = buf_append_str(b, "content-length: 0\r\n");
     return rc ? rc : buf_append(b, "\r\n", 2);
 }

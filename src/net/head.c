@@ -77,8 +77,8 @@ int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *v
     rc = store(h, value, value_len, &voff);
     if (rc < 0)
         return rc;
-    h->headers[h->header_count++] = (net_header_t){h->store.ptr + noff, name_len,
-                                                   h->store.ptr + voff, value_len};
+    h->headers[h->header_count++] =
+        (net_header_t){h->store.ptr + noff, name_len, h->store.ptr + voff, value_len};
     if (str_eq(h->headers[h->header_count - 1].name, name_len, "connection"))
         h->has_connection = true;
     return 0;
@@ -114,9 +114,8 @@ size_t net_head_count(const net_head_t *h, const char *lname)
 
 /* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way. */
 static const char *const hop_fields[] = {
-    "connection",          "keep-alive",         "proxy-connection", "transfer-encoding", "te",
-    "trailer",             "upgrade",            "proxy-authorization",
-    "proxy-authenticate",  "http2-settings",
+    "connection", "keep-alive", "proxy-connection",    "transfer-encoding",  "te",
+    "trailer",    "upgrade",    "proxy-authorization", "proxy-authenticate", "http2-settings",
 };
 
 /* True when the comma-separated list [v, v+n) names the token [name, name+len). */
@@ -160,7 +159,8 @@ bool net_head_is_hop(const net_head_t *h, const char *lname, size_t len)
     }
     for (size_t i = 0; h->has_connection && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
-        if (str_eq(f->name, f->name_len, "connection") && list_has(f->value, f->value_len, lname, len))
+        if (str_eq(f->name, f->name_len, "connection") &&
+            list_has(f->value, f->value_len, lname, len))
             return true;
     }
     return false;

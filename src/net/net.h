@@ -60,10 +60,10 @@ typedef struct net_header {
 
 /* A parsed or to-be-sent message head. */
 typedef struct net_head {
-    int method;           /* enum http_method (requests) */
-    int status;           /* responses */
-    int http_minor;       /* 0 or 1 (major is always 1) */
-    const char *url;      /* request target; NUL-terminated; owned */
+    int method;      /* enum http_method (requests) */
+    int status;      /* responses */
+    int http_minor;  /* 0 or 1 (major is always 1) */
+    const char *url; /* request target; NUL-terminated; owned */
     size_t url_len;
     net_header_t *headers; /* owned array */
     size_t header_count;
@@ -83,7 +83,8 @@ void net_head_free(net_head_t *h);
 int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *value,
                  size_t value_len) __attribute__((warn_unused_result));
 /** Sets the URL (copied). */
-int net_head_set_url(net_head_t *h, const char *url, size_t len) __attribute__((warn_unused_result));
+int net_head_set_url(net_head_t *h, const char *url, size_t len)
+    __attribute__((warn_unused_result));
 /** Finds the first header named @p lname (lower-case); NULL when absent. */
 const net_header_t *net_head_get(const net_head_t *h, const char *lname);
 /** Counts headers named @p lname. */
@@ -142,8 +143,8 @@ typedef struct net_sreq_body_cbs {
  * Listens on @p host:@p port in @p w's loop with SO_REUSEPORT, so that every worker can listen on
  * the same port. @p port 0 picks a free port; @p bound_port (may be NULL) receives the port.
  */
-int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs,
-               void *ctx, int *bound_port) __attribute__((warn_unused_result));
+int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs, void *ctx,
+               int *bound_port) __attribute__((warn_unused_result));
 
 /** The parsed request head (borrowed, valid as long as the request). */
 const net_head_t *net_sreq_head(const net_sreq_t *req);
@@ -168,8 +169,8 @@ void net_sreq_resume(net_sreq_t *req);
 int net_sreq_respond(net_sreq_t *req, int status, const net_head_t *h, int64_t content_length)
     __attribute__((warn_unused_result));
 /** Sends a complete small response with the given content type and body. */
-int net_sreq_respond_simple(net_sreq_t *req, int status, const char *content_type,
-                            const char *body, size_t n);
+int net_sreq_respond_simple(net_sreq_t *req, int status, const char *content_type, const char *body,
+                            size_t n);
 /** Sends "HTTP/1.1 100 Continue" if the client asked for it and nothing was sent yet. */
 void net_sreq_continue(net_sreq_t *req);
 /** Queues body bytes (copied). */
@@ -190,7 +191,7 @@ bool net_sreq_responded(const net_sreq_t *req);
 typedef struct net_creq net_creq_t;
 
 typedef struct net_creq_cbs {
-    void (*on_head)(net_creq_t *c, const net_head_t *head, void *ctx); /* response head */
+    void (*on_head)(net_creq_t *c, const net_head_t *head, void *ctx);  /* response head */
     void (*on_body)(net_creq_t *c, const char *p, size_t n, void *ctx); /* decoded chunk */
     /* Exactly once: 0 when the response completed, else an error (ERR_NET_CONNECT with the libuv
      * code in *detail, ERR_NET_UPSTREAM_CLOSED, ERR_TIMEOUT, ERR_NET_BAD_RESPONSE ...). After it

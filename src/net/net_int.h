@@ -7,7 +7,7 @@
 
 #include "net/net.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Intrusive doubly linked list (libuv's queue.h idea): a node embedded in each element. */
 typedef struct net__list {
@@ -56,13 +56,13 @@ struct net_worker {
     int index;                 /* worker number */
     void *data;                /* owned by the layer above */
     char read_buf[NET_READ_BUF];
-    bool read_buf_busy;        /* the shared buffer is lent to a read in progress */
-    net__list_t servers;       /* net_server listeners */
-    net__list_t conns;         /* accepted client connections */
-    net__list_t pool;          /* upstream connections, idle and busy */
-    net__list_t dirty;         /* net__out_t with pending bytes */
-    uv_prepare_t flusher;      /* flushes dirty outputs before each poll */
-    size_t conn_count;         /* accepted connections open */
+    bool read_buf_busy;   /* the shared buffer is lent to a read in progress */
+    net__list_t servers;  /* net_server listeners */
+    net__list_t conns;    /* accepted client connections */
+    net__list_t pool;     /* upstream connections, idle and busy */
+    net__list_t dirty;    /* net__out_t with pending bytes */
+    uv_prepare_t flusher; /* flushes dirty outputs before each poll */
+    size_t conn_count;    /* accepted connections open */
     bool stopping;
 };
 

@@ -17,12 +17,12 @@
 #include "net/net_int.h"
 
 typedef struct net_server {
-    uv_tcp_t tcp;              /* listener */
-    net__list_t node;          /* in worker->servers */
-    net_worker_t *w;           /* owner */
-    net_server_cbs_t cbs;      /* handler */
-    void *ctx;                 /* handler context */
-    bool closed;               /* uv_close called */
+    uv_tcp_t tcp;         /* listener */
+    net__list_t node;     /* in worker->servers */
+    net_worker_t *w;      /* owner */
+    net_server_cbs_t cbs; /* handler */
+    void *ctx;            /* handler context */
+    bool closed;          /* uv_close called */
 } net_server_t;
 
 /* Where the obs-fold scan (scan_head) is in the bytes of a request head. */
@@ -36,58 +36,58 @@ enum fold_state {
 
 /* Where a connection is in its request/response cycle. */
 enum conn_state {
-    CONN_IDLE,     /* waiting for the first byte of a request */
-    CONN_HEAD,     /* reading a request head */
-    CONN_ACTIVE,   /* a request is with the handler */
+    CONN_IDLE,   /* waiting for the first byte of a request */
+    CONN_HEAD,   /* reading a request head */
+    CONN_ACTIVE, /* a request is with the handler */
 };
 
 struct net_sreq {
-    struct net_conn *conn;     /* owner */
-    net_head_t head;           /* parsed head, owned */
-    net_sreq_body_cbs_t cbs;   /* handler callbacks */
-    void *ctx;                 /* handler context */
-    bool watching;             /* cbs installed */
-    bool body_wanted;          /* handler asked for the body */
-    bool body_done;            /* the whole request body was parsed */
-    bool paused;               /* handler applied backpressure */
-    bool responded;            /* response head written */
-    bool resp_chunked;         /* response body is chunk-framed */
-    bool resp_until_close;     /* response body ends at close (HTTP/1.0 client, no length) */
-    bool resp_no_body;         /* HEAD, 1xx, 204 or 304: body bytes must not go out */
-    bool ended;                /* handler ended or aborted the response */
-    bool expect_continue;      /* client sent Expect: 100-continue */
-    bool continue_sent;        /* we answered it */
-    bool drain_wanted;         /* queue went over high water; tell the handler when it drops */
-    bool dispatched;           /* the handler has been given the request */
+    struct net_conn *conn;   /* owner */
+    net_head_t head;         /* parsed head, owned */
+    net_sreq_body_cbs_t cbs; /* handler callbacks */
+    void *ctx;               /* handler context */
+    bool watching;           /* cbs installed */
+    bool body_wanted;        /* handler asked for the body */
+    bool body_done;          /* the whole request body was parsed */
+    bool paused;             /* handler applied backpressure */
+    bool responded;          /* response head written */
+    bool resp_chunked;       /* response body is chunk-framed */
+    bool resp_until_close;   /* response body ends at close (HTTP/1.0 client, no length) */
+    bool resp_no_body;       /* HEAD, 1xx, 204 or 304: body bytes must not go out */
+    bool ended;              /* handler ended or aborted the response */
+    bool expect_continue;    /* client sent Expect: 100-continue */
+    bool continue_sent;      /* we answered it */
+    bool drain_wanted;       /* queue went over high water; tell the handler when it drops */
+    bool dispatched;         /* the handler has been given the request */
 };
 
 typedef struct net_conn {
-    uv_tcp_t tcp;              /* the client socket */
-    uv_timer_t timer;          /* head / idle / body timeouts */
-    int handles;               /* handles not yet closed; freed at 0 */
-    net_worker_t *w;           /* owner */
-    net_server_cbs_t cbs;      /* handler, copied: the listener may be closed (drain) and freed */
-    void *ctx;                 /* handler context */
-    net__list_t node;          /* in worker->conns */
-    http_parser parser;        /* request parser state */
-    enum conn_state state;     /* see enum */
-    net_head_t building;       /* head being parsed */
-    buf_t field;               /* current header name, across fragments */
-    buf_t value;               /* current header value, across fragments */
-    int last_cb;               /* 0 none, 1 field, 2 value: which parser callback ran last */
-    size_t head_bytes;         /* bytes of the current head so far */
-    int parse_error;           /* status to answer when a callback rejected the head (0 none) */
-    const char *parse_reason;  /* short reason for that status */
-    net_sreq_t req;            /* the request in flight */
-    buf_t pending;             /* received bytes not yet parsed */
-    bool reading;              /* uv_read_start in effect */
-    bool closing;              /* close requested */
-    bool close_after_write;    /* close once the write queue empties */
-    bool client_gone;          /* EOF or error from the client */
-    bool counted_active;       /* counted in worker->active */
-    net__out_t out;            /* coalesced output */
-    bool in_parser;            /* http_parser_execute is on the stack: do not re-enter it */
-    enum fold_state fold;      /* obs-fold scan of the current head */
+    uv_tcp_t tcp;             /* the client socket */
+    uv_timer_t timer;         /* head / idle / body timeouts */
+    int handles;              /* handles not yet closed; freed at 0 */
+    net_worker_t *w;          /* owner */
+    net_server_cbs_t cbs;     /* handler, copied: the listener may be closed (drain) and freed */
+    void *ctx;                /* handler context */
+    net__list_t node;         /* in worker->conns */
+    http_parser parser;       /* request parser state */
+    enum conn_state state;    /* see enum */
+    net_head_t building;      /* head being parsed */
+    buf_t field;              /* current header name, across fragments */
+    buf_t value;              /* current header value, across fragments */
+    int last_cb;              /* 0 none, 1 field, 2 value: which parser callback ran last */
+    size_t head_bytes;        /* bytes of the current head so far */
+    int parse_error;          /* status to answer when a callback rejected the head (0 none) */
+    const char *parse_reason; /* short reason for that status */
+    net_sreq_t req;           /* the request in flight */
+    buf_t pending;            /* received bytes not yet parsed */
+    bool reading;             /* uv_read_start in effect */
+    bool closing;             /* close requested */
+    bool close_after_write;   /* close once the write queue empties */
+    bool client_gone;         /* EOF or error from the client */
+    bool counted_active;      /* counted in worker->active */
+    net__out_t out;           /* coalesced output */
+    bool in_parser;           /* http_parser_execute is on the stack: do not re-enter it */
+    enum fold_state fold;     /* obs-fold scan of the current head */
     char peer_ip[INET6_ADDRSTRLEN];
 } net_conn_t;
 
@@ -142,7 +142,6 @@ static void conn_close(net_conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
-    fprintf(stderr, "DBG conn_close state=%d wq=%zu pending=%zu errno=%d\n", c->state, c->tcp.write_queue_size, c->pending.len, HTTP_PARSER_ERRNO(&c->parser));
     stop_reading(c);
     if (c->state == CONN_ACTIVE && !c->req.ended) {
         c->req.ended = true;
@@ -155,6 +154,24 @@ static void conn_close(net_conn_t *c)
     c->w->conn_count--;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* Like conn_close, but output already queued (complete responses to earlier pipelined requests,
+ * coalesced until the loop's flush) is written first; nothing more is read meanwhile. A request
+ * still with the handler is told at once (on_close) and is dead when that returns. */
+static void conn_close_after_output(net_conn_t *c)
+{
+    stop_reading(c);
+    if (c->state == CONN_ACTIVE && !c->req.ended) {
+        c->req.ended = true;
+        if (c->req.watching && c->req.cbs.on_close)
+            c->req.cbs.on_close(&c->req, ERR_CLOSED, c->req.ctx);
+    }
+    if (c->closing)
+        return;
+    c->close_after_write = true;
+    if (net__out_queued(&c->out) == 0)
+        conn_close(c);
 }
 
 static void after_write(net_conn_t *c, int status);
@@ -576,7 +593,7 @@ static size_t feed(net_conn_t *c, const char *p, size_t n)
             /* The head was accepted but the body framing broke: the handler is told the client is
              * gone (a truncated body must not be forwarded as complete). */
             c->client_gone = true;
-            conn_close(c);
+            conn_close_after_output(c);
         } else {
             reject(c, status, why);
         }
@@ -595,8 +612,8 @@ static void conn_process(net_conn_t *c)
         size_t used;
         buf_init(&c->pending, tmp.max);
         used = feed(c, tmp.ptr, tmp.len);
-        if (!c->closing && used < tmp.len && buf_append(&c->pending, tmp.ptr + used,
-                                                        tmp.len - used) < 0)
+        if (!c->closing && used < tmp.len &&
+            buf_append(&c->pending, tmp.ptr + used, tmp.len - used) < 0)
             reject(c, 431, "too much pipelined data");
         buf_free(&tmp);
     }
@@ -616,7 +633,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     net_worker_t *w = c->w;
 
     if (nread < 0) {
-        fprintf(stderr, "DBG on_read %zd\n", nread);
         net__release_buf(w, buf);
         c->client_gone = true;
         /* EOF while a response is in flight is taken as the client going away (as nginx does
@@ -629,7 +645,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         net__release_buf(w, buf);
         return;
     }
-    fprintf(stderr, "DBG read %zd\n", nread);
     if (HTTP_PARSER_ERRNO(&c->parser) == HPE_OK && c->pending.len == 0) {
         size_t used = feed(c, buf->base, (size_t)nread);
         if (!c->closing && used < (size_t)nread &&
@@ -645,7 +660,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(net_conn_t *c)
 {
-    if (!c->reading && !c->closing && !c->client_gone) {
+    /* Once the connection is to close after its output, nothing more is read: bytes after a
+     * refused head must never be parsed as a request. */
+    if (!c->reading && !c->closing && !c->client_gone && !c->close_after_write) {
         if (uv_read_start((uv_stream_t *)&c->tcp, net__alloc_cb, on_read) == 0)
             c->reading = true;
     }
@@ -772,8 +789,8 @@ int net__adopt_fd(net_worker_t *w, int fd, const net_server_cbs_t *cbs, void *ct
     return 0;
 }
 
-int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs,
-               void *ctx, int *bound_port)
+int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs, void *ctx,
+               int *bound_port)
 {
     struct sockaddr_storage ss;
     int fd = -1, one = 1, rc;
@@ -988,7 +1005,8 @@ int net_sreq_respond_simple(net_sreq_t *r, int status, const char *content_type,
     int rc;
 
     net_head_init(&h);
-    rc = content_type ? net_head_add(&h, "content-type", 12, content_type, strlen(content_type)) : 0;
+    rc =
+        content_type ? net_head_add(&h, "content-type", 12, content_type, strlen(content_type)) : 0;
     rc = rc ? rc : net_sreq_respond(r, status, &h, (int64_t)n);
     net_head_free(&h);
     if (rc == 0 && n > 0 && r->head.method != HTTP_HEAD)

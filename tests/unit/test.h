@@ -23,7 +23,7 @@ static struct test_case test_cases[TEST_MAX];
 static int test_count;
 
 #define TEST(name)                                                                                 \
-    static void test_##name(int *test_failed_);                                                   \
+    static void test_##name(int *test_failed_);                                                    \
     __attribute__((constructor)) static void test_register_##name(void)                            \
     {                                                                                              \
         if (test_count < TEST_MAX)                                                                 \

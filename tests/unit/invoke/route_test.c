@@ -94,6 +94,23 @@ TEST(forbidden_characters)
     invoke_route_free(&r);
 }
 
+TEST(target_with_control_bytes_refused)
+{
+    invoke_route_t r;
+    /* %2500 is "%00" after the path is decoded, then NUL after the target is: it must not cut
+     * the target short. */
+    ASSERT_EQ(route("/v1.0/invoke/app%2500evil/method/x", NULL, NULL, &r), ERR_INVOKE_BAD_APP_ID);
+    invoke_route_free(&r);
+    ASSERT_EQ(route("/v1.0/invoke/a%0D%0AX-A:1/method/x", NULL, NULL, &r), ERR_INVOKE_BAD_APP_ID);
+    invoke_route_free(&r);
+    ASSERT_EQ(route("/x", "dapr-app-id", "a\x01b", &r), ERR_INVOKE_BAD_APP_ID);
+    invoke_route_free(&r);
+    /* "dapr-app-id:a\nb" */
+    ASSERT_EQ(route("/x", "authorization", "Basic ZGFwci1hcHAtaWQ6YQpi", &r),
+              ERR_INVOKE_BAD_APP_ID);
+    invoke_route_free(&r);
+}
+
 TEST(header_form_uses_whole_path)
 {
     invoke_route_t r;
@@ -135,10 +152,21 @@ TEST(no_target)
 TEST(path_clean_matches_go)
 {
     static const char *cases[][2] = {
-        {"", "."},         {"/", "/"},         {"abc", "abc"},     {"a/b/c", "a/b/c"},
-        {"a//b", "a/b"},   {"a/./b", "a/b"},   {"a/b/..", "a"},    {"/../a", "/a"},
-        {"../a", "../a"},  {"../../a/..", "../.."}, {"a/../..", ".."}, {"/a/b/", "/a/b"},
-        {"abc/def/../../..", ".."}, {"./", "."}, {"/..", "/"},
+        {"", "."},
+        {"/", "/"},
+        {"abc", "abc"},
+        {"a/b/c", "a/b/c"},
+        {"a//b", "a/b"},
+        {"a/./b", "a/b"},
+        {"a/b/..", "a"},
+        {"/../a", "/a"},
+        {"../a", "../a"},
+        {"../../a/..", "../.."},
+        {"a/../..", ".."},
+        {"/a/b/", "/a/b"},
+        {"abc/def/../../..", ".."},
+        {"./", "."},
+        {"/..", "/"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         buf_t b;
