@@ -30,6 +30,8 @@
     X(NET_UPSTREAM_CLOSED, -10104, "upstream closed the connection")                               \
     X(NET_CONNECT, -10105, "could not connect")                                                    \
     X(NET_NOT_IMPLEMENTED, -10106, "not implemented")                                              \
+    X(NET_TLS, -10107, "TLS failure")                                                              \
+    X(NET_PEER_REFUSED, -10108, "peer identity refused")                                           \
     X(INVOKE_NO_APP_ID, -10200, "no app id in the request")                                        \
     X(INVOKE_BAD_METHOD, -10201, "invalid method")                                                 \
     X(INVOKE_BAD_APP_ID, -10202, "invalid app id")                                                 \
@@ -38,7 +40,15 @@
     X(RES_YAML, -10300, "YAML error")                                                              \
     X(RES_INVALID, -10301, "invalid resource")                                                     \
     X(RESOLVE_DB, -10400, "name resolution database error")                                        \
-    X(RESOLVE_LOST, -10401, "host registration lost")
+    X(RESOLVE_LOST, -10401, "host registration lost")                                             \
+    X(IDENTITY_CRYPTO, -10500, "cryptographic operation failed")                                   \
+    X(IDENTITY_CSR, -10501, "invalid certificate signing request")                                 \
+    X(IDENTITY_DENIED, -10502, "identity request denied")                                          \
+    X(IDENTITY_CERT, -10503, "certificate is not an acceptable SVID")                              \
+    X(IDENTITY_CA, -10504, "certificate authority state unusable")                                 \
+    X(IDENTITY_SENTRY, -10505, "sentry unavailable")                                               \
+    X(IDENTITY_TLS, -10506, "TLS handshake or verification failed")                                \
+    X(IDENTITY_BAD_SPIFFE_ID, -10550, "malformed SPIFFE ID")
 
 enum err_code {
 #define ERR_ENUM(name, code, text) ERR_##name = (code),

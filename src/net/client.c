@@ -10,52 +10,60 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/str.h"
+#include <openssl/ssl.h>
+
 #include "net/net_int.h"
 
-#define KEY_MAX 300
+#define KEY_MAX (300 + NET_PEER_ID_MAX)
 
 typedef struct net_pconn {
-    uv_tcp_t tcp;         /* the upstream socket */
-    uv_timer_t timer;     /* connect / idle-in-pool / response-idle timeout */
-    uv_connect_t connect; /* connect request */
-    uv_getaddrinfo_t gai; /* name lookup for non-numeric hosts */
-    int handles;          /* handles not yet closed; freed at 0 */
-    net_worker_t *w;      /* owner */
-    net__list_t node;     /* in worker->pool */
-    char key[KEY_MAX];    /* "host:port" */
-    int port;             /* upstream port */
-    http_parser parser;   /* response parser */
-    struct net_creq *req; /* request using the connection; NULL when idle */
-    bool connected;       /* TCP connect completed */
-    bool resolving;       /* getaddrinfo in flight */
-    bool reading;         /* uv_read_start in effect */
-    bool closing;         /* uv_close called */
-    bool reused;          /* served a request before this one */
-    bool in_execute;      /* the parser is running: not to be handed out meanwhile */
-    net_head_t building;  /* response head being parsed */
-    buf_t field, value;   /* header name/value fragments */
-    int last_cb;          /* 0 none, 1 field, 2 value */
-    bool skip_interim;    /* the message being parsed is a 1xx */
-    net__out_t out;       /* coalesced output; held while the name is being resolved */
+    uv_tcp_t tcp;                 /* the upstream socket */
+    uv_timer_t timer;             /* connect / idle-in-pool / response-idle timeout */
+    uv_connect_t connect;         /* connect request */
+    uv_getaddrinfo_t gai;         /* name lookup for non-numeric hosts */
+    int handles;                  /* handles not yet closed; freed at 0 */
+    net_worker_t *w;              /* owner */
+    net__list_t node;             /* in worker->pool */
+    char key[KEY_MAX];            /* "host:port" */
+    int port;                     /* upstream port */
+    http_parser parser;           /* response parser */
+    struct net_creq *req;         /* request using the connection; NULL when idle */
+    bool connected;               /* TCP connect completed */
+    bool resolving;               /* getaddrinfo in flight */
+    bool reading;                 /* uv_read_start in effect */
+    bool closing;                 /* uv_close called */
+    bool reused;                  /* served a request before this one */
+    bool in_execute;              /* the parser is running: not to be handed out meanwhile */
+    net_head_t building;          /* response head being parsed */
+    buf_t field, value;           /* header name/value fragments */
+    int last_cb;                  /* 0 none, 1 field, 2 value */
+    bool skip_interim;            /* the message being parsed is a 1xx */
+    net__out_t out;               /* coalesced output; held while the name is being resolved */
+    const net_tls_t *tls_opts;    /* TLS settings (borrowed); NULL = plain */
+    net__tls_t *tls;              /* TLS state; owned */
+    char expect[NET_PEER_ID_MAX]; /* identity the server must prove */
+    bool in_pump;                 /* the decrypt loop is on the stack */
 } net_pconn_t;
 
 struct net_creq {
-    net_pconn_t *pc;          /* connection carrying the request */
-    net_worker_t *w;          /* owner */
-    net_creq_cbs_t cbs;       /* caller's callbacks */
-    void *ctx;                /* caller's context */
-    buf_t head_out;           /* serialised request head, kept for a replay on a stale reuse */
-    int method;               /* request method */
-    bool chunked;             /* request body is chunk-framed */
-    bool has_body;            /* request carries a body */
-    bool body_ended;          /* caller ended the body */
-    bool got_head;            /* response head arrived */
-    bool got_any;             /* any response byte arrived */
-    bool paused;              /* caller paused response reading */
-    bool done;                /* on_end delivered or aborted */
-    bool drain_wanted;        /* tell the caller when output drops below low water */
-    bool replayed;            /* already retried once on a fresh connection */
-    uint64_t idle_timeout_ms; /* response silence limit, 0 = none */
+    net_pconn_t *pc;              /* connection carrying the request */
+    net_worker_t *w;              /* owner */
+    net_creq_cbs_t cbs;           /* caller's callbacks */
+    void *ctx;                    /* caller's context */
+    buf_t head_out;               /* serialised request head, kept for a replay on a stale reuse */
+    int method;                   /* request method */
+    bool chunked;                 /* request body is chunk-framed */
+    bool has_body;                /* request carries a body */
+    bool body_ended;              /* caller ended the body */
+    bool got_head;                /* response head arrived */
+    bool got_any;                 /* any response byte arrived */
+    bool paused;                  /* caller paused response reading */
+    bool done;                    /* on_end delivered or aborted */
+    bool drain_wanted;            /* tell the caller when output drops below low water */
+    bool replayed;                /* already retried once on a fresh connection */
+    uint64_t idle_timeout_ms;     /* response silence limit, 0 = none */
+    const net_tls_t *tls;         /* TLS settings for (re)connections; NULL = plain */
+    char expect[NET_PEER_ID_MAX]; /* identity the server must prove */
 };
 
 static http_parser_settings settings;
@@ -66,6 +74,7 @@ static int pc_connect(net_pconn_t *pc, const char *host);
 static void on_req_written(uv_write_t *wr, int status);
 static void on_out_error(net__out_t *o, int status);
 static void on_pc_sent(net__out_t *o);
+static void pc_on_data(net_pconn_t *pc, const char *p, size_t n);
 
 /* --- connection lifecycle --------------------------------------------------------------------- */
 
@@ -76,6 +85,7 @@ static void on_pc_closed(uv_handle_t *h)
         return;
     net_head_free(&pc->building);
     net__out_release(&pc->out);
+    net__tls_free(pc->tls);
     buf_free(&pc->field);
     buf_free(&pc->value);
     mem_free(pc);
@@ -117,7 +127,10 @@ static void pc_arm(net_pconn_t *pc, uint64_t ms)
         uv_timer_start(&pc->timer, on_pc_timer, ms, 0);
 }
 
-static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port)
+static void pc_pump(net_pconn_t *pc);
+
+static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net_tls_t *tls,
+                           const char *expect)
 {
     net_pconn_t *pc = mem_calloc(sizeof(*pc));
     pc->w = w;
@@ -137,6 +150,17 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port)
     pc->out.on_error = on_out_error;
     pc->out.on_sent = on_pc_sent;
     net__list_push(&w->pool, &pc->node);
+    if (tls != NULL) {
+        struct ssl_ctx_st *ctx = tls->get_ctx(tls->arg, false);
+        int rc = ctx ? net__tls_new(&pc->tls, ctx, false) : ERR_NET_TLS;
+        if (ctx != NULL)
+            SSL_CTX_free(ctx);
+        if (rc == 0) {
+            pc->tls_opts = tls;
+            pc->out.tls = pc->tls;
+            snprintf(pc->expect, sizeof(pc->expect), "%s", expect ? expect : "");
+        }
+    }
     return pc;
 }
 
@@ -213,17 +237,21 @@ static bool try_replay(net_creq_t *r)
         return false;
     r->replayed = true;
     snprintf(host, sizeof(host), "%s", old->key);
+    if (strchr(host, '|') != NULL)
+        *strchr(host, '|') = '\0';
     colon = strrchr(host, ':');
     if (colon == NULL)
         return false;
     *colon = '\0';
     old->req = NULL;
     pc_close(old);
-    pc = pc_new(r->w, old->key, old->port);
+    pc = pc_new(r->w, old->key, old->port, r->tls, r->expect);
     pc->req = r;
     r->pc = pc;
-    if (pc_connect(pc, host) < 0)
+    if ((r->tls != NULL && pc->tls == NULL) || pc_connect(pc, host) < 0)
         return false;
+    if (pc->tls != NULL)
+        pc_pump(pc);
     if (net__out_add(pc->w, &pc->out, "", 0, r->head_out.ptr, r->head_out.len, "", 0) < 0)
         return false;
     log_debug("net", "replayed request to %s on a fresh connection", pc->key);
@@ -344,6 +372,17 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         net__release_buf(w, buf);
         return;
     }
+    if (r == NULL && nread > 0 && pc->tls != NULL) {
+        /* Idle TLS: post-handshake messages (session tickets) are fine; data is not. */
+        err_detail_t d;
+        int rc = net__tls_feed(pc->tls, buf->base, (size_t)nread);
+        net__release_buf(w, buf);
+        if (rc == 0)
+            rc = net__tls_read(pc->tls, w->tls_buf, sizeof(w->tls_buf), &d);
+        if (rc != 0)
+            pc_close(pc);
+        return;
+    }
     if (r == NULL) {
         /* Idle in the pool: any byte or EOF means the connection is unusable. */
         net__release_buf(w, buf);
@@ -363,28 +402,89 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
              nread == UV_EOF ? "upstream closed the connection" : uv_strerror((int)nread));
         return;
     }
-    r->got_any = true;
     if (r->idle_timeout_ms)
         pc_arm(pc, r->idle_timeout_ms);
     else
         uv_timer_stop(&pc->timer);
-    {
-        size_t used;
-        enum http_errno e;
-        pc->in_execute = true;
-        used = http_parser_execute(&pc->parser, &settings, buf->base, (size_t)nread);
-        pc->in_execute = false;
-        e = HTTP_PARSER_ERRNO(&pc->parser);
+    if (pc->tls != NULL) {
+        int rc = net__tls_feed(pc->tls, buf->base, (size_t)nread);
         net__release_buf(w, buf);
-        if (pc->req == NULL && used < (size_t)nread) {
-            pc_close(pc); /* bytes after the response: the connection cannot be trusted */
-            return;
-        }
-        if (pc->req == r && !r->done && (e != HPE_OK || used != (size_t)nread)) {
-            finish(r, ERR_NET_BAD_RESPONSE, http_errno_description(e));
-            return;
-        }
+        if (rc < 0)
+            finish(r, ERR_NET_TLS, "out of memory");
+        else
+            pc_pump(pc);
+        return;
     }
+    pc_on_data(pc, buf->base, (size_t)nread);
+    net__release_buf(w, buf);
+}
+
+/* Plaintext response bytes for the current request. */
+static void pc_on_data(net_pconn_t *pc, const char *p, size_t n)
+{
+    net_creq_t *r = pc->req;
+    size_t used;
+    enum http_errno e;
+
+    r->got_any = true;
+    pc->in_execute = true;
+    used = http_parser_execute(&pc->parser, &settings, p, n);
+    pc->in_execute = false;
+    e = HTTP_PARSER_ERRNO(&pc->parser);
+    if (pc->req == NULL && used < n) {
+        pc_close(pc); /* bytes after the response: the connection cannot be trusted */
+        return;
+    }
+    if (pc->req == r && !r->done && (e != HPE_OK || used != n))
+        finish(r, ERR_NET_BAD_RESPONSE, http_errno_description(e));
+}
+
+/* Advances the TLS handshake (checking the server is who we expect), then decrypts while the
+ * request wants response bytes. */
+static void pc_pump(net_pconn_t *pc)
+{
+    net_worker_t *w = pc->w;
+    err_detail_t d = {{0}};
+    int rc;
+
+    if (pc->in_pump || pc->closing)
+        return;
+    pc->in_pump = true;
+    if (!net__tls_done(pc->tls)) {
+        rc = net__tls_handshake(pc->tls, &d);
+        net__out_kick(w, &pc->out);
+        if (rc > 0)
+            rc = pc->tls_opts->check_peer(net__tls_ssl(pc->tls), pc->expect, NULL, 0,
+                                          pc->tls_opts->arg, &d);
+        if (rc < 0) {
+            pc->in_pump = false;
+            if (pc->req != NULL)
+                finish(pc->req, rc == ERR_NET_PEER_REFUSED ? rc : ERR_NET_TLS,
+                       d.msg[0] ? d.msg : err_str(rc));
+            else
+                pc_close(pc);
+            return;
+        }
+        if (!net__tls_done(pc->tls))
+            goto out;
+    }
+    while (pc->req != NULL && !pc->closing && pc->reading) {
+        net_creq_t *r = pc->req;
+        rc = net__tls_read(pc->tls, w->tls_buf, sizeof(w->tls_buf), &d);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            pc->in_pump = false;
+            if (r->got_head && rc == ERR_CLOSED)
+                http_parser_execute(&pc->parser, &settings, NULL, 0);
+            if (pc->req == r && !r->done)
+                fail(r, ERR_NET_UPSTREAM_CLOSED, d.msg[0] ? d.msg : "TLS connection closed");
+            return;
+        }
+        pc_on_data(pc, w->tls_buf, (size_t)rc);
+    }
+out:
+    pc->in_pump = false;
 }
 
 static void pc_start_reading(net_pconn_t *pc)
@@ -393,6 +493,10 @@ static void pc_start_reading(net_pconn_t *pc)
         if (uv_read_start((uv_stream_t *)&pc->tcp, net__alloc_cb, on_pc_read) == 0)
             pc->reading = true;
     }
+    /* Response bytes decrypted-ahead while paused wait inside OpenSSL. */
+    if (pc->tls != NULL && pc->req != NULL && pc->reading && net__tls_done(pc->tls) &&
+        net__tls_has_input(pc->tls))
+        pc_pump(pc);
 }
 
 /* --- sending ---------------------------------------------------------------------------------- */
@@ -573,6 +677,15 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
                    const net_head_t *h, int64_t body_len, uint64_t idle_timeout_ms,
                    const net_creq_cbs_t *cbs, void *ctx, net_creq_t **out)
 {
+    return net_creq_start_tls(w, host, port, host_header, h, body_len, idle_timeout_ms, NULL, NULL,
+                              cbs, ctx, out);
+}
+
+int net_creq_start_tls(net_worker_t *w, const char *host, int port, const char *host_header,
+                       const net_head_t *h, int64_t body_len, uint64_t idle_timeout_ms,
+                       const net_tls_t *tls, const char *expect_peer, const net_creq_cbs_t *cbs,
+                       void *ctx, net_creq_t **out)
+{
     char key[KEY_MAX];
     net_pconn_t *pc;
     net_creq_t *r;
@@ -580,7 +693,9 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
 
     if (w->stopping)
         return ERR_CLOSED;
-    if (snprintf(key, sizeof(key), "%s:%d", host, port) >= (int)sizeof(key))
+    /* Pooled connections are shared only between requests that expect the same peer. */
+    if (snprintf(key, sizeof(key), "%s:%d|%p|%s", host, port, (const void *)tls,
+                 tls ? (expect_peer ? expect_peer : "*") : "") >= (int)sizeof(key))
         return ERR_INVAL;
     r = mem_calloc(sizeof(*r));
     r->w = w;
@@ -591,6 +706,8 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
     r->has_body = body_len != 0;
     r->body_ended = body_len == 0;
     r->idle_timeout_ms = idle_timeout_ms;
+    r->tls = tls;
+    snprintf(r->expect, sizeof(r->expect), "%s", expect_peer ? expect_peer : "");
     buf_init(&r->head_out, 1024 * 1024);
     rc = serialise_head(r, host_header, h, body_len);
     if (rc < 0)
@@ -600,12 +717,14 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
         uv_timer_stop(&pc->timer);
         pc_arm(pc, idle_timeout_ms);
     } else {
-        pc = pc_new(w, key, port);
-        rc = pc_connect(pc, host);
+        pc = pc_new(w, key, port, tls, expect_peer);
+        rc = tls != NULL && pc->tls == NULL ? ERR_NET_TLS : pc_connect(pc, host);
         if (rc < 0) {
             pc_close(pc);
             goto fail;
         }
+        if (pc->tls != NULL)
+            pc_pump(pc); /* the ClientHello goes out as soon as the connection is up */
     }
     pc->req = r;
     r->pc = pc;

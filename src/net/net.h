@@ -30,6 +30,29 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/err.h"
+
+struct ssl_ctx_st;
+struct ssl_st;
+
+/*
+ * TLS for a listener or an upstream request. The contexts come from the layer above (identity),
+ * which can swap them at any time (certificate rotation): each new connection asks get_ctx.
+ */
+typedef struct net_tls {
+    /* Returns a context for one new connection with a reference the caller drops, or NULL when
+     * none is available (the connection is then refused). Called on the worker's thread. */
+    struct ssl_ctx_st *(*get_ctx)(void *arg, bool server);
+    /* Called once a handshake completed: checks the verified peer and writes its identity
+     * (NUL-terminated) into @p id. On clients @p expect names the identity required (e.g. a
+     * SPIFFE ID); on servers it is NULL. Returns 0 to accept, a negative code to refuse. */
+    int (*check_peer)(struct ssl_st *ssl, const char *expect, char *id, size_t id_len, void *arg,
+                      err_detail_t *why);
+    void *arg;
+} net_tls_t;
+
+/* Longest peer identity kept for a connection (a SPIFFE ID). */
+#define NET_PEER_ID_MAX 512
 
 /* Limits that bound what a peer can make us hold or wait for. */
 typedef struct net_limits {
@@ -146,6 +169,15 @@ typedef struct net_sreq_body_cbs {
 int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs, void *ctx,
                int *bound_port) __attribute__((warn_unused_result));
 
+/** Like net_listen, but every connection must complete a TLS handshake accepted by
+ * @p tls->check_peer before any request is read. @p tls is borrowed for the worker's life. */
+int net_listen_tls(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs,
+                   void *ctx, const net_tls_t *tls, int *bound_port)
+    __attribute__((warn_unused_result));
+
+/** The verified TLS peer identity of the request's connection, or "" without TLS. */
+const char *net_sreq_peer_id(const net_sreq_t *req);
+
 /** The parsed request head (borrowed, valid as long as the request). */
 const net_head_t *net_sreq_head(const net_sreq_t *req);
 /** The client's address as text ("127.0.0.1"). */
@@ -211,6 +243,14 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
                    const net_head_t *h, int64_t body_len, uint64_t idle_timeout_ms,
                    const net_creq_cbs_t *cbs, void *ctx, net_creq_t **out)
     __attribute__((warn_unused_result));
+
+/** Like net_creq_start over TLS: the connection's peer must be accepted by
+ * @p tls->check_peer with @p expect_peer; pooled connections are reused only for the same
+ * address and expected peer. @p tls is borrowed for the worker's life. */
+int net_creq_start_tls(net_worker_t *w, const char *host, int port, const char *host_header,
+                       const net_head_t *h, int64_t body_len, uint64_t idle_timeout_ms,
+                       const net_tls_t *tls, const char *expect_peer, const net_creq_cbs_t *cbs,
+                       void *ctx, net_creq_t **out) __attribute__((warn_unused_result));
 /** Queues request-body bytes (copied). */
 int net_creq_write(net_creq_t *c, const char *p, size_t n) __attribute__((warn_unused_result));
 /** Marks the request body complete. */

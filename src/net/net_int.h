@@ -56,6 +56,7 @@ struct net_worker {
     int index;                 /* worker number */
     void *data;                /* owned by the layer above */
     char read_buf[NET_READ_BUF];
+    char tls_buf[16384];  /* decrypted input, consumed before the decrypt loop continues */
     bool read_buf_busy;   /* the shared buffer is lent to a read in progress */
     net__list_t servers;  /* net_server listeners */
     net__list_t conns;    /* accepted client connections */
@@ -86,6 +87,28 @@ void net__write_done(uv_write_t *wr);
  * to libuv as one write by the worker's prepare handle, just before the loop polls again. So a
  * response head, its body and the last chunk leave in one syscall and wake the peer once.
  */
+/* TLS state of one connection (tls.c). */
+typedef struct net__tls net__tls_t;
+struct ssl_ctx_st;
+int net__tls_new(net__tls_t **out, struct ssl_ctx_st *ctx, bool server);
+void net__tls_free(net__tls_t *t);
+struct ssl_st *net__tls_ssl(net__tls_t *t);
+bool net__tls_done(const net__tls_t *t);
+/* Feeds ciphertext from the socket. */
+int net__tls_feed(net__tls_t *t, const char *p, size_t n);
+/* Advances the handshake: 1 complete, 0 needs more input, negative on failure (detail set). */
+int net__tls_handshake(net__tls_t *t, err_detail_t *d);
+/* Decrypts: >0 bytes, 0 needs more input, ERR_CLOSED on close_notify, other negative on error. */
+int net__tls_read(net__tls_t *t, char *buf, size_t cap, err_detail_t *d);
+/* Encrypts plaintext into the outgoing ciphertext. */
+int net__tls_encrypt(net__tls_t *t, const char *p, size_t n);
+/* Ciphertext waiting to be written. */
+size_t net__tls_out_pending(net__tls_t *t);
+/* Appends the waiting ciphertext to @p dst. */
+int net__tls_take_out(net__tls_t *t, buf_t *dst);
+/* True when decrypted or undecrypted input is buffered inside OpenSSL. */
+bool net__tls_has_input(net__tls_t *t);
+
 typedef struct net__out net__out_t;
 struct net__out {
     uv_stream_t *stream; /* where to write */
@@ -93,6 +116,8 @@ struct net__out {
     buf_t pending;       /* not yet handed to libuv */
     net__list_t node;    /* in worker->dirty while pending is non-empty */
     bool hold;           /* keep pending (the stream cannot take writes yet) */
+    net__tls_t *tls;     /* when set, pending is plaintext, encrypted at flush (borrowed) */
+    buf_t cipher;        /* with tls: ciphertext to write */
     void (*on_error)(net__out_t *o, int status); /* a deferred flush failed: close */
     void (*on_sent)(net__out_t *o); /* a flush was written whole at once (no write callback) */
 };
@@ -109,6 +134,8 @@ int net__out_flush(net__out_t *o);
 size_t net__out_queued(const net__out_t *o);
 /* Drops pending bytes and leaves the dirty list (before closing the stream). */
 void net__out_release(net__out_t *o);
+/* Schedules a flush even with no plaintext pending (TLS handshake output). */
+void net__out_kick(net_worker_t *w, net__out_t *o);
 /* Allows flushing again after hold, and schedules it. */
 void net__out_unhold(net_worker_t *w, net__out_t *o);
 

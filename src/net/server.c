@@ -14,6 +14,8 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/str.h"
+#include <openssl/ssl.h>
+
 #include "net/net_int.h"
 
 typedef struct net_server {
@@ -23,6 +25,7 @@ typedef struct net_server {
     net_server_cbs_t cbs; /* handler */
     void *ctx;            /* handler context */
     bool closed;          /* uv_close called */
+    const net_tls_t *tls; /* TLS required on every connection; NULL for plain HTTP */
 } net_server_t;
 
 /* Where the obs-fold scan (scan_head) is in the bytes of a request head. */
@@ -62,37 +65,43 @@ struct net_sreq {
 };
 
 typedef struct net_conn {
-    uv_tcp_t tcp;             /* the client socket */
-    uv_timer_t timer;         /* head / idle / body timeouts */
-    int handles;              /* handles not yet closed; freed at 0 */
-    net_worker_t *w;          /* owner */
-    net_server_cbs_t cbs;     /* handler, copied: the listener may be closed (drain) and freed */
-    void *ctx;                /* handler context */
-    net__list_t node;         /* in worker->conns */
-    http_parser parser;       /* request parser state */
-    enum conn_state state;    /* see enum */
-    net_head_t building;      /* head being parsed */
-    buf_t field;              /* current header name, across fragments */
-    buf_t value;              /* current header value, across fragments */
-    int last_cb;              /* 0 none, 1 field, 2 value: which parser callback ran last */
-    size_t head_bytes;        /* bytes of the current head so far */
-    int parse_error;          /* status to answer when a callback rejected the head (0 none) */
-    const char *parse_reason; /* short reason for that status */
-    net_sreq_t req;           /* the request in flight */
-    buf_t pending;            /* received bytes not yet parsed */
-    bool reading;             /* uv_read_start in effect */
-    bool closing;             /* close requested */
-    bool close_after_write;   /* close once the write queue empties */
-    bool client_gone;         /* EOF or error from the client */
-    bool counted_active;      /* counted in worker->active */
-    net__out_t out;           /* coalesced output */
-    bool in_parser;           /* http_parser_execute is on the stack: do not re-enter it */
-    enum fold_state fold;     /* obs-fold scan of the current head */
+    uv_tcp_t tcp;              /* the client socket */
+    uv_timer_t timer;          /* head / idle / body timeouts */
+    int handles;               /* handles not yet closed; freed at 0 */
+    net_worker_t *w;           /* owner */
+    net_server_cbs_t cbs;      /* handler, copied: the listener may be closed (drain) and freed */
+    void *ctx;                 /* handler context */
+    net__list_t node;          /* in worker->conns */
+    http_parser parser;        /* request parser state */
+    enum conn_state state;     /* see enum */
+    net_head_t building;       /* head being parsed */
+    buf_t field;               /* current header name, across fragments */
+    buf_t value;               /* current header value, across fragments */
+    int last_cb;               /* 0 none, 1 field, 2 value: which parser callback ran last */
+    size_t head_bytes;         /* bytes of the current head so far */
+    int parse_error;           /* status to answer when a callback rejected the head (0 none) */
+    const char *parse_reason;  /* short reason for that status */
+    net_sreq_t req;            /* the request in flight */
+    buf_t pending;             /* received bytes not yet parsed */
+    bool reading;              /* uv_read_start in effect */
+    bool closing;              /* close requested */
+    bool close_after_write;    /* close once the write queue empties */
+    bool client_gone;          /* EOF or error from the client */
+    bool counted_active;       /* counted in worker->active */
+    net__out_t out;            /* coalesced output */
+    const net_tls_t *tls_opts; /* TLS settings (borrowed from the listener); NULL = plain */
+    net__tls_t *tls;           /* TLS state when tls_opts is set; owned */
+    bool in_pump;              /* the decrypt loop is on the stack */
+    char peer_id[NET_PEER_ID_MAX]; /* verified TLS peer identity, "" without TLS */
+    bool in_parser;                /* http_parser_execute is on the stack: do not re-enter it */
+    enum fold_state fold;          /* obs-fold scan of the current head */
     char peer_ip[INET6_ADDRSTRLEN];
 } net_conn_t;
 
 static http_parser_settings settings;
 static void on_written(uv_write_t *wr, int status);
+static void on_data(net_conn_t *c, const char *p, size_t n);
+static void tls_pump(net_conn_t *c);
 static void on_out_error(net__out_t *o, int status);
 static void conn_close(net_conn_t *c);
 static void conn_process(net_conn_t *c);
@@ -127,6 +136,7 @@ static void on_handle_closed(uv_handle_t *h)
     net_conn_t *c = h->data;
     if (--c->handles > 0)
         return;
+    net__tls_free(c->tls);
     net_head_free(&c->building);
     net_head_free(&c->req.head);
     buf_free(&c->field);
@@ -645,21 +655,94 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         net__release_buf(w, buf);
         return;
     }
+    if (c->tls != NULL) {
+        int rc = net__tls_feed(c->tls, buf->base, (size_t)nread);
+        net__release_buf(w, buf);
+        if (rc < 0) {
+            conn_close(c);
+            return;
+        }
+        tls_pump(c);
+        return;
+    }
+    on_data(c, buf->base, (size_t)nread);
+    net__release_buf(w, buf);
+}
+
+/* Plaintext request bytes: parse what the parser takes, keep the rest, then decide about
+ * reading more. */
+static void on_data(net_conn_t *c, const char *p, size_t n)
+{
     if (HTTP_PARSER_ERRNO(&c->parser) == HPE_OK && c->pending.len == 0) {
-        size_t used = feed(c, buf->base, (size_t)nread);
-        if (!c->closing && used < (size_t)nread &&
-            buf_append(&c->pending, buf->base + used, (size_t)nread - used) < 0)
+        size_t used = feed(c, p, n);
+        if (!c->closing && used < n && buf_append(&c->pending, p + used, n - used) < 0)
             reject(c, 431, "too much pipelined data");
-    } else if (buf_append(&c->pending, buf->base, (size_t)nread) < 0) {
+    } else if (buf_append(&c->pending, p, n) < 0) {
         reject(c, 431, "too much pipelined data");
     }
-    net__release_buf(w, buf);
     if (!c->closing)
         conn_process(c);
 }
 
+/* Advances the TLS handshake, then decrypts as long as the connection wants input. */
+static void tls_pump(net_conn_t *c)
+{
+    net_worker_t *w = c->w;
+    err_detail_t d = {{0}};
+    int rc;
+
+    if (c->in_pump)
+        return;
+    c->in_pump = true;
+    if (!net__tls_done(c->tls)) {
+        rc = net__tls_handshake(c->tls, &d);
+        net__out_kick(w, &c->out); /* handshake messages */
+        if (rc == 0)
+            goto out;
+        if (rc > 0) {
+            rc = c->tls_opts->check_peer(net__tls_ssl(c->tls), NULL, c->peer_id, sizeof(c->peer_id),
+                                         c->tls_opts->arg, &d);
+        }
+        if (rc < 0) {
+            log_warn("net", "refused TLS connection from %s: %s", c->peer_ip,
+                     d.msg[0] ? d.msg : err_str(rc));
+            c->in_pump = false;
+            c->client_gone = true;
+            /* Send the alert OpenSSL queued, then close. */
+            stop_reading(c);
+            c->close_after_write = true;
+            if (net__tls_out_pending(c->tls) == 0)
+                conn_close(c);
+            else
+                net__out_kick(w, &c->out);
+            return;
+        }
+    }
+    while (!c->closing && (c->reading || c->state != CONN_ACTIVE)) {
+        rc = net__tls_read(c->tls, w->tls_buf, sizeof(w->tls_buf), &d);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            c->client_gone = true;
+            c->in_pump = false;
+            conn_close(c);
+            return;
+        }
+        on_data(c, w->tls_buf, (size_t)rc);
+        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && !c->reading)
+            break;
+    }
+out:
+    c->in_pump = false;
+}
+
 static void start_reading(net_conn_t *c)
 {
+    if (c->tls != NULL && !c->in_pump && !c->closing && net__tls_has_input(c->tls)) {
+        /* Input that arrived while paused may be waiting inside OpenSSL: no socket read will
+         * announce it, so decrypt it now. */
+        tls_pump(c);
+    }
     /* Once the connection is to close after its output, nothing more is read: bytes after a
      * refused head must never be parsed as a request. */
     if (!c->reading && !c->closing && !c->client_gone && !c->close_after_write) {
@@ -769,7 +852,23 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close(c);
         return;
     }
+    if (srv->tls != NULL) {
+        struct ssl_ctx_st *ctx = srv->tls->get_ctx(srv->tls->arg, true);
+        int rc = ctx ? net__tls_new(&c->tls, ctx, true) : ERR_NET_TLS;
+        if (ctx != NULL)
+            SSL_CTX_free(ctx); /* the connection's SSL holds its own reference */
+        if (rc < 0) {
+            log_warn("net", "no TLS identity available; refusing a connection");
+            conn_close(c);
+            return;
+        }
+        c->tls_opts = srv->tls;
+        c->out.tls = c->tls;
+    }
     conn_start(c);
+    /* A TLS peer gets the short head timeout for its handshake too. */
+    if (c->tls != NULL && !c->closing)
+        arm_timer(c, c->w->limits.head_timeout_ms);
 }
 
 int net__adopt_fd(net_worker_t *w, int fd, const net_server_cbs_t *cbs, void *ctx)
@@ -791,6 +890,12 @@ int net__adopt_fd(net_worker_t *w, int fd, const net_server_cbs_t *cbs, void *ct
 
 int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs, void *ctx,
                int *bound_port)
+{
+    return net_listen_tls(w, host, port, cbs, ctx, NULL, bound_port);
+}
+
+int net_listen_tls(net_worker_t *w, const char *host, int port, const net_server_cbs_t *cbs,
+                   void *ctx, const net_tls_t *tls, int *bound_port)
 {
     struct sockaddr_storage ss;
     int fd = -1, one = 1, rc;
@@ -825,6 +930,7 @@ int net_listen(net_worker_t *w, const char *host, int port, const net_server_cbs
     srv->w = w;
     srv->cbs = *cbs;
     srv->ctx = ctx;
+    srv->tls = tls;
     uv_tcp_init(&w->loop, &srv->tcp);
     srv->tcp.data = srv;
     rc = uv_tcp_open(&srv->tcp, fd);
@@ -869,6 +975,11 @@ void net__server_close_all(net_worker_t *w)
 const net_head_t *net_sreq_head(const net_sreq_t *r)
 {
     return &r->head;
+}
+
+const char *net_sreq_peer_id(const net_sreq_t *r)
+{
+    return r->conn->peer_id;
 }
 
 const char *net_sreq_peer_ip(const net_sreq_t *r)

@@ -163,6 +163,8 @@ void net__out_init(net__out_t *o, uv_stream_t *s, uv_write_cb cb, size_t max_byt
     o->cb = cb;
     o->hold = false;
     o->on_error = NULL;
+    o->tls = NULL;
+    buf_init(&o->cipher, max_bytes);
     o->on_sent = NULL;
     buf_init(&o->pending, max_bytes);
     net__list_init(&o->node);
@@ -194,22 +196,45 @@ int net__out_chunk(net_worker_t *w, net__out_t *o, const char *p, size_t n, bool
     return net__out_add(w, o, hdr, (size_t)hl, p, n, "\r\n", 2);
 }
 
+void net__out_kick(net_worker_t *w, net__out_t *o)
+{
+    if (net__list_empty(&o->node))
+        net__list_push(&w->dirty, &o->node);
+}
+
 int net__out_flush(net__out_t *o)
 {
+    buf_t *src = &o->pending;
     net__write_t *wr;
     uv_buf_t b;
     int rc;
 
     net__list_remove(&o->node);
-    if (o->pending.len == 0 || o->hold)
+    if (o->tls != NULL) {
+        /* Plaintext waits until the handshake allows application data; handshake output (and
+         * the encrypted records) leave from the cipher buffer. */
+        if (o->pending.len > 0 && !o->hold && net__tls_done(o->tls)) {
+            rc = net__tls_encrypt(o->tls, o->pending.ptr, o->pending.len);
+            if (rc < 0)
+                return rc;
+            buf_reset(&o->pending);
+        }
+        rc = net__tls_take_out(o->tls, &o->cipher);
+        if (rc < 0)
+            return rc;
+        src = &o->cipher;
+    } else if (o->hold) {
         return 0;
-    b = uv_buf_init(o->pending.ptr, (unsigned)o->pending.len);
+    }
+    if (src->len == 0)
+        return 0;
+    b = uv_buf_init(src->ptr, (unsigned)src->len);
     if (o->stream->write_queue_size == 0) {
         /* Most flushes fit in the socket buffer: write now, without a write request, its
          * completion callback one loop turn later, or an epoll change. */
         rc = uv_try_write(o->stream, &b, 1);
         if (rc == (int)b.len) {
-            buf_reset(&o->pending);
+            buf_reset(src);
             if (o->on_sent != NULL)
                 o->on_sent(o);
             return 0;
@@ -222,7 +247,7 @@ int net__out_flush(net__out_t *o)
         }
     }
     wr = mem_alloc(sizeof(*wr));
-    wr->data = buf_take(&o->pending);
+    wr->data = buf_take(src);
     rc = uv_write(&wr->req, o->stream, &b, 1, o->cb);
     if (rc < 0) {
         mem_free(wr->data);
@@ -233,12 +258,13 @@ int net__out_flush(net__out_t *o)
 
 size_t net__out_queued(const net__out_t *o)
 {
-    return o->pending.len + o->stream->write_queue_size;
+    return o->pending.len + o->cipher.len + o->stream->write_queue_size;
 }
 
 void net__out_release(net__out_t *o)
 {
     net__list_remove(&o->node);
+    buf_free(&o->cipher);
     buf_free(&o->pending);
 }
 
