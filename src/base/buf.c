@@ -39,7 +39,8 @@ static int reserve(buf_t *b, size_t extra)
     need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
-    cap = b->cap ? b->cap : 64;
+    /* Start at 256 bytes: most users (message heads, error bodies) fit without a regrowth. */
+    cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap * 2 < cap ? need : cap * 2;
     if (cap > b->max + 1)
@@ -87,6 +88,17 @@ int buf_printf(buf_t *b, const char *fmt, ...)
     va_end(ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int buf_append_u64(buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
 int buf_append_json_str(buf_t *b, const char *s, size_t n)

@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct buf {
     char *ptr;  /* owned; NULL until the first append; always NUL-terminated after one */
@@ -34,6 +35,8 @@ int buf_append_str(buf_t *b, const char *s) __attribute__((warn_unused_result));
 /** Appends printf-formatted text. */
 int buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), warn_unused_result));
+/** Appends @p v in decimal (no printf on hot paths). */
+int buf_append_u64(buf_t *b, uint64_t v) __attribute__((warn_unused_result));
 /** Appends @p s as the inside of a JSON string literal (no surrounding quotes). */
 int buf_append_json_str(buf_t *b, const char *s, size_t n) __attribute__((warn_unused_result));
 /** The bytes (NUL-terminated), or "" when empty. */

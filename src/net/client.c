@@ -650,8 +650,12 @@ static int serialise_head(net_creq_t *r, const char *host_header, const net_head
                           int64_t body_len)
 {
     buf_t *b = &r->head_out;
-    int rc = buf_printf(b, "%s %s HTTP/1.1\r\nhost: %s\r\n",
-                        http_method_str((enum http_method)h->method), h->url, host_header);
+    int rc = buf_append_str(b, http_method_str((enum http_method)h->method));
+    rc = rc ? rc : buf_append(b, " ", 1);
+    rc = rc ? rc : buf_append(b, h->url, h->url_len);
+    rc = rc ? rc : buf_append_str(b, " HTTP/1.1\r\nhost: ");
+    rc = rc ? rc : buf_append_str(b, host_header);
+    rc = rc ? rc : buf_append(b, "\r\n", 2);
     for (size_t i = 0; rc == 0 && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
         if (net_head_is_hop(h, f->name, f->name_len) || str_eq(f->name, f->name_len, "host") ||
@@ -663,9 +667,11 @@ static int serialise_head(net_creq_t *r, const char *host_header, const net_head
         rc = rc ? rc : buf_append(b, f->value, f->value_len);
         rc = rc ? rc : buf_append(b, "\r\n", 2);
     }
-    if (rc == 0 && body_len > 0)
-        rc = buf_printf(b, "content-length: %lld\r\n", (long long)body_len);
-    else if (rc == 0 && body_len < 0)
+    if (rc == 0 && body_len > 0) {
+        rc = buf_append_str(b, "content-length: ");
+        rc = rc ? rc : buf_append_u64(b, (uint64_t)body_len);
+        rc = rc ? rc : buf_append(b, "\r\n", 2);
+    } else if (rc == 0 && body_len < 0)
         rc = buf_append_str(b, "transfer-encoding: chunked\r\n");
     else if (rc == 0 &&
              (h->method == HTTP_POST || h->method == HTTP_PUT || h->method == HTTP_PATCH))

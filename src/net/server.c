@@ -1067,8 +1067,11 @@ int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t con
     if (r->responded || r->ended || c->closing)
         return ERR_INVAL;
     buf_init(&b, 256 * 1024);
-    rc = buf_printf(&b, "HTTP/1.%d %d %s\r\n", r->head.http_minor ? 1 : 0, status,
-                    http_status_str((enum http_status)status));
+    rc = buf_append_str(&b, r->head.http_minor ? "HTTP/1.1 " : "HTTP/1.0 ");
+    rc = rc ? rc : buf_append_u64(&b, (uint64_t)status);
+    rc = rc ? rc : buf_append(&b, " ", 1);
+    rc = rc ? rc : buf_append_str(&b, http_status_str((enum http_status)status));
+    rc = rc ? rc : buf_append(&b, "\r\n", 2);
     for (size_t i = 0; rc == 0 && h != NULL && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
         if (net_head_is_hop(h, f->name, f->name_len) ||
@@ -1081,7 +1084,9 @@ int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t con
     }
     if (rc == 0 && content_length >= 0 && status != 204 && !(status >= 100 && status < 200) &&
         status != 304) {
-        rc = buf_printf(&b, "content-length: %lld\r\n", (long long)content_length);
+        rc = buf_append_str(&b, "content-length: ");
+        rc = rc ? rc : buf_append_u64(&b, (uint64_t)content_length);
+        rc = rc ? rc : buf_append(&b, "\r\n", 2);
     } else if (rc == 0 && content_length < 0 && !no_body) {
         if (r->head.http_minor >= 1) {
             r->resp_chunked = true;
@@ -1103,7 +1108,17 @@ int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t con
             r->head.keep_alive = false;
         r->responded = true;
         r->resp_no_body = no_body;
-        rc = conn_write(c, b.ptr, b.len);
+        if (c->out.pending.len == 0) {
+            /* Hand the head's buffer to the output instead of copying it; the old, empty
+             * output buffer is freed below in its place. */
+            buf_t old = c->out.pending;
+            c->out.pending = b;
+            c->out.pending.max = NET_OUT_MAX;
+            b = old;
+            net__out_kick(c->w, &c->out);
+        } else {
+            rc = conn_write(c, b.ptr, b.len);
+        }
     }
     buf_free(&b);
     return rc;
