@@ -40,7 +40,7 @@
     X(RES_YAML, -10300, "YAML error")                                                              \
     X(RES_INVALID, -10301, "invalid resource")                                                     \
     X(RESOLVE_DB, -10400, "name resolution database error")                                        \
-    X(RESOLVE_LOST, -10401, "host registration lost")                                             \
+    X(RESOLVE_LOST, -10401, "host registration lost")                                              \
     X(IDENTITY_CRYPTO, -10500, "cryptographic operation failed")                                   \
     X(IDENTITY_CSR, -10501, "invalid certificate signing request")                                 \
     X(IDENTITY_DENIED, -10502, "identity request denied")                                          \

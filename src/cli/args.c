@@ -46,8 +46,12 @@ static int check_protocol(const char *spelled, const char *v, err_detail_t *d);
 static int check_log_level(const char *spelled, const char *v, err_detail_t *d);
 static int check_output(const char *spelled, const char *v, err_detail_t *d);
 static int check_nonempty(const char *spelled, const char *v, err_detail_t *d);
+static int check_trust_domain(const char *spelled, const char *v, err_detail_t *d);
+static int check_uids(const char *spelled, const char *v, err_detail_t *d);
+static int check_issuer(const char *spelled, const char *v, err_detail_t *d);
 
 #define SR (CLI_CMD_SIDECAR | CLI_CMD_RUN)
+#define SE CLI_CMD_SENTRY
 #define OFF(field) offsetof(cli_args_t, field)
 
 /* The one list of flags: parsing, validation, help and the argv handed to a child sidecar all
@@ -76,9 +80,9 @@ static const cli_flag_t flags[] = {
      "A Configuration resource file"},
     {"namespace", NULL, 0, FT_STR, SR, 0, OFF(opts.namespace_), 0, 0, NULL, check_nonempty,
      "The namespace of the app (else $NAMESPACE)"},
-    {"log-level", NULL, 0, FT_STR, SR, 0, OFF(log_level), 0, 0, NULL, check_log_level,
+    {"log-level", NULL, 0, FT_STR, SR | SE, 0, OFF(log_level), 0, 0, NULL, check_log_level,
      "One of debug, info, warn, error, fatal"},
-    {"log-as-json", NULL, 0, FT_BOOL, SR, 0, OFF(log_as_json), 0, 0, NULL, NULL,
+    {"log-as-json", NULL, 0, FT_BOOL, SR | SE, 0, OFF(log_as_json), 0, 0, NULL, NULL,
      "Write logs as one JSON object per line"},
     {"enable-mtls", NULL, 0, FT_BOOL, SR, 0, OFF(enable_mtls), 0, 0, NULL, NULL,
      "Accepted for compatibility; mTLS between sidecars is not implemented yet"},
@@ -92,6 +96,34 @@ static const cli_flag_t flags[] = {
      NULL, NULL, "Idle timeout of streamed responses, in seconds (or 15m, 1h)"},
     {"output", NULL, 'o', FT_STR, CLI_CMD_LIST, 0, OFF(output), 0, 0, NULL, check_output,
      "Output format: table or json"},
+    {"trust-domain", NULL, 0, FT_STR, SE, 0, OFF(sentry.trust_domain), 0, 0, NULL,
+     check_trust_domain, "The trust domain of the identities issued"},
+    {"state-dir", NULL, 0, FT_STR, SE, 0, OFF(sentry.state_dir), 0, 0, "$OUTRIGGER_HOME/sentry",
+     check_nonempty, "The folder holding the CA's keys, trust bundle and socket"},
+    {"workload-cert-ttl", NULL, 0, FT_SECONDS, SE, 0, OFF(sentry.workload_cert_ttl_s), 10, 31536000,
+     NULL, NULL, "Lifetime of workload certificates, in seconds (or 20s, 15m, 24h)"},
+    {"allowed-clock-skew", NULL, 0, FT_SECONDS, SE, 0, OFF(sentry.allowed_clock_skew_s), 0, 86400,
+     NULL, NULL, "How far certificates and JWTs are backdated, in seconds (or 15m)"},
+    {"jwt-ttl", NULL, 0, FT_SECONDS, SE, 0, OFF(sentry.jwt_ttl_s), 10, 86400, NULL, NULL,
+     "Lifetime of JWT SVIDs, in seconds (or 5m)"},
+    {"socket", NULL, 0, FT_STR, SE, 0, OFF(sentry.socket_path), 0, 0, "<state-dir>/sentry.sock",
+     check_nonempty, "The Unix socket local sidecars ask"},
+    {"allowed-uid", NULL, 0, FT_STR, SE, 0, OFF(allowed_uids), 0, 0, "the sentry's own uid",
+     check_uids,
+     "Comma-separated uids whose processes may ask on the socket (replaces the "
+     "default)"},
+    {"join-token-file", NULL, 0, FT_STR, SE, 0, OFF(sentry.join_token_file), 0, 0, "none",
+     check_nonempty, "Join tokens for remote sidecars; enables the TCP listener"},
+    {"listen-address", NULL, 0, FT_STR, SE, 0, OFF(sentry.listen_address), 0, 0, NULL,
+     check_nonempty, "Numeric address of the TCP listener for join-token requests"},
+    {"port", NULL, 0, FT_PORT, SE, 0, OFF(sentry.port), 0, 0, NULL, NULL,
+     "Port of the TCP listener for join-token requests"},
+    {"jwks-port", NULL, 0, FT_PORT, SE, 0, OFF(sentry.jwks_port), 0, 0, "none: not served", NULL,
+     "Port serving the JWKS and OIDC discovery over HTTPS"},
+    {"jwks-address", NULL, 0, FT_STR, SE, 0, OFF(sentry.jwks_address), 0, 0, NULL, check_nonempty,
+     "Numeric address of the JWKS server"},
+    {"jwt-issuer", NULL, 0, FT_STR, SE, 0, OFF(sentry.jwt_issuer), 0, 0,
+     "https://localhost:<jwks-port>", check_issuer, "The iss claim of JWT SVIDs"},
 };
 
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -120,6 +152,58 @@ static int check_app_id(const char *spelled, const char *v, err_detail_t *d)
                            "%s: \"%s\" may only hold letters, digits, '-', '_' and '.'", spelled,
                            v);
     }
+    return 0;
+}
+
+static int check_trust_domain(const char *spelled, const char *v, err_detail_t *d)
+{
+    char uri[SPIFFE_ID_MAX + 1];
+
+    if (spiffe_id_format(v, "x", "x", uri, sizeof(uri)) < 0)
+        return err_set(d, ERR_INVAL,
+                       "%s: \"%s\" is not a valid trust domain (lower-case letters, digits, '.', "
+                       "'-', '_')",
+                       spelled, v);
+    return 0;
+}
+
+static int check_issuer(const char *spelled, const char *v, err_detail_t *d)
+{
+    if (strncmp(v, "https://", 8) != 0 || v[8] == '\0')
+        return err_set(d, ERR_INVAL, "%s: expected an https:// URL, got \"%s\"", spelled, v);
+    return 0;
+}
+
+/* Parses "1000,1001" into @p out (at most IDENTITY_MAX_ALLOWED_UIDS); @p out may be NULL. */
+static int parse_uids(const char *v, uid_t *out, size_t *count)
+{
+    size_t n = 0;
+
+    for (const char *p = v;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        uint64_t uid;
+
+        if (n >= IDENTITY_MAX_ALLOWED_UIDS || str_u64(p, len, UINT32_MAX - 1, &uid) < 0)
+            return ERR_INVAL;
+        if (out != NULL)
+            out[n] = (uid_t)uid;
+        n++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    *count = n;
+    return 0;
+}
+
+static int check_uids(const char *spelled, const char *v, err_detail_t *d)
+{
+    size_t n;
+
+    if (parse_uids(v, NULL, &n) < 0)
+        return err_set(d, ERR_INVAL, "%s: expected up to %d comma-separated uids, got \"%s\"",
+                       spelled, IDENTITY_MAX_ALLOWED_UIDS, v);
     return 0;
 }
 
@@ -268,7 +352,10 @@ static const cli_flag_t *find_short(cli_cmd_t cmd, char c)
 
 static const char *cmd_name(cli_cmd_t cmd)
 {
-    return cmd == CLI_CMD_SIDECAR ? "sidecar" : cmd == CLI_CMD_RUN ? "run" : "list";
+    return cmd == CLI_CMD_SIDECAR  ? "sidecar"
+           : cmd == CLI_CMD_RUN    ? "run"
+           : cmd == CLI_CMD_SENTRY ? "sentry"
+                                   : "list";
 }
 
 /* Fills in the values that come from the environment once the flags are known. */
@@ -297,6 +384,19 @@ static int finish(cli_cmd_t cmd, cli_args_t *a, err_detail_t *d)
         memcpy(a->home_owned + len, "/.outrigger", sizeof("/.outrigger"));
     }
     a->opts.home = a->home_owned;
+    if (cmd == CLI_CMD_SENTRY) {
+        if (a->allowed_uids != NULL &&
+            parse_uids(a->allowed_uids, a->sentry.allowed_uids, &a->sentry.allowed_uid_count) < 0)
+            return err_set(d, ERR_INVAL, "--allowed-uid: bad list");
+        if (a->sentry.state_dir == NULL) {
+            a->state_dir_owned = mem_alloc(strlen(a->home_owned) + sizeof("/sentry"));
+            rc = identity_default_state_dir(a->home_owned, a->state_dir_owned,
+                                            strlen(a->home_owned) + sizeof("/sentry"));
+            if (rc < 0)
+                return err_set(d, ERR_INVAL, "home folder path too long");
+            a->sentry.state_dir = a->state_dir_owned;
+        }
+    }
     if (cmd == CLI_CMD_SIDECAR && a->opts.app_id == NULL)
         return err_set(d, ERR_INVAL, "--app-id is required");
     return 0;
@@ -328,6 +428,7 @@ int cli_args_parse(cli_cmd_t cmd, int argc, char **argv, cli_args_t *out, err_de
 
     memset(&a, 0, sizeof(a));
     invoke_opts_defaults(&a.opts);
+    identity_sentry_opts_defaults(&a.sentry);
     a.log_level = "info";
     a.level = LOG_INFO;
     a.output = "table";
@@ -409,8 +510,10 @@ void cli_args_free(cli_args_t *a)
 {
     mem_free(a->home_owned);
     mem_free(a->app_id_owned);
+    mem_free(a->state_dir_owned);
     a->home_owned = NULL;
     a->app_id_owned = NULL;
+    a->state_dir_owned = NULL;
 }
 
 static const cli_flag_t *find_name(const char *name)
@@ -465,16 +568,18 @@ void cli_args_render(const cli_args_t *a, cli_cmd_t target, cli_argv_t *out)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "Usage: outrigger <command> [flags]\n"
-               "\n"
-               "Commands:\n"
-               "  sidecar   Run a sidecar (the counterpart of daprd)\n"
-               "  run       Start a sidecar and an app beside it (like dapr run)\n"
-               "  list      List the sidecars and apps running on this machine\n"
-               "  version   Print the version\n"
-               "  help      Print this help, or the help of a command\n"
-               "\n"
-               "Run 'outrigger <command> --help' for the flags of a command.\n");
+    fprintf(f,
+            "Usage: outrigger <command> [flags]\n"
+            "\n"
+            "Commands:\n"
+            "  sidecar   Run a sidecar (the counterpart of daprd)\n"
+            "  run       Start a sidecar and an app beside it (like dapr run)\n"
+            "  list      List the sidecars and apps running on this machine\n"
+            "  sentry    Run the certificate authority (like Dapr's sentry), or rotate its root\n"
+            "  version   Print the version\n"
+            "  help      Print this help, or the help of a command\n"
+            "\n"
+            "Run 'outrigger <command> --help' for the flags of a command.\n");
 }
 
 /* Writes the default of @p f as help shows it, into @p b; nothing when there is none to show. */
@@ -531,6 +636,7 @@ void cli_help(cli_cmd_t cmd, FILE *f)
 
     memset(&def, 0, sizeof(def));
     invoke_opts_defaults(&def.opts);
+    identity_sentry_opts_defaults(&def.sentry);
     def.log_level = "info";
     def.output = "table";
     if (cmd == CLI_CMD_SIDECAR)
@@ -541,6 +647,16 @@ void cli_help(cli_cmd_t cmd, FILE *f)
                    "Starts a sidecar, waits until it is healthy, then starts COMMAND with\n"
                    "APP_ID, APP_PORT, DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT and friends set.\n"
                    "Without COMMAND only the sidecar runs.\n");
+    else if (cmd == CLI_CMD_SENTRY)
+        fprintf(f, "Usage: outrigger sentry [flags]\n"
+                   "       outrigger sentry rotate-root|activate-root|prune-roots [flags]\n\n"
+                   "Runs the certificate authority that issues workload identities (X.509 and\n"
+                   "JWT SVIDs) to sidecars until SIGINT or SIGTERM. Local sidecars ask on a\n"
+                   "user-private Unix socket; remote ones over TLS with a join token.\n\n"
+                   "Root rotation, one step at a time (see docs/security.md):\n"
+                   "  rotate-root    stage a new root and issuer; the bundle trusts both\n"
+                   "  activate-root  sign with the staged root (wait one workload TTL first)\n"
+                   "  prune-roots    drop old roots from the bundle (wait one more TTL)\n");
     else
         fprintf(f, "Usage: outrigger list [flags]\n\n"
                    "Lists the sidecars and apps running on this machine.\n");

@@ -1,9 +1,10 @@
 /*
  * cli — the command line: one flag table, its parser, and the commands `sidecar`, `run`, `list`,
- * `version` that main.c dispatches to.
+ * `sentry`, `version` that main.c dispatches to.
  *
- * Job: turn argv (and the NAMESPACE / OUTRIGGER_HOME environment) into an invoke_opts_t plus the
- * few CLI-only settings, print help generated from the same table, and run the commands.
+ * Job: turn argv (and the NAMESPACE / OUTRIGGER_HOME environment) into an invoke_opts_t (or, for
+ * `sentry`, an identity_sentry_opts_t) plus the few CLI-only settings, print help generated from
+ * the same table, and run the commands.
  * Ownership: cli_args_t is caller storage. String fields point into the argv given to
  * cli_args_parse (which must outlive the args) or into memory the args own; cli_args_free releases
  * the latter. cli_argv_t owns every string it holds.
@@ -22,6 +23,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "identity/identity.h"
 #include "invoke/invoke.h"
 
 /* Exit code for a command line that cannot be understood. */
@@ -39,6 +41,7 @@ typedef enum cli_cmd {
     CLI_CMD_SIDECAR = 1 << 0,
     CLI_CMD_RUN = 1 << 1,
     CLI_CMD_LIST = 1 << 2,
+    CLI_CMD_SENTRY = 1 << 3,
 } cli_cmd_t;
 
 typedef struct cli_args {
@@ -54,6 +57,9 @@ typedef struct cli_args {
     uint64_t given;        /* bit i: flag table entry i was given (or marked by cli_args_mark) */
     char *home_owned;      /* owned: storage behind opts.home */
     char *app_id_owned;    /* owned: storage behind a generated opts.app_id, or NULL */
+    identity_sentry_opts_t sentry; /* sentry: its options; strings borrowed or owned below */
+    const char *allowed_uids;      /* sentry --allowed-uid: comma-separated, parsed into sentry */
+    char *state_dir_owned;         /* owned: storage behind a defaulted sentry.state_dir */
 } cli_args_t;
 
 /** A growable NULL-terminated vector of owned strings (argv or environ for a child). */
@@ -110,6 +116,9 @@ int cli_cmd_run(int argc, char **argv);
 
 /** `outrigger list [-o table|json]`: the sidecars and apps running on this machine. */
 int cli_cmd_list(int argc, char **argv);
+
+/** `outrigger sentry [rotate-root|activate-root|prune-roots] [flags]`: the CA. */
+int cli_cmd_sentry(int argc, char **argv);
 
 /** `outrigger version`: the program and runtime API versions. */
 int cli_cmd_version(int argc, char **argv);

@@ -16,6 +16,8 @@ static int help(int argc, char **argv)
         cli_help(CLI_CMD_RUN, stdout);
     else if (strcmp(argv[0], "list") == 0)
         cli_help(CLI_CMD_LIST, stdout);
+    else if (strcmp(argv[0], "sentry") == 0)
+        cli_help(CLI_CMD_SENTRY, stdout);
     else if (strcmp(argv[0], "version") == 0)
         printf("Usage: outrigger version\n");
     else {
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
         return cli_cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "list") == 0)
         return cli_cmd_list(argc - 2, argv + 2);
+    if (strcmp(cmd, "sentry") == 0)
+        return cli_cmd_sentry(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cli_cmd_version(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
