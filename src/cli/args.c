@@ -85,7 +85,8 @@ static const cli_flag_t flags[] = {
     {"log-as-json", NULL, 0, FT_BOOL, SR | SE, 0, OFF(log_as_json), 0, 0, NULL, NULL,
      "Write logs as one JSON object per line"},
     {"enable-mtls", NULL, 0, FT_BOOL, SR, 0, OFF(enable_mtls), 0, 0, NULL, NULL,
-     "Accepted for compatibility; mTLS between sidecars is not implemented yet"},
+     "mTLS between sidecars with SPIFFE identities from the local sentry (default on; "
+     "--enable-mtls=false turns it off)"},
     {"workers", NULL, 0, FT_INT, SR, 0, OFF(opts.workers), 0, 1024, "one per core", NULL,
      "Event-loop threads"},
     {"max-connections", NULL, 0, FT_INT, SR, 0, OFF(opts.max_connections), 1, 1000000, NULL, NULL,

@@ -49,7 +49,7 @@ typedef struct cli_args {
     const char *log_level; /* --log-level, validated; default "info" */
     log_level_t level;     /* log_level parsed */
     bool log_as_json;      /* --log-as-json */
-    bool enable_mtls;      /* --enable-mtls; accepted, not acted on yet */
+    bool enable_mtls;      /* --enable-mtls (see invoke_opts_t.mtls) */
     const char *output;    /* list --output / -o: "table" or "json" */
     bool help;             /* -h / --help was given; nothing else is checked then */
     char **command;        /* run: the app's argv (borrowed; command_argc entries), or NULL */

@@ -66,8 +66,7 @@ int cli_cmd_sidecar(int argc, char **argv)
     if (code >= 0)
         return code;
     log_init(a.level, a.log_as_json, a.opts.app_id);
-    if (a.enable_mtls)
-        log_warn("cli", "--enable-mtls is accepted but mTLS is not implemented yet; ignoring it");
+    a.opts.mtls = cli_args_given(&a, "enable-mtls") ? (a.enable_mtls ? 1 : 0) : -1;
     adopted = adopt_run_parent();
     if (adopted < 0) {
         log_error("cli", "the outrigger run process that started this sidecar is gone");

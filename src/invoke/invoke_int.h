@@ -58,8 +58,10 @@ int invoke_split_target(const char *target, const char *self_ns, char *id, size_
 /* ---- the running sidecar ------------------------------------------------------------------- */
 
 #include "invoke/invoke.h"
+#include "resources/watch.h"
 
 struct resolve;
+typedef struct invoke_mtls invoke_mtls_t;
 
 /* Process-wide sidecar state; read-only once the workers run. */
 typedef struct invoke_sidecar {
@@ -73,6 +75,8 @@ typedef struct invoke_sidecar {
     const char *app_api_token;  /* APP_API_TOKEN or NULL */
     const char *res_names_json; /* pre-rendered metadata fragments, owned */
     long long started_ms;       /* wall clock at start */
+    invoke_mtls_t *mtls;        /* workload identity; NULL when mTLS is off */
+    res_slot_t config;          /* current Configuration snapshot (data: acl_t); may be empty */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64
@@ -91,6 +95,21 @@ typedef struct invoke_worker {
     invoke_cache_entry_t cache[INVOKE_CACHE_SLOTS]; /* resolution cache */
     size_t cache_next;                              /* next slot to overwrite */
 } invoke_worker_t;
+
+/** Gets a workload certificate from the local sentry (starting one if needed) and builds the TLS
+ * contexts. Blocks: call before the workers run. */
+int invoke__mtls_start(invoke_sidecar_t *sc, invoke_mtls_t **out, err_detail_t *d);
+/** The TLS settings for the internal listener and for calls to peers. */
+const net_tls_t *invoke__mtls_tls(invoke_mtls_t *m);
+/** Formats the SPIFFE ID a peer sidecar of @p app_id in @p ns must present. */
+int invoke__mtls_peer_uri(invoke_mtls_t *m, const char *app_id, const char *ns, char *out,
+                          size_t len);
+/** Starts renewing on @p loop (half-way through each certificate's life). */
+void invoke__mtls_run(invoke_mtls_t *m, uv_loop_t *loop);
+/** Stops renewing (closes the timer); call on the loop before it ends. */
+void invoke__mtls_stop(invoke_mtls_t *m);
+/** Frees everything; after the loop and the workers have stopped. */
+void invoke__mtls_free(invoke_mtls_t *m);
 
 /** Handler of the API port (Dapr HTTP API). ctx is the invoke_worker_t. */
 void invoke__on_api_request(net_sreq_t *req, void *ctx);

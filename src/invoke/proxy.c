@@ -11,7 +11,9 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "invoke/invoke_int.h"
+#include "identity/spiffe.h"
 #include "invoke/resolve.h"
+#include "policy/acl.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
 #define RESOLVE_TRIES 5
@@ -236,8 +238,19 @@ static void px_send(px_t *p)
     int rc;
 
     snprintf(host_header, sizeof(host_header), "%s:%d", p->host, p->port);
-    rc = net_creq_start(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
-                        (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000, &up_cbs, p, &p->creq);
+    if (!p->to_app && iw->sc->mtls != NULL) {
+        /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
+        char expect[SPIFFE_ID_MAX + 1];
+        rc = invoke__mtls_peer_uri(iw->sc->mtls, p->id, p->ns, expect, sizeof(expect));
+        if (rc == 0)
+            rc = net_creq_start_tls(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
+                                    (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000,
+                                    invoke__mtls_tls(iw->sc->mtls), expect, &up_cbs, p, &p->creq);
+    } else {
+        rc = net_creq_start(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
+                            (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000, &up_cbs, p,
+                            &p->creq);
+    }
     if (rc < 0) {
         px_fail(p, "%s", err_str(rc));
         px_maybe_free(p);
@@ -513,18 +526,40 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     px_t *p;
     int rc;
 
-    if (callee == NULL || !str_eq(callee->value, callee->value_len, o->app_id) || caller == NULL ||
-        caller_ns == NULL || caller->value_len >= sizeof(caller_id) ||
-        caller_ns->value_len >= sizeof(caller_nsb)) {
+    const char *peer = net_sreq_peer_id(req);
+    spiffe_id_t peer_id;
+    res_snapshot_t *snap = NULL;
+    acl_decision_t dec;
+    int verb;
+
+    if (callee == NULL || !str_eq(callee->value, callee->value_len, o->app_id)) {
         invoke__respond_error(req, 500, "ERR_DIRECT_INVOKE",
                               "failed to invoke, id: %s, err: misrouted call (callee mismatch)",
                               o->app_id);
         return;
     }
-    memcpy(caller_id, caller->value, caller->value_len);
-    caller_id[caller->value_len] = '\0';
-    memcpy(caller_nsb, caller_ns->value, caller_ns->value_len);
-    caller_nsb[caller_ns->value_len] = '\0';
+    if (sc->mtls != NULL) {
+        /* Identity from the wire: the verified certificate, never a header. */
+        if (spiffe_id_parse(peer, strlen(peer), &peer_id) < 0) {
+            invoke__respond_error(req, 403, "ERR_DIRECT_INVOKE",
+                                  "failed to invoke, id: %s, err: malformed SPIFFE ID", o->app_id);
+            return;
+        }
+        snprintf(caller_id, sizeof(caller_id), "%s", peer_id.app_id);
+        snprintf(caller_nsb, sizeof(caller_nsb), "%s", peer_id.ns);
+    } else if (caller == NULL || caller_ns == NULL || caller->value_len >= sizeof(caller_id) ||
+               caller_ns->value_len >= sizeof(caller_nsb)) {
+        invoke__respond_error(req, 500, "ERR_DIRECT_INVOKE",
+                              "failed to invoke, id: %s, err: caller identity missing", o->app_id);
+        return;
+    } else {
+        /* mTLS off: the caller sidecar's stamp is all there is (and accessControl sees no
+         * identity, as in Dapr). */
+        memcpy(caller_id, caller->value, caller->value_len);
+        caller_id[caller->value_len] = '\0';
+        memcpy(caller_nsb, caller_ns->value, caller_ns->value_len);
+        caller_nsb[caller_ns->value_len] = '\0';
+    }
 
     /* Normalise again on the callee (Dapr does): what the app and policy see is what we checked. */
     buf_init(&path, 64 * 1024);
@@ -537,6 +572,41 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
                               o->app_id, d.msg);
         goto out;
     }
+
+    /* accessControl: after identity, before any middleware or the app. */
+    verb = acl_verb_from_method(http_method_str((enum http_method)in->method),
+                                strlen(http_method_str((enum http_method)in->method)));
+    snap = res_slot_acquire(&sc->config);
+    if (!acl_check_peer(snap ? res_snapshot_data(snap) : NULL, sc->mtls ? peer : NULL,
+                        sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "", method.len, verb,
+                        NULL, &dec)) {
+        buf_t msg;
+        buf_init(&msg, ACL_DENY_MESSAGE_MAX);
+        log_debug("acl",
+                  "denied caller=%s target=%s operation=%s verb=%s level=%s reason=%s "
+                  "rule=%s",
+                  sc->mtls ? peer : "(none)", o->app_id, buf_ptr(&method), acl_verb_name(verb),
+                  acl_level_name(dec.level), acl_reason_name(dec.reason),
+                  dec.operation ? dec.operation : "-");
+        if (dec.reason == ACL_REASON_BAD_IDENTITY)
+            invoke__respond_error(req, 403, "ERR_DIRECT_INVOKE",
+                                  "failed to invoke, id: %s, err: malformed SPIFFE ID", o->app_id);
+        else if (acl_deny_message(&msg, sc->mtls ? &peer_id : NULL, buf_ptr(&method), method.len,
+                                  verb) == 0)
+            invoke__respond_error(req, 403, "ERR_DIRECT_INVOKE",
+                                  "failed to invoke, id: %s, err: rpc error: code = "
+                                  "PermissionDenied desc = %s",
+                                  o->app_id, buf_ptr(&msg));
+        else
+            invoke__respond_error(req, 403, "ERR_DIRECT_INVOKE",
+                                  "failed to invoke, id: %s, err: access denied", o->app_id);
+        buf_free(&msg);
+        goto out;
+    }
+    if (dec.level != ACL_LEVEL_NONE)
+        log_debug("acl", "allowed caller=%s target=%s operation=%s verb=%s level=%s reason=%s",
+                  sc->mtls ? peer : "(none)", o->app_id, buf_ptr(&method), acl_verb_name(verb),
+                  acl_level_name(dec.level), acl_reason_name(dec.reason));
     p = px_new(iw, req);
     snprintf(p->target, sizeof(p->target), "%s", o->app_id);
     p->to_app = true;
@@ -557,6 +627,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p->port = o->app_port;
     px_send(p);
 out:
+    res_snapshot_unref(snap);
     buf_free(&path);
     buf_free(&method);
 }

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "invoke/invoke_int.h"
 #include "invoke/resolve.h"
+#include "policy/acl.h"
 #include "resources/resources.h"
 
 #define MAX_WORKERS 64
@@ -29,6 +30,7 @@ void invoke_opts_defaults(invoke_opts_t *o)
     o->max_connections = 10000;
     o->graceful_shutdown_seconds = 5;
     o->stream_idle_timeout_s = 3600;
+    o->mtls = -1;
 }
 
 typedef struct run_state {
@@ -43,6 +45,7 @@ typedef struct run_state {
     uv_timer_t drain;                 /* polls for in-flight calls to finish */
     uint64_t drain_deadline;          /* loop time when draining gives up */
     bool stopping;                    /* a stop signal arrived */
+    res_watch_t *watch;               /* Configuration hot reload; NULL without --config */
     char app_id[INVOKE_ID_MAX];       /* for re-registration */
 } run_state_t;
 
@@ -53,6 +56,15 @@ static int stable_port(const char *app_id)
     for (const char *p = app_id; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
     return 47300 + (int)(h % 2048);
+}
+
+/* A valid new Configuration: in force for every request that starts from now on. */
+static void on_config_change(res_watch_t *w, res_snapshot_t *s, void *ctx)
+{
+    invoke_sidecar_t *sc = ctx;
+    (void)w;
+    res_slot_publish(&sc->config, s);
+    log_info("sidecar", "configuration reloaded");
 }
 
 static void worker_main(void *arg)
@@ -89,6 +101,10 @@ static void on_drain_tick(uv_timer_t *t)
     for (int i = 0; i < rs->nworkers; i++)
         net_worker_stop_async(rs->nw[i]);
     uv_close((uv_handle_t *)&rs->drain, NULL);
+    invoke__mtls_stop(rs->sc.mtls);
+    if (rs->watch != NULL)
+        res_watch_close(rs->watch);
+    rs->watch = NULL;
     uv_close((uv_handle_t *)&rs->heartbeat, NULL);
     uv_close((uv_handle_t *)&rs->sigint, NULL);
     uv_close((uv_handle_t *)&rs->sigterm, NULL);
@@ -140,12 +156,13 @@ static int listen_all(run_state_t *rs, net_server_cbs_t *api, net_server_cbs_t *
                       http_port, uv_strerror(rc));
             break;
         }
-        rc = net_listen(rs->nw[i], o->listen_address, internal_port, internal, &rs->iw[i],
-                        &internal_port);
+        rc = net_listen_tls(rs->nw[i], o->listen_address, internal_port, internal, &rs->iw[i],
+                            rs->sc.mtls ? invoke__mtls_tls(rs->sc.mtls) : NULL, &internal_port);
         if (rc == UV_EADDRINUSE && derived && i == 0) {
             /* The derived port is taken: fall back to any free port, as Dapr does. */
             internal_port = 0;
-            rc = net_listen(rs->nw[i], o->listen_address, 0, internal, &rs->iw[i], &internal_port);
+            rc = net_listen_tls(rs->nw[i], o->listen_address, 0, internal, &rs->iw[i],
+                                rs->sc.mtls ? invoke__mtls_tls(rs->sc.mtls) : NULL, &internal_port);
         }
         if (rc < 0)
             log_error("sidecar", "cannot listen on %s:%d for sidecar calls: %s", o->listen_address,
@@ -162,7 +179,11 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     invoke_sidecar_t *sc = &rs->sc;
     net_server_cbs_t api = {.on_request = invoke__on_api_request};
     net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
-    res_config_t *config = NULL;
+    const res_config_t *config = NULL;
+    res_snapshot_t *snap = NULL;
+    res_builder_t acl_builder = {acl_snapshot_build, acl_snapshot_dispose, NULL};
+    const char *mtls_setting;
+    bool mtls;
     resolve_opts_t ro = {0};
     err_detail_t d = {{0}};
     net_limits_t limits;
@@ -190,11 +211,31 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         goto out;
     }
     if (opts->config_path != NULL) {
-        rc = res_config_load(NULL, opts->config_path, &config, &d);
+        rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
             log_error("sidecar", "cannot load configuration: %s", d.msg[0] ? d.msg : err_str(rc));
             goto out;
         }
+        config = res_snapshot_config(snap);
+    }
+    res_slot_init(&sc->config, res_snapshot_ref(snap));
+
+    /* mTLS is on unless turned off explicitly, by flag or by the Configuration. */
+    mtls_setting = config ? res_node_get_str(config->root, "spec.mtls.enabled") : NULL;
+    mtls = opts->mtls == 1 ||
+           (opts->mtls == -1 && !(mtls_setting && strcmp(mtls_setting, "false") == 0));
+    if (mtls) {
+        rc = invoke__mtls_start(sc, &sc->mtls, &d);
+        if (rc < 0) {
+            log_error("mtls", "cannot get a workload identity from the sentry: %s",
+                      d.msg[0] ? d.msg : err_str(rc));
+            goto out;
+        }
+    } else {
+        log_warn("mtls",
+                 "mTLS IS OFF (%s): calls between sidecars are plaintext and the caller's "
+                 "identity is not verified; accessControl sees no caller identity",
+                 opts->mtls == 0 ? "--enable-mtls=false" : "Configuration spec.mtls.enabled");
     }
 
     net_limits_defaults(&limits);
@@ -242,6 +283,17 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     rs->sigint.data = rs->sigterm.data = rs->heartbeat.data = rs->drain.data = rs;
     uv_signal_start(&rs->sigint, on_signal, SIGINT);
     uv_signal_start(&rs->sigterm, on_signal, SIGTERM);
+    if (sc->mtls != NULL)
+        invoke__mtls_run(sc->mtls, &rs->loop);
+    if (opts->config_path != NULL) {
+        res_watch_opts_t wo = {.path = opts->config_path,
+                               .builder = acl_builder,
+                               .on_change = on_config_change,
+                               .ctx = sc,
+                               .current = snap};
+        if (res_watch_start(&rs->loop, &wo, &rs->watch, &d) < 0)
+            log_warn("sidecar", "configuration changes will not be picked up: %s", d.msg);
+    }
     if (resolve_heartbeat_interval_ms(sc->resolve) > 0) /* 0: the backend needs none (dns) */
         uv_timer_start(&rs->heartbeat, on_heartbeat,
                        (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
@@ -278,7 +330,9 @@ out:
         }
         net_worker_free(rs->nw[i]);
     }
-    res_config_free(config);
+    res_slot_destroy(&sc->config);
+    res_snapshot_unref(snap);
+    invoke__mtls_free(sc->mtls);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);
     mem_free(rs);

@@ -155,6 +155,12 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net
         int rc = ctx ? net__tls_new(&pc->tls, ctx, false) : ERR_NET_TLS;
         if (ctx != NULL)
             SSL_CTX_free(ctx);
+        if (rc == 0 && tls->prepare != NULL &&
+            tls->prepare(net__tls_ssl(pc->tls), expect, key, tls->arg) < 0) {
+            net__tls_free(pc->tls);
+            pc->tls = NULL;
+            rc = ERR_NET_TLS;
+        }
         if (rc == 0) {
             pc->tls_opts = tls;
             pc->out.tls = pc->tls;

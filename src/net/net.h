@@ -48,6 +48,9 @@ typedef struct net_tls {
      * SPIFFE ID); on servers it is NULL. Returns 0 to accept, a negative code to refuse. */
     int (*check_peer)(struct ssl_st *ssl, const char *expect, char *id, size_t id_len, void *arg,
                       err_detail_t *why);
+    /* Clients only, may be NULL: called on a new connection's SSL before its handshake with the
+     * expected peer and a key naming the connection's target (for session resumption). */
+    int (*prepare)(struct ssl_st *ssl, const char *expect, const char *session_key, void *arg);
     void *arg;
 } net_tls_t;
 

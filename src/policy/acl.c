@@ -19,8 +19,8 @@
 #define NONE UINT32_MAX
 #define STRINGS_MAX (8u * 1024 * 1024) /* bytes of the string pool; files are ≤ 1 MiB */
 #define VERB_SLOTS 10                  /* slot 0 is "*", slots 1..9 are ACL_VERB_GET..PATCH */
-#define PATH_MAX_BYTES 96              /* "spec.accessControl.policies[N].operations[M]" */
-#define FILE_NAME_SHOWN 64             /* longer file names keep their last component */
+#define PATH_MAX_BYTES 160 /* "spec.accessControl.policies[N].operations[M]" with room */
+#define FILE_NAME_SHOWN 64 /* longer file names keep their last component */
 
 enum action { ACT_UNSET = 0, ACT_ALLOW, ACT_DENY };
 
@@ -342,7 +342,7 @@ static int read_operation(struct cc *c, const res_node_t *op, const char *ppath,
     rule_t *r;
     int rc;
 
-    snprintf(path, sizeof(path), "%s.operations[%zu]", ppath, k);
+    snprintf(path, sizeof(path), "%.64s.operations[%zu]", ppath, k);
     if (res_node_kind(op) != RES_NODE_MAP)
         return fail(c, res_node_line(op), path, "expected a mapping, found %s", kind_name(op));
     rc = opt_str(c, op, path, "name", &s, &line);

@@ -205,7 +205,8 @@ static void run(char names[][MAX_NAME + 2], int n, const char *method, bool http
     ref_new("/", 1);
     for (int i = 0; i < n && rc == 0; i++) {
         rc = buf_printf(&y, "      - {name: '%s', httpVerb: ['*'], action: allow}\n", names[i]);
-        snprintf(compiled[i], sizeof(compiled[i]), "%s%s", names[i][0] == '/' ? "" : "/", names[i]);
+        snprintf(compiled[i], sizeof(compiled[i]), "%s%.*s", names[i][0] == '/' ? "" : "/",
+                 MAX_NAME + 1, names[i]);
         fold(compiled[i], http);
         ref_put(compiled[i], i);
     }

@@ -223,6 +223,20 @@ export class Proc {
 
 const allTmpDirs = new Set();
 
+/**
+ * Sidecars start a local sentry (the CA) under their OUTRIGGER_HOME on demand, detached in its own
+ * session so it outlives them, as it should for users. Tests stop it with the home: its pid is in
+ * <home>/sentry/sentry.lock.
+ */
+function killSentry(home) {
+  try {
+    const pid = Number(fs.readFileSync(path.join(home, 'sentry', 'sentry.lock'), 'utf8').trim());
+    if (pid > 1) process.kill(pid, 'SIGKILL');
+  } catch {
+    /* no sentry there */
+  }
+}
+
 function killAllNow() {
   for (const p of allProcs) {
     try {
@@ -231,7 +245,10 @@ function killAllNow() {
       /* gone */
     }
   }
-  for (const d of allTmpDirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of allTmpDirs) {
+    killSentry(d);
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 }
 process.on('exit', killAllNow);
 // A signal's default action skips 'exit' handlers: kill the children first, then die.
@@ -422,6 +439,7 @@ export class Harness {
     await Promise.all(this.clients.splice(0).map((c) => Promise.race([c.close().catch(() => {}), sleepUnref(2000)])));
     await Promise.all(this.procs.map((p) => p.kill()));
     for (const d of this.homes.splice(0)) {
+      killSentry(d);
       fs.rmSync(d, { recursive: true, force: true });
       allTmpDirs.delete(d);
     }

@@ -101,8 +101,8 @@ static int check_peer(struct ssl_st *ssl, const char *expect, char *id, size_t i
     return 0;
 }
 
-static net_tls_t tls = {get_ctx, check_peer, NULL};
-static net_tls_t rogue_tls = {get_ctx, check_peer, NULL};
+static net_tls_t tls = {get_ctx, check_peer, NULL, NULL};
+static net_tls_t rogue_tls = {get_ctx, check_peer, NULL, NULL};
 
 /* Server: answers with the peer id and, for /big, 1 MiB. */
 static void on_request(net_sreq_t *r, void *ctx)

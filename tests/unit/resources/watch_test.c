@@ -51,7 +51,7 @@ static int replace_file(const char *path, const char *text)
 {
     char tmp[512];
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), "%.500s.tmp", path);
     if (write_file(tmp, text) < 0)
         return -1;
     return rename(tmp, path);
