@@ -83,8 +83,10 @@ typedef struct invoke_sidecar {
 
 /* A resolved address kept for a short while, per worker. */
 typedef struct invoke_cache_entry {
-    char key[INVOKE_ID_MAX * 2]; /* "id\nns" */
-    char addr[320];              /* "host:port" */
+    char key[INVOKE_ID_MAX * 2]; /* "id\nns", not NUL-terminated */
+    size_t key_len;              /* bytes of key */
+    char host[300];              /* resolved host */
+    int port;                    /* resolved port */
     uint64_t expires_ms;         /* loop time */
 } invoke_cache_entry_t;
 

@@ -261,39 +261,53 @@ static void px_send(px_t *p)
 
 /* --- name resolution with a short per-worker cache -------------------------------------------- */
 
-static void cache_key(char *key, size_t n, const char *id, const char *ns)
+/* Writes "id\nns" into @p key; returns its length, or 0 when it does not fit. */
+static size_t cache_key(char *key, size_t n, const char *id, const char *ns)
 {
-    snprintf(key, n, "%s\n%s", id, ns);
+    size_t il = strlen(id), nl = strlen(ns);
+    if (il + 1 + nl > n)
+        return 0;
+    memcpy(key, id, il);
+    key[il] = '\n';
+    memcpy(key + il + 1, ns, nl);
+    return il + 1 + nl;
 }
 
-static const char *cache_get(invoke_worker_t *iw, const char *id, const char *ns)
+static invoke_cache_entry_t *cache_find(invoke_worker_t *iw, const char *id, const char *ns)
 {
     char key[INVOKE_ID_MAX * 2];
-    uint64_t now = uv_now(net_worker_loop(iw->nw));
-    cache_key(key, sizeof(key), id, ns);
-    for (size_t i = 0; i < INVOKE_CACHE_SLOTS; i++) {
-        if (iw->cache[i].expires_ms > now && strcmp(iw->cache[i].key, key) == 0)
-            return iw->cache[i].addr;
+    size_t kl = cache_key(key, sizeof(key), id, ns);
+    for (size_t i = 0; kl > 0 && i < INVOKE_CACHE_SLOTS; i++) {
+        invoke_cache_entry_t *e = &iw->cache[i];
+        if (e->key_len == kl && memcmp(e->key, key, kl) == 0)
+            return e;
     }
     return NULL;
 }
 
-static void cache_put(invoke_worker_t *iw, const char *id, const char *ns, const char *addr)
+static const invoke_cache_entry_t *cache_get(invoke_worker_t *iw, const char *id, const char *ns)
 {
-    invoke_cache_entry_t *e = &iw->cache[iw->cache_next++ % INVOKE_CACHE_SLOTS];
-    cache_key(e->key, sizeof(e->key), id, ns);
-    snprintf(e->addr, sizeof(e->addr), "%s", addr);
+    invoke_cache_entry_t *e = cache_find(iw, id, ns);
+    return e != NULL && e->expires_ms > uv_now(net_worker_loop(iw->nw)) ? e : NULL;
+}
+
+static void cache_put(invoke_worker_t *iw, const char *id, const char *ns, const char *host,
+                      int port)
+{
+    invoke_cache_entry_t *e = cache_find(iw, id, ns);
+    if (e == NULL)
+        e = &iw->cache[iw->cache_next++ % INVOKE_CACHE_SLOTS];
+    e->key_len = cache_key(e->key, sizeof(e->key), id, ns);
+    snprintf(e->host, sizeof(e->host), "%s", host);
+    e->port = port;
     e->expires_ms = uv_now(net_worker_loop(iw->nw)) + CACHE_TTL_MS;
 }
 
 static void cache_forget(invoke_worker_t *iw, const char *id, const char *ns)
 {
-    char key[INVOKE_ID_MAX * 2];
-    cache_key(key, sizeof(key), id, ns);
-    for (size_t i = 0; i < INVOKE_CACHE_SLOTS; i++) {
-        if (strcmp(iw->cache[i].key, key) == 0)
-            iw->cache[i].expires_ms = 0;
-    }
+    invoke_cache_entry_t *e = cache_find(iw, id, ns);
+    if (e != NULL)
+        e->expires_ms = 0;
 }
 
 static int split_addr(px_t *p, const char *addr)
@@ -351,7 +365,7 @@ static void after_lookup(uv_work_t *w, int status)
         px_maybe_free(p);
         return;
     }
-    cache_put(p->iw, p->id, p->ns, p->addr);
+    cache_put(p->iw, p->id, p->ns, p->host, p->port);
     px_send(p);
 }
 
@@ -492,8 +506,10 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         return;
     }
     {
-        const char *addr = cache_get(iw, p->id, p->ns);
-        if (addr != NULL && split_addr(p, addr) == 0) {
+        const invoke_cache_entry_t *e = cache_get(iw, p->id, p->ns);
+        if (e != NULL) {
+            memcpy(p->host, e->host, sizeof(p->host));
+            p->port = e->port;
             px_send(p);
             return;
         }

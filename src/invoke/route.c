@@ -36,9 +36,17 @@ static int hexval(char c)
  * unescaping). An invalid escape is an error, as in Go's url package. */
 static int unescape(const char *p, size_t n, bool plus_is_space, buf_t *out)
 {
+    size_t run = 0; /* start of the bytes copied as they are */
+
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         int rc;
+        if (c != '%' && !(c == '+' && plus_is_space))
+            continue;
+        /* Flush the plain run before this escape in one append. */
+        rc = buf_append(out, p + run, i - run);
+        if (rc < 0)
+            return rc;
         if (c == '%') {
             int hi, lo;
             if (i + 2 >= n)
@@ -49,14 +57,15 @@ static int unescape(const char *p, size_t n, bool plus_is_space, buf_t *out)
                 return ERR_NET_BAD_REQUEST;
             c = (char)(hi * 16 + lo);
             i += 2;
-        } else if (c == '+' && plus_is_space) {
+        } else {
             c = ' ';
         }
         rc = buf_append(out, &c, 1);
         if (rc < 0)
             return rc;
+        run = i + 1;
     }
-    return 0;
+    return buf_append(out, p + run, n - run);
 }
 
 int invoke_url_split(const char *url, size_t len, buf_t *path, const char **query,
@@ -71,21 +80,32 @@ int invoke_url_split(const char *url, size_t len, buf_t *path, const char **quer
         if (c == '#' || c < 0x21 || c == 0x7f)
             return err_set(d, ERR_NET_BAD_REQUEST, "invalid character in request target");
     }
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
-        return err_set(d, ERR_NET_BAD_REQUEST, "malformed request target");
-    p = url + u.field_data[UF_PATH].off;
-    n = u.field_data[UF_PATH].len;
+    *query = NULL;
+    *query_len = 0;
+    if (len > 0 && url[0] == '/') {
+        /* origin-form (RFC 9112 §3.2.1), nearly every request: path, then an optional query. */
+        const char *qm = memchr(url, '?', len);
+        p = url;
+        n = qm ? (size_t)(qm - url) : len;
+        if (qm != NULL && (size_t)(qm - url) + 1 < len) {
+            *query = qm + 1;
+            *query_len = len - n - 1;
+        }
+    } else {
+        http_parser_url_init(&u);
+        if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
+            return err_set(d, ERR_NET_BAD_REQUEST, "malformed request target");
+        p = url + u.field_data[UF_PATH].off;
+        n = u.field_data[UF_PATH].len;
+        if (u.field_set & (1 << UF_QUERY)) {
+            *query = url + u.field_data[UF_QUERY].off;
+            *query_len = u.field_data[UF_QUERY].len;
+        }
+    }
     if (n == 0 || p[0] != '/')
         return err_set(d, ERR_NET_BAD_REQUEST, "request target must start with /");
     if (unescape(p, n, false, path) < 0)
         return err_set(d, ERR_NET_BAD_REQUEST, "invalid percent-encoding in path");
-    *query = NULL;
-    *query_len = 0;
-    if (u.field_set & (1 << UF_QUERY)) {
-        *query = url + u.field_data[UF_QUERY].off;
-        *query_len = u.field_data[UF_QUERY].len;
-    }
     return 0;
 }
 
@@ -170,20 +190,23 @@ int invoke_method_normalize(const char *p, size_t n, buf_t *out, err_detail_t *d
 int invoke_path_escape(buf_t *out, const char *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0; /* start of the bytes copied as they are */
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
         unsigned char c = (unsigned char)p[i];
         /* RFC 3986 pchar plus '/': unreserved, sub-delims, ':' and '@'. */
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-._~!$&'()*+,;=:@/", c) != NULL) {
-            rc = buf_append(out, &p[i], 1);
-        } else {
+            (c != 0 && strchr("-._~!$&'()*+,;=:@/", c) != NULL))
+            continue;
+        {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = buf_append(out, e, 3);
+            rc = buf_append(out, p + run, i - run);
+            rc = rc ? rc : buf_append(out, e, 3);
+            run = i + 1;
         }
     }
-    return rc;
+    return rc ? rc : buf_append(out, p + run, n - run);
 }
 
 int invoke_split_target(const char *target, const char *self_ns, char *id, size_t id_len, char *ns,
