@@ -650,14 +650,17 @@ void cli_help(cli_cmd_t cmd, FILE *f)
                    "Without COMMAND only the sidecar runs.\n");
     else if (cmd == CLI_CMD_SENTRY)
         fprintf(f, "Usage: outrigger sentry [flags]\n"
-                   "       outrigger sentry rotate-root|activate-root|prune-roots [flags]\n\n"
+                   "       outrigger sentry rotate-root|activate-root|prune-roots [flags]\n"
+                   "       outrigger sentry jwt --app-id ID --audience AUD [...]\n\n"
                    "Runs the certificate authority that issues workload identities (X.509 and\n"
                    "JWT SVIDs) to sidecars until SIGINT or SIGTERM. Local sidecars ask on a\n"
                    "user-private Unix socket; remote ones over TLS with a join token.\n\n"
                    "Root rotation, one step at a time (see docs/security.md):\n"
                    "  rotate-root    stage a new root and issuer; the bundle trusts both\n"
                    "  activate-root  sign with the staged root (wait one workload TTL first)\n"
-                   "  prune-roots    drop old roots from the bundle (wait one more TTL)\n");
+                   "  prune-roots    drop old roots from the bundle (wait one more TTL)\n\n"
+                   "'outrigger sentry jwt' prints a JWT SVID from the running sentry (see\n"
+                   "'outrigger sentry jwt --help').\n");
     else
         fprintf(f, "Usage: outrigger list [flags]\n\n"
                    "Lists the sidecars and apps running on this machine.\n");

@@ -117,7 +117,8 @@ int cli_cmd_run(int argc, char **argv);
 /** `outrigger list [-o table|json]`: the sidecars and apps running on this machine. */
 int cli_cmd_list(int argc, char **argv);
 
-/** `outrigger sentry [rotate-root|activate-root|prune-roots] [flags]`: the CA. */
+/** `outrigger sentry [rotate-root|activate-root|prune-roots|jwt] [flags]`: the CA, a rotation
+ * step, or a JWT SVID fetched from the running sentry. */
 int cli_cmd_sentry(int argc, char **argv);
 
 /** `outrigger version`: the program and runtime API versions. */

@@ -7,6 +7,9 @@
 // Streamable HTTP (default): stateful sessions at /mcp (POST, GET, DELETE).
 // Legacy HTTP+SSE (--sse or MCP_TRANSPORT=sse): GET /sse, POST /message?sessionId=...
 // GET /healthz -> 200 "ok" in both modes.
+// E2E_LOG_REQUESTS=1: prints one stdout line per request received, before any other handling:
+//   [mcp-server] request <METHOD> <url as received> caller=<dapr-caller-app-id or ->
+// (tests use it to prove that a refused call never reached the server).
 //
 // Host check (on by default, like the SDK's createMcpExpressApp on localhost): the Host header's
 // hostname must be localhost, 127.0.0.1 or [::1], else 403. A proxy must therefore send a Host
@@ -45,6 +48,7 @@ const opt = (name) => {
 const MODE = flag('--sse') || process.env.MCP_TRANSPORT === 'sse' ? 'sse' : 'streamable';
 const PORT = Number(opt('--port') ?? process.env.APP_PORT ?? process.env.PORT ?? 0);
 const HOST_CHECK = !flag('--no-host-check');
+const LOG_REQUESTS = process.env.E2E_LOG_REQUESTS === '1';
 
 const als = new AsyncLocalStorage();
 
@@ -197,6 +201,7 @@ async function handleSsePost(req, res, url) {
 }
 
 const httpServer = http.createServer((req, res) => {
+  if (LOG_REQUESTS) console.log(`[mcp-server] request ${req.method} ${req.url} caller=${req.headers['dapr-caller-app-id'] ?? '-'}`);
   const url = new URL(req.url, 'http://placeholder');
   if (url.pathname === '/healthz') {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');

@@ -17,6 +17,9 @@
 //                         DAPR_GRPC_PORT, DAPR_METRICS_PORT, pid
 //   /healthz              200 "ok"
 //   anything else         404 JSON {"error":"no route","path":...}
+//
+// E2E_LOG_REQUESTS=1: prints one stdout line per request received, before any other handling:
+//   [raw-app] request <METHOD> <url as received> caller=<dapr-caller-app-id or ->
 import http from 'node:http';
 
 const argv = process.argv.slice(2);
@@ -38,7 +41,10 @@ function readBody(req) {
   });
 }
 
+const LOG_REQUESTS = process.env.E2E_LOG_REQUESTS === '1';
+
 const server = http.createServer(async (req, res) => {
+  if (LOG_REQUESTS) console.log(`[raw-app] request ${req.method} ${req.url} caller=${req.headers['dapr-caller-app-id'] ?? '-'}`);
   const q = req.url.indexOf('?');
   const path = q >= 0 ? req.url.slice(0, q) : req.url;
   const query = q >= 0 ? req.url.slice(q + 1) : '';

@@ -525,3 +525,14 @@ export function packageFile(...parts) {
 export function haveCommand(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// App request logs
+
+/**
+ * Requests an app started with E2E_LOG_REQUESTS=1 (apps/mcp-server.mjs, apps/raw-app.mjs) has
+ * received so far, in order: [{method, url, caller}] parsed from its captured stdout.
+ */
+export function appRequests(proc) {
+  return [...proc.output().matchAll(/^\[[\w-]+\] request (\S+) (\S*) caller=(\S*)$/gm)].map((m) => ({ method: m[1], url: m[2], caller: m[3] }));
+}
