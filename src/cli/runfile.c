@@ -12,31 +12,12 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/buf.h"
 #include "base/str.h"
 
 /* Longest path built here. */
 #define RUNFILE_PATH_MAX 4096
-
-/* Creates @p path and its missing parents with mode 0700. Returns 0 or ERR_IO. */
-static int mkdir_p(const char *path, err_detail_t *d)
-{
-    char tmp[RUNFILE_PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof(tmp))
-        return err_set(d, ERR_INVAL, "bad folder name \"%s\"", path);
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0')
-            continue;
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-            return err_set(d, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-        tmp[i] = i < n ? '/' : '\0';
-    }
-    return 0;
-}
 
 void runfile_time_format(int64_t t, char *out, size_t n)
 {
@@ -196,7 +177,7 @@ int runfile_write(const char *home, const runfile_entry_t *e, long owner_pid, ch
         rc = err_set(d, rc, "run registry path too long");
         goto out;
     }
-    rc = mkdir_p(buf_ptr(&dir), d);
+    rc = fs_mkdir_p(buf_ptr(&dir), 0700, d);
     if (rc < 0)
         goto out;
     doc = entry_to_json(e);

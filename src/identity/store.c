@@ -12,6 +12,7 @@
 
 #include <openssl/err.h>
 
+#include "base/fs.h"
 #include "identity/identity_int.h"
 
 int identity__ossl_fail(err_detail_t *d, int code, const char *what)
@@ -42,30 +43,10 @@ int identity__path(char *out, size_t n, const char *dir, const char *name)
     return 0;
 }
 
-/* Creates every missing component of @p path with mode 0700. */
-static int mkdir_parents(const char *path, err_detail_t *d)
-{
-    char tmp[IDENTITY_PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof(tmp))
-        return err_set(d, ERR_INVAL, "bad folder name \"%s\"", path);
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0')
-            continue;
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-            return err_set(d, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-        tmp[i] = i < n ? '/' : '\0';
-    }
-    return 0;
-}
-
 int identity__mkdir_private(const char *path, err_detail_t *d)
 {
     struct stat st;
-    int rc = mkdir_parents(path, d);
+    int rc = fs_mkdir_p(path, 0700, d);
 
     if (rc < 0)
         return rc;

@@ -118,18 +118,6 @@ __attribute__((format(printf, 4, 5))) static int fail(const struct cc *c, unsign
     return err_set(c->d, ERR_RES_INVALID, "%s:%u: %s: %s", c->file, line, path, problem);
 }
 
-static const char *kind_name(const res_node_t *n)
-{
-    switch (res_node_kind(n)) {
-    case RES_NODE_MAP:
-        return "a mapping";
-    case RES_NODE_SEQ:
-        return "a sequence";
-    default:
-        return "a string";
-    }
-}
-
 /* Adds [s, s+n) and a NUL to the pool; *off is where it starts. */
 static int pool_add(struct cc *c, const char *s, size_t n, uint32_t *off)
 {
@@ -177,7 +165,7 @@ static int opt_str(const struct cc *c, const res_node_t *map, const char *path, 
     *line = res_node_line(v);
     if (res_node_kind(v) != RES_NODE_SCALAR)
         return fail(c, res_node_line(v), path, "%s: expected a string, found %s", field,
-                    kind_name(v));
+                    res_node_kind_name(v));
     *out = res_node_scalar(v);
     return 0;
 }
@@ -193,7 +181,7 @@ static int opt_seq(const struct cc *c, const res_node_t *map, const char *path, 
         return 0;
     if (res_node_kind(v) != RES_NODE_SEQ)
         return fail(c, res_node_line(v), path, "%s: expected a sequence, found %s", field,
-                    kind_name(v));
+                    res_node_kind_name(v));
     *out = v;
     return 0;
 }
@@ -311,7 +299,7 @@ static int read_verbs(struct cc *c, const res_node_t *verbs, const char *path, r
         size_t slot;
         if (res_node_kind(v) != RES_NODE_SCALAR)
             return fail(c, res_node_line(v), path, "httpVerb[%zu]: expected a string, found %s", k,
-                        kind_name(v));
+                        res_node_kind_name(v));
         s = res_node_scalar(v);
         for (slot = 0; slot < VERB_SLOTS; slot++) {
             if (strcmp(s, verb_names[slot]) == 0)
@@ -344,7 +332,8 @@ static int read_operation(struct cc *c, const res_node_t *op, const char *ppath,
 
     snprintf(path, sizeof(path), "%.64s.operations[%zu]", ppath, k);
     if (res_node_kind(op) != RES_NODE_MAP)
-        return fail(c, res_node_line(op), path, "expected a mapping, found %s", kind_name(op));
+        return fail(c, res_node_line(op), path, "expected a mapping, found %s",
+                    res_node_kind_name(op));
     rc = opt_str(c, op, path, "name", &s, &line);
     if (rc == 0)
         rc = opt_str(c, op, path, "action", &act, &act_line);
@@ -408,7 +397,8 @@ static int read_policy(struct cc *c, const res_node_t *pol, size_t i)
 
     snprintf(path, sizeof(path), "spec.accessControl.policies[%zu]", i);
     if (res_node_kind(pol) != RES_NODE_MAP)
-        return fail(c, res_node_line(pol), path, "expected a mapping, found %s", kind_name(pol));
+        return fail(c, res_node_line(pol), path, "expected a mapping, found %s",
+                    res_node_kind_name(pol));
     rc = opt_str(c, pol, path, "appId", &app_id, &l_app);
     rc = rc ? rc : opt_str(c, pol, path, "namespace", &ns, &l_ns);
     rc = rc ? rc : opt_str(c, pol, path, "trustDomain", &td, &l_td);
@@ -515,7 +505,8 @@ static int read_access_control(struct cc *c, const res_config_t *cfg)
     if (ac == NULL || res_node_is_null(ac))
         return 0;
     if (res_node_kind(ac) != RES_NODE_MAP)
-        return fail(c, res_node_line(ac), path, "expected a mapping, found %s", kind_name(ac));
+        return fail(c, res_node_line(ac), path, "expected a mapping, found %s",
+                    res_node_kind_name(ac));
     rc = opt_str(c, ac, path, "trustDomain", &td, &l_td);
     rc = rc ? rc : opt_str(c, ac, path, "defaultAction", &da, &l_da);
     rc = rc ? rc : opt_seq(c, ac, path, "policies", &pols);

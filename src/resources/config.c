@@ -21,7 +21,7 @@ struct ctx {
     err_detail_t *d;
 };
 
-static const char *kind_name(const res_node_t *n)
+const char *res_node_kind_name(const res_node_t *n)
 {
     switch (res_node_kind(n)) {
     case RES_NODE_MAP:
@@ -48,7 +48,7 @@ static int opt_map(const struct ctx *c, const res_node_t *parent, const char *pa
     if (res_node_kind(v) != RES_NODE_MAP)
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(v),
                          "%s%s%s: expected a mapping, found %s", path, *path ? "." : "", field,
-                         kind_name(v));
+                         res_node_kind_name(v));
     *out = v;
     return 0;
 }
@@ -65,7 +65,7 @@ static int opt_str(const struct ctx *c, const res_node_t *parent, const char *pa
     if (res_node_kind(v) != RES_NODE_SCALAR)
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(v),
                          "%s%s%s: expected a string, found %s", path, *path ? "." : "", field,
-                         kind_name(v));
+                         res_node_kind_name(v));
     *out = res_node_scalar(v);
     return 0;
 }
@@ -144,7 +144,7 @@ static int build(const struct ctx *c, res_config_t *cfg)
     root = res_yaml_doc(c->y, 0);
     if (res_node_kind(root) != RES_NODE_MAP)
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(root),
-                         "expected a mapping at the top level, found %s", kind_name(root));
+                         "expected a mapping at the top level, found %s", res_node_kind_name(root));
     cfg->root = root;
     rc = want_str(c, root, "apiVersion", CONFIG_API_VERSION);
     if (rc == 0)

@@ -61,6 +61,8 @@ const res_node_t *res_yaml_doc(const res_yaml_t *y, size_t i);
 
 /** Kind of @p n. */
 res_node_kind_t res_node_kind(const res_node_t *n);
+/** "a mapping", "a sequence", "null" or "a string": for error messages. */
+const char *res_node_kind_name(const res_node_t *n);
 /** 1-based line where @p n starts in its file. */
 unsigned res_node_line(const res_node_t *n);
 /** Text of a scalar (NUL-terminated, no NUL inside), or NULL for a map or sequence. */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "invoke/resolve/resolve_int.h"
@@ -163,29 +164,6 @@ static bool is_memory_db(const char *conn)
            (n >= 13 && str_ieq(conn, 13, "file::memory:"));
 }
 
-/* Creates @p dir and its missing parents with mode 0700. */
-static int mkdir_p(const char *dir, err_detail_t *d)
-{
-    char p[PATH_MAX_BYTES];
-    size_t i, n = strlen(dir);
-
-    if (n == 0 || n >= sizeof(p))
-        return err_set(d, ERR_INVAL, "home directory path is empty or too long");
-    memcpy(p, dir, n + 1);
-    for (i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        p[i] = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            char ebuf[128];
-            return err_set(d, ERR_IO, "cannot create %.160s: %s", p,
-                           strerror_r(errno, ebuf, sizeof(ebuf)));
-        }
-        p[i] = i < n ? '/' : '\0';
-    }
-    return 0;
-}
-
 /* Fills @p out with a random RFC 4122 version-4 UUID, as Dapr's uuid.NewRandom() does. */
 static int random_uuid(char out[UUID_LEN + 1], err_detail_t *d)
 {
@@ -288,7 +266,7 @@ static int read_config(resolve__sqlite_t *s, const resolve__conf_t *c, const cha
         n = snprintf(s->path, sizeof(s->path), "%s/%s", home, DEFAULT_DB_FILE);
         if (n < 0 || (size_t)n >= sizeof(s->path))
             return err_set(d, ERR_INVAL, "home directory path too long");
-        rc = mkdir_p(home, d);
+        rc = fs_mkdir_p(home, 0700, d);
         if (rc < 0)
             return rc;
     }
