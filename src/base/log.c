@@ -72,8 +72,8 @@ void log_msg(log_level_t level, const char *scope, const char *fmt, ...)
     } else {
         /* logfmt: the message is quoted with JSON string escaping, so quotes and newlines in
          * it (paths, app ids, peer text) cannot break a line apart. */
-        int rc = buf_printf(&line, "time=%s level=%s app_id=%s scope=%s msg=\"", ts,
-                            names[level], cfg.app_id, scope);
+        int rc = buf_printf(&line, "time=%s level=%s app_id=%s scope=%s msg=\"", ts, names[level],
+                            cfg.app_id, scope);
         rc = rc ? rc : buf_append_json_str(&line, msg, strlen(msg));
         rc = rc ? rc : buf_append_str(&line, "\"\n");
         (void)rc;
