@@ -48,6 +48,8 @@ int net__tls_new(net__tls_t **out, SSL_CTX *ctx, bool server)
     /* An empty read BIO means "need more data", not end of file. */
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    /* Idle connections (long SSE streams) should not each hold OpenSSL's 16 KiB record buffers. */
+    SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
     if (server)
         SSL_set_accept_state(t->ssl);
     else

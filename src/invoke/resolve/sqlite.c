@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <uv.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -109,11 +110,20 @@ static int step(resolve__sqlite_t *s, sqlite3_stmt *st)
 static int exec_sql(resolve__sqlite_t *s, const char *sql, uint64_t timeout_ms, const char *what,
                     err_detail_t *d)
 {
+    uint64_t until = now_ms() + timeout_ms;
     int src;
 
-    s->deadline_ms = now_ms() + timeout_ms;
-    src = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    s->deadline_ms = 0;
+    /* SQLite returns SQLITE_BUSY without calling the busy handler where waiting could deadlock,
+     * e.g. switching to WAL while another process opens the same new file: retry those here,
+     * within the same deadline. */
+    for (;;) {
+        s->deadline_ms = until;
+        src = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        s->deadline_ms = 0;
+        if ((src & 0xff) != SQLITE_BUSY || now_ms() >= until)
+            break;
+        uv_sleep(10);
+    }
     return src == SQLITE_OK ? 0 : db_err(s, src, what, d);
 }
 

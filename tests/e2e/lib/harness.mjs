@@ -231,7 +231,9 @@ const allTmpDirs = new Set();
 function killSentry(home) {
   try {
     const pid = Number(fs.readFileSync(path.join(home, 'sentry', 'sentry.lock'), 'utf8').trim());
-    if (pid > 1) process.kill(pid, 'SIGKILL');
+    // Pids wrap around: kill only if that pid is still an outrigger sentry.
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (pid > 1 && cmd.includes('sentry') && cmd.some((a) => a.includes('outrigger'))) process.kill(pid, 'SIGKILL');
   } catch {
     /* no sentry there */
   }

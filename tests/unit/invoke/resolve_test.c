@@ -12,6 +12,9 @@
 #include "base/err.h"
 #include "invoke/resolve.h"
 #include "resources/resources.h"
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "test.h"
 
 /* A scratch OUTRIGGER_HOME under a fresh temp dir; `home` is a subdirectory that does not exist
@@ -510,4 +513,44 @@ TEST(resolve_busy_database_fails_after_busy_timeout)
     ASSERT_EQ(resolve_register(a, "app", "default", "127.0.0.1", 47001, &d), 0);
     resolve_free(a);
     tmp_clean(&t);
+}
+
+/* Several sidecars starting at the same instant on a fresh home: each must open, switch the new
+ * file to WAL and migrate it without "database is locked". They are separate processes (SQLite's
+ * file locks are per process, so threads would not contend the same way), released together by a
+ * pipe. */
+#define STARTERS 8
+
+TEST(resolve_concurrent_first_opens_succeed)
+{
+    struct tmp t;
+    for (int round = 0; round < 5; round++) {
+        pid_t pids[STARTERS];
+        int gate[2], failures = 0;
+        ASSERT_EQ(tmp_make(&t), 0);
+        ASSERT_EQ(pipe(gate), 0);
+        for (int i = 0; i < STARTERS; i++) {
+            pids[i] = fork();
+            if (pids[i] == 0) {
+                resolve_t *r = NULL;
+                char c;
+                int rc;
+                close(gate[1]);
+                if (read(gate[0], &c, 1) < 0)
+                    _exit(3);
+                rc = open_sqlite(&t, NULL, &r);
+                resolve_free(r);
+                _exit(rc == 0 ? 0 : 1);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]); /* EOF releases every child at once */
+        for (int i = 0; i < STARTERS; i++) {
+            int st = 0;
+            waitpid(pids[i], &st, 0);
+            failures += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        tmp_clean(&t);
+        ASSERT_EQ(failures, 0);
+    }
 }
