@@ -53,7 +53,7 @@ static int reserve(buf_t *b, size_t extra)
     return 0;
 }
 
-int buf_append(buf_t *b, const void *p, size_t n)
+int buf__append_slow(buf_t *b, const void *p, size_t n)
 {
     int rc = reserve(b, n);
     if (rc < 0)

@@ -29,7 +29,19 @@ void buf_free(buf_t *b);
 /** Empties the buffer but keeps its memory. */
 void buf_reset(buf_t *b);
 /** Appends @p n bytes. */
-int buf_append(buf_t *b, const void *p, size_t n) __attribute__((warn_unused_result));
+int buf__append_slow(buf_t *b, const void *p, size_t n) __attribute__((warn_unused_result));
+/* Inline because message heads are built with many small appends: the common case (room left)
+ * is a copy and two stores; growing and the limit check live in buf__append_slow. */
+static inline __attribute__((warn_unused_result)) int buf_append(buf_t *b, const void *p, size_t n)
+{
+    if (b->ptr != NULL && n < b->cap - b->len) {
+        __builtin_memcpy(b->ptr + b->len, p, n);
+        b->len += n;
+        b->ptr[b->len] = '\0';
+        return 0;
+    }
+    return buf__append_slow(b, p, n);
+}
 /** Appends a NUL-terminated string. */
 int buf_append_str(buf_t *b, const char *s) __attribute__((warn_unused_result));
 /** Appends printf-formatted text. */

@@ -51,6 +51,38 @@ bool str_ieq(const char *a, size_t n, const char *b)
     return b[n] == '\0';
 }
 
+size_t str_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (size == 0)
+        return 0;
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+size_t str_host_port(char *dst, size_t size, const char *host, int port)
+{
+    char digits[12];
+    size_t d = sizeof(digits), n;
+    unsigned v = port < 0 ? 0u : (unsigned)port;
+
+    do {
+        digits[--d] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    n = str_copy(dst, size, host);
+    if (n + 1 + (sizeof(digits) - d) >= size)
+        return n;
+    dst[n++] = ':';
+    memcpy(dst + n, digits + d, sizeof(digits) - d);
+    n += sizeof(digits) - d;
+    dst[n] = '\0';
+    return n;
+}
+
 void str_trim(const char **p, size_t *n)
 {
     while (*n > 0 && (**p == ' ' || **p == '\t')) {

@@ -27,6 +27,11 @@ static inline bool str_eq(const char *a, size_t n, const char *b)
 {
     return __builtin_strlen(b) == n && __builtin_memcmp(a, b, n) == 0;
 }
+/** Copies NUL-terminated @p src into @p dst of @p size bytes (truncating, always terminated) and
+ * returns the bytes copied. No printf: for request paths. */
+size_t str_copy(char *dst, size_t size, const char *src);
+/** Writes "<host>:<port>" into @p dst (truncating, always terminated); returns its length. */
+size_t str_host_port(char *dst, size_t size, const char *host, int port);
 /** Trims ASCII spaces and tabs from both ends of [*p, *p+*n). */
 void str_trim(const char **p, size_t *n);
 

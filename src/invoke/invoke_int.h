@@ -71,6 +71,7 @@ typedef struct invoke_sidecar {
     int internal_port;          /* bound sidecar-to-sidecar port */
     char host_ip[64];           /* address registered for peers */
     char hostname[256];         /* gethostname() */
+    char forwarded[600];        /* "for=<host_ip>;host=<hostname>", sent to peers */
     const char *api_token;      /* DAPR_API_TOKEN or NULL */
     const char *app_api_token;  /* APP_API_TOKEN or NULL */
     const char *res_names_json; /* pre-rendered metadata fragments, owned */

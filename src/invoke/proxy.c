@@ -237,7 +237,7 @@ static void px_send(px_t *p)
     char host_header[320];
     int rc;
 
-    snprintf(host_header, sizeof(host_header), "%s:%d", p->host, p->port);
+    str_host_port(host_header, sizeof(host_header), p->host, p->port);
     if (!p->to_app && iw->sc->mtls != NULL) {
         /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
         char expect[SPIFFE_ID_MAX + 1];
@@ -459,7 +459,7 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         return;
     }
     p = px_new(iw, req);
-    snprintf(p->target, sizeof(p->target), "%s", route->target);
+    str_copy(p->target, sizeof(p->target), route->target);
     if (strncmp(route->target, "http://", 7) == 0 || strncmp(route->target, "https://", 8) == 0) {
         /* TODO(issue 5): full-URL and HTTPEndpoint targets. */
         px_fail(p, "external service invocation is not supported yet");
@@ -482,12 +482,10 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         rc = rc ? rc
                 : stamp_identity(&p->out, o->app_id, o->namespace_, o->app_id, sc->app_api_token);
     } else {
-        char fwd[600];
-        snprintf(fwd, sizeof(fwd), "for=%s;host=%s", sc->host_ip, sc->hostname);
         rc = rc ? rc : stamp_identity(&p->out, o->app_id, o->namespace_, p->id, NULL);
         rc = rc ? rc : add_str(&p->out, "x-forwarded-for", sc->host_ip);
         rc = rc ? rc : add_str(&p->out, "x-forwarded-host", sc->hostname);
-        rc = rc ? rc : add_str(&p->out, "forwarded", fwd);
+        rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
     }
     if (rc < 0) {
         px_fail(p, "request head too large");
@@ -500,7 +498,7 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
             px_maybe_free(p);
             return;
         }
-        snprintf(p->host, sizeof(p->host), "%s", o->app_channel_address);
+        str_copy(p->host, sizeof(p->host), o->app_channel_address);
         p->port = o->app_port;
         px_send(p);
         return;
@@ -624,7 +622,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
                   sc->mtls ? peer : "(none)", o->app_id, buf_ptr(&method), acl_verb_name(verb),
                   acl_level_name(dec.level), acl_reason_name(dec.reason));
     p = px_new(iw, req);
-    snprintf(p->target, sizeof(p->target), "%s", o->app_id);
+    str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : copy_headers(in, &p->out, false);
@@ -639,7 +637,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
         px_maybe_free(p);
         goto out;
     }
-    snprintf(p->host, sizeof(p->host), "%s", o->app_channel_address);
+    str_copy(p->host, sizeof(p->host), o->app_channel_address);
     p->port = o->app_port;
     px_send(p);
 out:

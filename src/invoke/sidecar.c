@@ -205,6 +205,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
                                                                      : opts->listen_address));
     if (gethostname(sc->hostname, sizeof(sc->hostname)) != 0)
         snprintf(sc->hostname, sizeof(sc->hostname), "localhost");
+    snprintf(sc->forwarded, sizeof(sc->forwarded), "for=%s;host=%s", sc->host_ip, sc->hostname);
     sc->res_names_json = render_resources();
     if (opts->app_id == NULL || opts->app_id[0] == '\0') {
         log_error("sidecar", "--app-id is required");

@@ -136,7 +136,7 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net
     pc->w = w;
     pc->handles = 2;
     pc->port = port;
-    snprintf(pc->key, sizeof(pc->key), "%s", key);
+    str_copy(pc->key, sizeof(pc->key), key);
     uv_tcp_init(&w->loop, &pc->tcp);
     uv_timer_init(&w->loop, &pc->timer);
     pc->tcp.data = pc;
@@ -164,7 +164,7 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net
         if (rc == 0) {
             pc->tls_opts = tls;
             pc->out.tls = pc->tls;
-            snprintf(pc->expect, sizeof(pc->expect), "%s", expect ? expect : "");
+            str_copy(pc->expect, sizeof(pc->expect), expect ? expect : "");
         }
     }
     return pc;
@@ -635,12 +635,12 @@ static int pc_connect(net_pconn_t *pc, const char *host)
     }
 }
 
-static net_pconn_t *pool_take(net_worker_t *w, const char *key)
+static net_pconn_t *pool_take(net_worker_t *w, const char *key, const net_tls_t *tls)
 {
     for (net__list_t *n = w->pool.next; n != &w->pool; n = n->next) {
         net_pconn_t *pc = container_of(n, net_pconn_t, node);
         if (pc->req == NULL && !pc->closing && pc->connected && !pc->in_execute &&
-            strcmp(pc->key, key) == 0) {
+            pc->tls_opts == tls && strcmp(pc->key, key) == 0) {
             http_parser_init(&pc->parser, HTTP_RESPONSE);
             pc->parser.data = pc;
             /* Most recently used last: move to the back so hot connections stay warm. */
@@ -706,9 +706,14 @@ int net_creq_start_tls(net_worker_t *w, const char *host, int port, const char *
     if (w->stopping)
         return ERR_CLOSED;
     /* Pooled connections are shared only between requests that expect the same peer. */
-    if (snprintf(key, sizeof(key), "%s:%d|%p|%s", host, port, (const void *)tls,
-                 tls ? (expect_peer ? expect_peer : "*") : "") >= (int)sizeof(key))
-        return ERR_INVAL;
+    {
+        size_t kl = str_host_port(key, sizeof(key), host, port);
+        const char *e = tls ? (expect_peer ? expect_peer : "*") : "";
+        if (kl + 1 + strlen(e) >= sizeof(key))
+            return ERR_INVAL;
+        key[kl] = '|';
+        str_copy(key + kl + 1, sizeof(key) - kl - 1, e);
+    }
     r = mem_calloc(sizeof(*r));
     r->w = w;
     r->cbs = *cbs;
@@ -719,12 +724,12 @@ int net_creq_start_tls(net_worker_t *w, const char *host, int port, const char *
     r->body_ended = body_len == 0;
     r->idle_timeout_ms = idle_timeout_ms;
     r->tls = tls;
-    snprintf(r->expect, sizeof(r->expect), "%s", expect_peer ? expect_peer : "");
+    str_copy(r->expect, sizeof(r->expect), expect_peer ? expect_peer : "");
     buf_init(&r->head_out, 1024 * 1024);
     rc = serialise_head(r, host_header, h, body_len);
     if (rc < 0)
         goto fail;
-    pc = pool_take(w, key);
+    pc = pool_take(w, key, tls);
     if (pc != NULL) {
         uv_timer_stop(&pc->timer);
         pc_arm(pc, idle_timeout_ms);
