@@ -35,6 +35,7 @@ typedef struct px {
     bool resolving;                 /* a lookup runs on the thread pool */
     bool resp_started;              /* the response head went to the client */
     bool sse;                       /* the response is an event stream */
+    bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
@@ -137,32 +138,35 @@ static const net_sreq_body_cbs_t client_cbs = {
     .on_close = on_client_close,
 };
 
+static bool is_sidecar_header(const char *n, size_t len);
+
+/* Which of the client's headers are not forwarded (besides hop-by-hop, framing, Host, Expect). */
+static bool skip_client_header(const char *name, size_t len, void *arg)
+{
+    const px_t *p = arg;
+    return is_sidecar_header(name, len) ||
+           (p->drop_api_token && str_eq(name, len, "dapr-api-token"));
+}
+
 /* --- upstream callbacks ----------------------------------------------------------------------- */
 
 static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
 {
     px_t *p = ctx;
-    net_head_t resp;
+    static const net_header_t no_buffering = {"x-accel-buffering", 17, "no", 2};
     const net_header_t *ct = net_head_get(h, "content-type");
-    int rc = 0;
+    bool add;
+    int rc;
 
     (void)c;
     if (p->sreq == NULL)
         return;
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
-    net_head_init(&resp);
-    for (size_t i = 0; rc == 0 && i < h->header_count; i++) {
-        const net_header_t *f = &h->headers[i];
-        if (net_head_is_hop(h, f->name, f->name_len))
-            continue;
-        rc = net_head_add(&resp, f->name, f->name_len, f->value, f->value_len);
-    }
-    /* Tell buffering reverse proxies in front of us to pass events through as they come. */
-    if (rc == 0 && p->sse && net_head_get(h, "x-accel-buffering") == NULL)
-        rc = net_head_add(&resp, "x-accel-buffering", 17, "no", 2);
-    if (rc == 0)
-        rc = net_sreq_respond(p->sreq, h->status, &resp, h->chunked ? -1 : h->content_length);
-    net_head_free(&resp);
+    /* Tell buffering reverse proxies in front of us to pass events through as they come. The
+     * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
+    add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
+    rc = net_sreq_respond_ex(p->sreq, h->status, h, add ? &no_buffering : NULL, add ? 1 : 0,
+                             h->chunked ? -1 : h->content_length);
     if (rc < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -237,20 +241,29 @@ static void px_send(px_t *p)
     char host_header[320];
     int rc;
 
+    char expect[SPIFFE_ID_MAX + 1];
+    /* The client's own headers are sent from its parsed head (no copy), minus what only the
+     * sidecar may assert; p->out holds the URL and the headers the sidecar adds. */
+    net_creq_opts_t o = {.host = p->host,
+                         .port = p->port,
+                         .host_header = host_header,
+                         .head = &p->out,
+                         .base = net_sreq_head(p->sreq),
+                         .skip = skip_client_header,
+                         .skip_arg = p,
+                         .body_len = p->body_len,
+                         .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
+
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
+    rc = 0;
     if (!p->to_app && iw->sc->mtls != NULL) {
         /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
-        char expect[SPIFFE_ID_MAX + 1];
         rc = invoke__mtls_peer_uri(iw->sc->mtls, p->id, p->ns, expect, sizeof(expect));
-        if (rc == 0)
-            rc = net_creq_start_tls(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
-                                    (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000,
-                                    invoke__mtls_tls(iw->sc->mtls), expect, &up_cbs, p, &p->creq);
-    } else {
-        rc = net_creq_start(iw->nw, p->host, p->port, host_header, &p->out, p->body_len,
-                            (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000, &up_cbs, p,
-                            &p->creq);
+        o.tls = invoke__mtls_tls(iw->sc->mtls);
+        o.expect_peer = expect;
     }
+    if (rc == 0)
+        rc = net_creq_start_opts(iw->nw, &o, &up_cbs, p, &p->creq);
     if (rc < 0) {
         px_fail(p, "%s", err_str(rc));
         px_maybe_free(p);
@@ -380,23 +393,6 @@ static bool is_sidecar_header(const char *n, size_t len)
            str_eq(n, len, "destination-app-id");
 }
 
-/* Copies the client's headers minus hop-by-hop, framing, Host and sidecar-asserted ones. */
-static int copy_headers(const net_head_t *in, net_head_t *out, bool drop_api_token)
-{
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < in->header_count; i++) {
-        const net_header_t *f = &in->headers[i];
-        if (net_head_is_hop(in, f->name, f->name_len) || is_sidecar_header(f->name, f->name_len) ||
-            str_eq(f->name, f->name_len, "host") ||
-            str_eq(f->name, f->name_len, "content-length") ||
-            str_eq(f->name, f->name_len, "expect") ||
-            (drop_api_token && str_eq(f->name, f->name_len, "dapr-api-token")))
-            continue;
-        rc = net_head_add(out, f->name, f->name_len, f->value, f->value_len);
-    }
-    return rc;
-}
-
 static int add_str(net_head_t *h, const char *name, const char *value)
 {
     return net_head_add(h, name, strlen(name), value, strlen(value));
@@ -476,7 +472,7 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
     rc = set_url(&p->out, buf_ptr(&route->method), route->method.len, route->query,
                  route->query_len);
-    rc = rc ? rc : copy_headers(in, &p->out, sc->api_token != NULL);
+    p->drop_api_token = sc->api_token != NULL;
     if (p->to_app) {
         /* A call to ourselves goes straight to our app (no hop), caller = callee = self. */
         rc = rc ? rc
@@ -625,7 +621,6 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
-    rc = rc ? rc : copy_headers(in, &p->out, false);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
     if (rc < 0) {
         px_fail(p, "request head too large");

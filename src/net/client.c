@@ -652,27 +652,39 @@ static net_pconn_t *pool_take(net_worker_t *w, const char *key, const net_tls_t 
     return NULL;
 }
 
-static int serialise_head(net_creq_t *r, const char *host_header, const net_head_t *h,
-                          int64_t body_len)
+/* Appends @p h's fields minus hop-by-hop, framing, Host, Expect and what @p o->skip names. */
+static int serialise_fields(buf_t *b, const net_head_t *h, const net_creq_opts_t *o, bool filter)
 {
-    buf_t *b = &r->head_out;
-    int rc = buf_append_str(b, http_method_str((enum http_method)h->method));
-    rc = rc ? rc : buf_append(b, " ", 1);
-    rc = rc ? rc : buf_append(b, h->url, h->url_len);
-    rc = rc ? rc : buf_append_str(b, " HTTP/1.1\r\nhost: ");
-    rc = rc ? rc : buf_append_str(b, host_header);
-    rc = rc ? rc : buf_append(b, "\r\n", 2);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
         if (net_head_is_hop(h, f->name, f->name_len) || str_eq(f->name, f->name_len, "host") ||
             str_eq(f->name, f->name_len, "content-length") ||
-            str_eq(f->name, f->name_len, "expect"))
+            str_eq(f->name, f->name_len, "expect") ||
+            (filter && o->skip != NULL && o->skip(f->name, f->name_len, o->skip_arg)))
             continue;
         rc = buf_append(b, f->name, f->name_len);
         rc = rc ? rc : buf_append(b, ": ", 2);
         rc = rc ? rc : buf_append(b, f->value, f->value_len);
         rc = rc ? rc : buf_append(b, "\r\n", 2);
     }
+    return rc;
+}
+
+static int serialise_head(net_creq_t *r, const net_creq_opts_t *o)
+{
+    buf_t *b = &r->head_out;
+    const net_head_t *h = o->head;
+    int64_t body_len = o->body_len;
+    int rc = buf_append_str(b, http_method_str((enum http_method)h->method));
+    rc = rc ? rc : buf_append(b, " ", 1);
+    rc = rc ? rc : buf_append(b, h->url, h->url_len);
+    rc = rc ? rc : buf_append_str(b, " HTTP/1.1\r\nhost: ");
+    rc = rc ? rc : buf_append_str(b, o->host_header);
+    rc = rc ? rc : buf_append(b, "\r\n", 2);
+    if (rc == 0 && o->base != NULL)
+        rc = serialise_fields(b, o->base, o, true);
+    rc = rc ? rc : serialise_fields(b, h, o, false);
     if (rc == 0 && body_len > 0) {
         rc = buf_append_str(b, "content-length: ");
         rc = rc ? rc : buf_append_u64(b, (uint64_t)body_len);
@@ -698,6 +710,26 @@ int net_creq_start_tls(net_worker_t *w, const char *host, int port, const char *
                        const net_tls_t *tls, const char *expect_peer, const net_creq_cbs_t *cbs,
                        void *ctx, net_creq_t **out)
 {
+    net_creq_opts_t o = {.host = host,
+                         .port = port,
+                         .host_header = host_header,
+                         .head = h,
+                         .body_len = body_len,
+                         .idle_timeout_ms = idle_timeout_ms,
+                         .tls = tls,
+                         .expect_peer = expect_peer};
+    return net_creq_start_opts(w, &o, cbs, ctx, out);
+}
+
+int net_creq_start_opts(net_worker_t *w, const net_creq_opts_t *o, const net_creq_cbs_t *cbs,
+                        void *ctx, net_creq_t **out)
+{
+    const char *host = o->host, *expect_peer = o->expect_peer;
+    const net_tls_t *tls = o->tls;
+    const net_head_t *h = o->head;
+    int64_t body_len = o->body_len;
+    uint64_t idle_timeout_ms = o->idle_timeout_ms;
+    int port = o->port;
     char key[KEY_MAX];
     net_pconn_t *pc;
     net_creq_t *r;
@@ -726,7 +758,7 @@ int net_creq_start_tls(net_worker_t *w, const char *host, int port, const char *
     r->tls = tls;
     str_copy(r->expect, sizeof(r->expect), expect_peer ? expect_peer : "");
     buf_init(&r->head_out, 1024 * 1024);
-    rc = serialise_head(r, host_header, h, body_len);
+    rc = serialise_head(r, o);
     if (rc < 0)
         goto fail;
     pc = pool_take(w, key, tls);

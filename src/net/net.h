@@ -203,6 +203,10 @@ void net_sreq_resume(net_sreq_t *req);
  */
 int net_sreq_respond(net_sreq_t *req, int status, const net_head_t *h, int64_t content_length)
     __attribute__((warn_unused_result));
+/** net_sreq_respond with @p extra_count more header fields after @p h's (borrowed). */
+int net_sreq_respond_ex(net_sreq_t *req, int status, const net_head_t *h, const net_header_t *extra,
+                        size_t extra_count, int64_t content_length)
+    __attribute__((warn_unused_result));
 /** Sends a complete small response with the given content type and body. */
 int net_sreq_respond_simple(net_sreq_t *req, int status, const char *content_type, const char *body,
                             size_t n);
@@ -246,6 +250,27 @@ int net_creq_start(net_worker_t *w, const char *host, int port, const char *host
                    const net_head_t *h, int64_t body_len, uint64_t idle_timeout_ms,
                    const net_creq_cbs_t *cbs, void *ctx, net_creq_t **out)
     __attribute__((warn_unused_result));
+
+/* Everything about one upstream request, for net_creq_start_opts. */
+typedef struct net_creq_opts {
+    const char *host;        /* upstream address or name */
+    int port;                /* upstream port */
+    const char *host_header; /* value of the Host header sent */
+    const net_head_t *head;  /* method, URL, and headers to send */
+    const net_head_t *base;  /* optional: headers sent first, as they are (no copy), minus
+                                hop-by-hop, framing, Host, Expect and those @p skip names */
+    bool (*skip)(const char *lname, size_t len, void *arg); /* may be NULL */
+    void *skip_arg;                                         /* passed to skip */
+    int64_t body_len;         /* 0 none, >0 Content-Length, -1 chunked */
+    uint64_t idle_timeout_ms; /* response silence limit, 0 = none */
+    const net_tls_t *tls;     /* NULL = plain */
+    const char *expect_peer;  /* with tls: identity the server must prove */
+} net_creq_opts_t;
+
+/** The general form of net_creq_start: the head is serialised before this returns, so
+ * everything @p o points to is borrowed for the call only. */
+int net_creq_start_opts(net_worker_t *w, const net_creq_opts_t *o, const net_creq_cbs_t *cbs,
+                        void *ctx, net_creq_t **out) __attribute__((warn_unused_result));
 
 /** Like net_creq_start over TLS: the connection's peer must be accepted by
  * @p tls->check_peer with @p expect_peer; pooled connections are reused only for the same

@@ -1057,6 +1057,12 @@ bool net_sreq_responded(const net_sreq_t *r)
 
 int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t content_length)
 {
+    return net_sreq_respond_ex(r, status, h, NULL, 0, content_length);
+}
+
+int net_sreq_respond_ex(net_sreq_t *r, int status, const net_head_t *h, const net_header_t *extra,
+                        size_t extra_count, int64_t content_length)
+{
     net_conn_t *c = r->conn;
     buf_t b;
     int rc = 0;
@@ -1080,6 +1086,12 @@ int net_sreq_respond(net_sreq_t *r, int status, const net_head_t *h, int64_t con
         rc = buf_append(&b, f->name, f->name_len);
         rc = rc ? rc : buf_append(&b, ": ", 2);
         rc = rc ? rc : buf_append(&b, f->value, f->value_len);
+        rc = rc ? rc : buf_append(&b, "\r\n", 2);
+    }
+    for (size_t i = 0; rc == 0 && i < extra_count; i++) {
+        rc = buf_append(&b, extra[i].name, extra[i].name_len);
+        rc = rc ? rc : buf_append(&b, ": ", 2);
+        rc = rc ? rc : buf_append(&b, extra[i].value, extra[i].value_len);
         rc = rc ? rc : buf_append(&b, "\r\n", 2);
     }
     if (rc == 0 && content_length >= 0 && status != 204 && !(status >= 100 && status < 200) &&
