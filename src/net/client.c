@@ -71,9 +71,8 @@ static void pc_close(net_pconn_t *pc);
 static void pc_start_reading(net_pconn_t *pc);
 static void finish(net_creq_t *r, int status, const char *detail);
 static int pc_connect(net_pconn_t *pc, const char *host);
-static void on_req_written(uv_write_t *wr, int status);
 static void on_out_error(net__out_t *o, int status);
-static void on_pc_sent(net__out_t *o);
+static void on_pc_out_done(net__out_t *o, int status);
 static void pc_on_data(net_pconn_t *pc, const char *p, size_t n);
 
 /* --- connection lifecycle --------------------------------------------------------------------- */
@@ -146,9 +145,9 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net
     buf_init(&pc->value, w->limits.max_head_bytes);
     http_parser_init(&pc->parser, HTTP_RESPONSE);
     pc->parser.data = pc;
-    net__out_init(&pc->out, (uv_stream_t *)&pc->tcp, on_req_written, NET_OUT_MAX);
+    net__out_init(&pc->out, (uv_stream_t *)&pc->tcp, NET_OUT_MAX);
     pc->out.on_error = on_out_error;
-    pc->out.on_sent = on_pc_sent;
+    pc->out.on_done = on_pc_out_done;
     net__list_push(&w->pool, &pc->node);
     if (tls != NULL) {
         struct ssl_ctx_st *ctx = tls->get_ctx(tls->arg, false);
@@ -507,22 +506,11 @@ static void pc_start_reading(net_pconn_t *pc)
 
 /* --- sending ---------------------------------------------------------------------------------- */
 
-static void pc_after_write(net_pconn_t *pc, int status);
-
-static void on_req_written(uv_write_t *wr, int status)
+/* Request bytes were written (or failed): report a failure, or tell the caller the queue
+ * drained below the low-water mark. */
+static void on_pc_out_done(net__out_t *o, int status)
 {
-    net_pconn_t *pc = wr->handle->data;
-    net__write_done(wr);
-    pc_after_write(pc, status);
-}
-
-static void on_pc_sent(net__out_t *o)
-{
-    pc_after_write(container_of(o, net_pconn_t, out), 0);
-}
-
-static void pc_after_write(net_pconn_t *pc, int status)
-{
+    net_pconn_t *pc = container_of(o, net_pconn_t, out);
     net_creq_t *r = pc->req;
 
     if (r == NULL || pc->closing)

@@ -73,15 +73,6 @@ void net__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* Returns a buffer from net__alloc_cb. */
 void net__release_buf(net_worker_t *w, const uv_buf_t *buf);
 
-/* One write handed to libuv; owns its bytes. The write callback passes it to net__write_done. */
-typedef struct net__write {
-    uv_write_t req;
-    char *data; /* owned */
-} net__write_t;
-
-/* Releases a finished write. */
-void net__write_done(uv_write_t *wr);
-
 /*
  * Output of one stream, coalesced per loop turn: bytes queued during a turn's callbacks are handed
  * to libuv as one write by the worker's prepare handle, just before the loop polls again. So a
@@ -112,17 +103,16 @@ bool net__tls_has_input(net__tls_t *t);
 typedef struct net__out net__out_t;
 struct net__out {
     uv_stream_t *stream; /* where to write */
-    uv_write_cb cb;      /* completion of each flushed write */
     buf_t pending;       /* not yet handed to libuv */
     net__list_t node;    /* in worker->dirty while pending is non-empty */
     bool hold;           /* keep pending (the stream cannot take writes yet) */
     net__tls_t *tls;     /* when set, pending is plaintext, encrypted at flush (borrowed) */
     buf_t cipher;        /* with tls: ciphertext to write */
     void (*on_error)(net__out_t *o, int status); /* a deferred flush failed: close */
-    void (*on_sent)(net__out_t *o); /* a flush was written whole at once (no write callback) */
+    void (*on_done)(net__out_t *o, int status);  /* bytes were written (0) or could not be */
 };
 
-void net__out_init(net__out_t *o, uv_stream_t *s, uv_write_cb cb, size_t max_bytes);
+void net__out_init(net__out_t *o, uv_stream_t *s, size_t max_bytes);
 /* Queues prefix + [p, p+n) + suffix. Returns 0 or ERR_TOO_LARGE/ERR_NOMEM. */
 int net__out_add(net_worker_t *w, net__out_t *o, const char *prefix, size_t plen, const char *p,
                  size_t n, const char *suffix, size_t slen);

@@ -99,7 +99,7 @@ typedef struct net_conn {
 } net_conn_t;
 
 static http_parser_settings settings;
-static void on_written(uv_write_t *wr, int status);
+static void on_out_done(net__out_t *o, int status);
 static void on_data(net_conn_t *c, const char *p, size_t n);
 static void tls_pump(net_conn_t *c);
 static void on_out_error(net__out_t *o, int status);
@@ -184,25 +184,12 @@ static void conn_close_after_output(net_conn_t *c)
         conn_close(c);
 }
 
-static void after_write(net_conn_t *c, int status);
-
-static void on_written(uv_write_t *wr, int status)
-{
-    net_conn_t *c = wr->handle->data;
-
-    net__write_done(wr);
-    after_write(c, status);
-}
-
-static void on_sent(net__out_t *o)
-{
-    after_write(container_of(o, net_conn_t, out), 0);
-}
-
 /* Output was written (or failed): close when asked to after the last byte, or tell the handler
  * the queue drained below the low-water mark. */
-static void after_write(net_conn_t *c, int status)
+static void on_out_done(net__out_t *o, int status)
 {
+    net_conn_t *c = container_of(o, net_conn_t, out);
+
     if (c->closing)
         return;
     if (status < 0) {
@@ -807,9 +794,9 @@ static net_conn_t *conn_new(net_worker_t *w, const net_server_cbs_t *cbs, void *
     buf_init(&c->field, w->limits.max_head_bytes);
     buf_init(&c->value, w->limits.max_head_bytes);
     buf_init(&c->pending, w->limits.max_head_bytes);
-    net__out_init(&c->out, (uv_stream_t *)&c->tcp, on_written, NET_OUT_MAX);
+    net__out_init(&c->out, (uv_stream_t *)&c->tcp, NET_OUT_MAX);
     c->out.on_error = on_out_error;
-    c->out.on_sent = on_sent;
+    c->out.on_done = on_out_done;
     return c;
 }
 

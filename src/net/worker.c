@@ -150,22 +150,31 @@ void net__release_buf(net_worker_t *w, const uv_buf_t *buf)
         mem_free(buf->base);
 }
 
-void net__write_done(uv_write_t *wr)
+/* One write handed to libuv; owns its bytes. */
+typedef struct out_write {
+    uv_write_t req;
+    net__out_t *out; /* whose output it was (lives until every write completed) */
+    char *data;      /* owned */
+} out_write_t;
+
+static void on_out_written(uv_write_t *wr, int status)
 {
-    net__write_t *w = container_of(wr, net__write_t, req);
+    out_write_t *w = container_of(wr, out_write_t, req);
+    net__out_t *o = w->out;
     mem_free(w->data);
     mem_free(w);
+    if (o->on_done != NULL)
+        o->on_done(o, status);
 }
 
-void net__out_init(net__out_t *o, uv_stream_t *s, uv_write_cb cb, size_t max_bytes)
+void net__out_init(net__out_t *o, uv_stream_t *s, size_t max_bytes)
 {
     o->stream = s;
-    o->cb = cb;
     o->hold = false;
     o->on_error = NULL;
     o->tls = NULL;
     buf_init(&o->cipher, max_bytes);
-    o->on_sent = NULL;
+    o->on_done = NULL;
     buf_init(&o->pending, max_bytes);
     net__list_init(&o->node);
 }
@@ -205,7 +214,7 @@ void net__out_kick(net_worker_t *w, net__out_t *o)
 int net__out_flush(net__out_t *o)
 {
     buf_t *src = &o->pending;
-    net__write_t *wr;
+    out_write_t *wr;
     uv_buf_t b;
     int rc;
 
@@ -235,8 +244,8 @@ int net__out_flush(net__out_t *o)
         rc = uv_try_write(o->stream, &b, 1);
         if (rc == (int)b.len) {
             buf_reset(src);
-            if (o->on_sent != NULL)
-                o->on_sent(o);
+            if (o->on_done != NULL)
+                o->on_done(o, 0);
             return 0;
         }
         if (rc < 0 && rc != UV_EAGAIN)
@@ -248,7 +257,8 @@ int net__out_flush(net__out_t *o)
     }
     wr = mem_alloc(sizeof(*wr));
     wr->data = buf_take(src);
-    rc = uv_write(&wr->req, o->stream, &b, 1, o->cb);
+    wr->out = o;
+    rc = uv_write(&wr->req, o->stream, &b, 1, on_out_written);
     if (rc < 0) {
         mem_free(wr->data);
         mem_free(wr);
