@@ -62,6 +62,16 @@ int invoke_split_target(const char *target, const char *self_ns, char *id, size_
 
 struct resolve;
 typedef struct invoke_mtls invoke_mtls_t;
+typedef struct invoke_metrics invoke_metrics_t;
+
+/* Workload-certificate events counted as dapr_runtime_mtls_* (spec dapr.md §3, §6.1). */
+typedef enum invoke_mtls_event {
+    INVOKE_MTLS_INIT = 0,
+    INVOKE_MTLS_INIT_FAIL,
+    INVOKE_MTLS_ROTATED,
+    INVOKE_MTLS_ROTATED_FAIL,
+    INVOKE_MTLS_EVENTS
+} invoke_mtls_event_t;
 
 /* Process-wide sidecar state; read-only once the workers run. */
 typedef struct invoke_sidecar {
@@ -77,6 +87,8 @@ typedef struct invoke_sidecar {
     const char *res_names_json; /* pre-rendered metadata fragments, owned */
     long long started_ms;       /* wall clock at start */
     invoke_mtls_t *mtls;        /* workload identity; NULL when mTLS is off */
+    invoke_metrics_t *metrics;  /* counters; thread-safe */
+    int metrics_port;           /* bound metrics port, 0 when none */
     res_slot_t config;          /* current Configuration snapshot (data: acl_t); may be empty */
 } invoke_sidecar_t;
 
@@ -113,6 +125,18 @@ void invoke__mtls_run(invoke_mtls_t *m, uv_loop_t *loop);
 void invoke__mtls_stop(invoke_mtls_t *m);
 /** Frees everything; after the loop and the workers have stopped. */
 void invoke__mtls_free(invoke_mtls_t *m);
+
+/** Counters (metrics.c). */
+invoke_metrics_t *invoke__metrics_new(void);
+void invoke__metrics_free(invoke_metrics_t *m);
+/** Counts one accessControl decision of @p level (acl_level_t; NONE is not counted). */
+void invoke__metrics_acl(invoke_metrics_t *m, int level, bool allowed, const char *td,
+                         const char *ns);
+void invoke__metrics_mtls(invoke_metrics_t *m, invoke_mtls_event_t e);
+/** Appends the Prometheus text exposition of every counter to @p b. */
+int invoke__metrics_render(invoke_metrics_t *m, const char *app_id, buf_t *b);
+/** Handler of the metrics port. ctx is the invoke_worker_t. */
+void invoke__on_metrics_request(net_sreq_t *req, void *ctx);
 
 /** Handler of the API port (Dapr HTTP API). ctx is the invoke_worker_t. */
 void invoke__on_api_request(net_sreq_t *req, void *ctx);

@@ -133,6 +133,7 @@ int invoke__mtls_start(invoke_sidecar_t *sc, invoke_mtls_t **out, err_detail_t *
         rc = fetch(sc, &svid, d);
     if (rc == 0)
         rc = install(m, svid, d);
+    invoke__metrics_mtls(sc->metrics, rc == 0 ? INVOKE_MTLS_INIT : INVOKE_MTLS_INIT_FAIL);
     if (rc < 0) {
         uv_mutex_destroy(&m->lock);
         mem_free(m);
@@ -183,6 +184,7 @@ static void after_fetch(uv_work_t *w, int status)
     } else {
         snprintf(d.msg, sizeof(d.msg), "%s", m->fetch_detail.msg);
     }
+    invoke__metrics_mtls(m->sc->metrics, rc == 0 ? INVOKE_MTLS_ROTATED : INVOKE_MTLS_ROTATED_FAIL);
     if (rc < 0) {
         log_error("mtls", "certificate renewal failed (retrying in %d s): %s",
                   IDENTITY_RENEW_RETRY_MS / 1000, d.msg[0] ? d.msg : err_str(rc));

@@ -540,6 +540,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     spiffe_id_t peer_id;
     res_snapshot_t *snap = NULL;
     acl_decision_t dec;
+    bool allowed;
     int verb;
 
     if (callee == NULL || !str_eq(callee->value, callee->value_len, o->app_id)) {
@@ -587,9 +588,12 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     verb = acl_verb_from_method(http_method_str((enum http_method)in->method),
                                 strlen(http_method_str((enum http_method)in->method)));
     snap = res_slot_acquire(&sc->config);
-    if (!acl_check_peer(snap ? res_snapshot_data(snap) : NULL, sc->mtls ? peer : NULL,
-                        sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "", method.len, verb,
-                        NULL, &dec)) {
+    allowed = acl_check_peer(snap ? res_snapshot_data(snap) : NULL, sc->mtls ? peer : NULL,
+                             sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "", method.len,
+                             verb, NULL, &dec);
+    invoke__metrics_acl(sc->metrics, (int)dec.level, allowed, sc->mtls ? peer_id.trust_domain : "",
+                        sc->mtls ? peer_id.ns : "");
+    if (!allowed) {
         buf_t msg;
         buf_init(&msg, ACL_DENY_MESSAGE_MAX);
         log_debug("acl",

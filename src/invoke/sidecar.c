@@ -207,6 +207,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         snprintf(sc->hostname, sizeof(sc->hostname), "localhost");
     snprintf(sc->forwarded, sizeof(sc->forwarded), "for=%s;host=%s", sc->host_ip, sc->hostname);
     sc->res_names_json = render_resources();
+    sc->metrics = invoke__metrics_new();
     if (opts->app_id == NULL || opts->app_id[0] == '\0') {
         log_error("sidecar", "--app-id is required");
         goto out;
@@ -261,6 +262,14 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     rc = listen_all(rs, &api, &internal);
     if (rc < 0)
         goto out;
+    if (opts->metrics_port > 0) {
+        net_server_cbs_t mcbs = {.on_request = invoke__on_metrics_request};
+        int mrc = net_listen(rs->nw[0], opts->listen_address, opts->metrics_port, &mcbs, &rs->iw[0],
+                             &sc->metrics_port);
+        if (mrc < 0)
+            log_warn("sidecar", "metrics are not served: cannot listen on %s:%d: %s",
+                     opts->listen_address, opts->metrics_port, uv_strerror(mrc));
+    }
 
     ro.component = NULL;
     ro.home = opts->home;
@@ -334,6 +343,7 @@ out:
     res_slot_destroy(&sc->config);
     res_snapshot_unref(snap);
     invoke__mtls_free(sc->mtls);
+    invoke__metrics_free(sc->metrics);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);
     mem_free(rs);

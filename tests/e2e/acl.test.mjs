@@ -142,6 +142,20 @@ policies:
   const seen = appRequests(server.app);
   assert.deepEqual(seen.filter((q) => q.caller !== 'analyst-agent'), [], 'the MCP server saw a refused caller');
   await client.close();
+
+  // The decisions are counted with Dapr's metric names on the server sidecar's metrics port: the
+  // analyst's calls by its app policy, the intruder's (and the other namespace's) by the global
+  // default.
+  const metrics = await (await fetch(`http://127.0.0.1:${server.sidecar.metricsPort}/metrics`)).text();
+  const value = (name, ns) => {
+    const m = metrics.match(new RegExp(`^${name}\\{app_id="mcp-server",trustDomain="public",namespace="${ns}"\\} (\\d+)$`, 'm'));
+    return m ? Number(m[1]) : 0;
+  };
+  assert.ok(value('dapr_runtime_acl_app_policy_action_allowed_total', 'default') >= 4, metrics);
+  assert.ok(value('dapr_runtime_acl_global_policy_action_blocked_total', 'default') >= 3, metrics);
+  assert.ok(value('dapr_runtime_acl_global_policy_action_blocked_total', 'other') >= 1, metrics);
+  assert.equal(value('dapr_runtime_acl_app_policy_action_blocked_total', 'default'), 0, metrics);
+  assert.match(metrics, /^dapr_runtime_mtls_init_total\{app_id="mcp-server"\} 1$/m);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -484,6 +484,11 @@ h.test('20 s workload TTL: 60 s of calls without a failure while the server cert
   assert.ok(served.size >= 3, `B served ${served.size} distinct certificates over 60 s: ${[...served]}`);
   for (const s of served) assert.ok(logged.includes(s), `served serial ${s} was never logged as installed (${logged})`);
   assert.ok(new Set(installedSerials(a.proc).map((s) => s.serial)).size >= 3, 'A rotated too');
+  // Rotations are counted with Dapr's metric name; none failed.
+  const metrics = await (await fetch(`http://127.0.0.1:${b.metricsPort}/metrics`)).text();
+  const rotated = Number((metrics.match(/^dapr_runtime_mtls_workload_cert_rotated_total\{app_id="[^"]*"\} (\d+)$/m) || [])[1]);
+  assert.ok(rotated >= 2 && rotated >= logged.length - 1, `rotated_total ${rotated}, installed ${logged.length}\n${metrics}`);
+  assert.match(metrics, /^dapr_runtime_mtls_workload_cert_rotated_fail_total\{app_id="[^"]*"\} 0$/m);
 });
 
 // ---------------------------------------------------------------------------------------------
