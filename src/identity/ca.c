@@ -582,6 +582,19 @@ static int check_td(const char *td, err_detail_t *d)
     return 0;
 }
 
+/* Checks @p td, takes the state dir's lock (*@p fd, released by identity__unlock) and loads the
+ * state (creating it when @p create). On failure *@p fd may hold the lock: release it. */
+static int lock_and_load(const char *dir, const char *td, bool create, int *fd, ca_state_t *st,
+                         err_detail_t *d)
+{
+    int rc = check_td(td, d);
+    if (rc == 0)
+        rc = lock_dir(dir, fd, d);
+    if (rc == 0)
+        rc = state_load(dir, td, create, st, d);
+    return rc;
+}
+
 int identity__ca_open(const char *state_dir, const char *trust_domain, identity__ca_t **out,
                       err_detail_t *d)
 {
@@ -592,13 +605,7 @@ int identity__ca_open(const char *state_dir, const char *trust_domain, identity_
 
     memset(&st, 0, sizeof(st));
     buf_init(&b, IDENTITY_STATE_FILE_MAX_BYTES);
-    rc = check_td(trust_domain, d);
-    if (rc < 0)
-        return rc;
-    rc = lock_dir(state_dir, &fd, d);
-    if (rc < 0)
-        return rc;
-    rc = state_load(state_dir, trust_domain, true, &st, d);
+    rc = lock_and_load(state_dir, trust_domain, true, &fd, &st, d);
     if (rc < 0)
         goto out;
     ca = mem_calloc(sizeof(*ca));
@@ -717,13 +724,7 @@ int identity_ca_stage_root(const char *state_dir, const char *trust_domain, err_
     int fd = -1, rc;
 
     memset(&st, 0, sizeof(st));
-    rc = check_td(trust_domain, d);
-    if (rc < 0)
-        return rc;
-    rc = lock_dir(state_dir, &fd, d);
-    if (rc < 0)
-        return rc;
-    rc = state_load(state_dir, trust_domain, true, &st, d);
+    rc = lock_and_load(state_dir, trust_domain, true, &fd, &st, d);
     if (rc < 0)
         goto out;
     if (st.has_next) {
@@ -765,14 +766,8 @@ int identity_ca_activate_root(const char *state_dir, const char *trust_domain, e
     int fd = -1, rc;
 
     memset(&st, 0, sizeof(st));
-    rc = check_td(trust_domain, d);
-    if (rc < 0)
-        return rc;
-    rc = lock_dir(state_dir, &fd, d);
-    if (rc < 0)
-        return rc;
     /* state_load has made sure the staged root is in the bundle before we switch to it. */
-    rc = state_load(state_dir, trust_domain, false, &st, d);
+    rc = lock_and_load(state_dir, trust_domain, false, &fd, &st, d);
     if (rc < 0)
         goto out;
     if (!st.has_next) {
@@ -802,13 +797,7 @@ int identity_ca_prune_roots(const char *state_dir, const char *trust_domain, err
     int fd = -1, rc, removed = 0;
 
     memset(&st, 0, sizeof(st));
-    rc = check_td(trust_domain, d);
-    if (rc < 0)
-        return rc;
-    rc = lock_dir(state_dir, &fd, d);
-    if (rc < 0)
-        return rc;
-    rc = state_load(state_dir, trust_domain, false, &st, d);
+    rc = lock_and_load(state_dir, trust_domain, false, &fd, &st, d);
     if (rc < 0)
         goto out;
     removed = sk_X509_num(st.roots);
