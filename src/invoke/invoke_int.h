@@ -10,6 +10,8 @@
 #include "net/net.h"
 
 #define INVOKE_ID_MAX 256
+/* A request body up to this size is kept while it streams (replay, JSON-RPC facts, policy). */
+#define INVOKE_KEEP_BODY_MAX (64 * 1024)
 
 /* Where an API request is going, as Dapr's findTargetIDAndMethod decides it (spec dapr.md §1.1). */
 typedef struct invoke_route {
