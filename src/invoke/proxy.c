@@ -36,6 +36,8 @@ typedef struct px {
     bool resp_started;              /* the response head went to the client */
     bool sse;                       /* the response is an event stream */
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
+    bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
+    invoke_ext_target_t ext;        /* with external: where to; ext.path is dead after forward */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
@@ -145,7 +147,8 @@ static bool skip_client_header(const char *name, size_t len, void *arg)
 {
     const px_t *p = arg;
     return is_sidecar_header(name, len) ||
-           (p->drop_api_token && str_eq(name, len, "dapr-api-token"));
+           (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
+           (p->external && invoke__ext_overrides(&p->ext, name, len));
 }
 
 /* --- upstream callbacks ----------------------------------------------------------------------- */
@@ -214,6 +217,10 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
             p->sreq = NULL;
             net_sreq_end(s);
         }
+    } else if (p->external) {
+        px_fail(p, "error invoking external endpoint: %s %s:%d: %s",
+                status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
+                detail ? detail : err_str(status));
     } else if (p->to_app) {
         px_fail(p, "error invoking app channel: %s %s:%d: %s",
                 status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
@@ -256,7 +263,12 @@ static void px_send(px_t *p)
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
     rc = 0;
-    if (!p->to_app && iw->sc->mtls != NULL) {
+    if (p->external) {
+        /* The remote server's own name: Host as the URL wrote it, SNI and certificate check. */
+        o.host_header = p->ext.authority;
+        o.tls = p->ext.tls;
+        o.expect_peer = p->ext.tls ? p->ext.host : NULL;
+    } else if (!p->to_app && iw->sc->mtls != NULL) {
         /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
         rc = invoke__mtls_peer_uri(iw->sc->mtls, p->id, p->ns, expect, sizeof(expect));
         o.tls = invoke__mtls_tls(iw->sc->mtls);
@@ -440,6 +452,51 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
     return rc;
 }
 
+/*
+ * An HTTPEndpoint or full-URL target (spec §1.6): URL = base path + "/" + method (+ query); the
+ * endpoint's headers replace the client's of the same name. The caller's identity goes along as
+ * for apps; APP_API_TOKEN does not (Dapr sends it to full URLs; we send no token of ours to a
+ * third party).
+ */
+static void forward_external(px_t *p, const invoke_route_t *route)
+{
+    const invoke_opts_t *o = p->iw->sc->opts;
+    buf_t u;
+    int rc;
+
+    p->external = true;
+    p->drop_api_token = p->iw->sc->api_token != NULL;
+    buf_init(&u, 64 * 1024);
+    if (p->ext.escape_path)
+        rc = invoke_path_escape(&u, p->ext.path, p->ext.path_len);
+    else
+        rc = buf_append(&u, p->ext.path, p->ext.path_len);
+    rc = rc ? rc : buf_append(&u, "/", 1);
+    rc = rc ? rc : invoke_path_escape(&u, buf_ptr(&route->method), route->method.len);
+    if (rc == 0 && route->query != NULL && route->query_len > 0) {
+        rc = buf_append(&u, "?", 1);
+        rc = rc ? rc : buf_append(&u, route->query, route->query_len);
+    }
+    rc = rc ? rc : net_head_set_url(&p->out, buf_ptr(&u), u.len);
+    rc = rc ? rc : add_str(&p->out, "dapr-caller-app-id", o->app_id);
+    rc = rc ? rc : add_str(&p->out, "dapr-caller-namespace", o->namespace_);
+    rc = rc ? rc : invoke__ext_add_headers(&p->ext, &p->out);
+    if (rc < 0) {
+        buf_free(&u);
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        return;
+    }
+    /* Never the head itself: the endpoint's headers may carry secrets. */
+    log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
+              p->ext.authority, buf_ptr(&u));
+    buf_free(&u);
+    p->ext.path = NULL;
+    str_copy(p->host, sizeof(p->host), p->ext.host);
+    p->port = p->ext.port;
+    px_send(p);
+}
+
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
 {
     invoke_sidecar_t *sc = iw->sc;
@@ -456,10 +513,14 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), route->target);
-    if (strncmp(route->target, "http://", 7) == 0 || strncmp(route->target, "https://", 8) == 0) {
-        /* TODO(issue 5): full-URL and HTTPEndpoint targets. */
-        px_fail(p, "external service invocation is not supported yet");
-        px_maybe_free(p);
+    rc = invoke__ext_target(sc->ext, sc->components, route->target, &p->ext, &d);
+    if (rc != 0) {
+        if (rc > 0)
+            forward_external(p, route);
+        else {
+            px_fail(p, "%s", d.msg);
+            px_maybe_free(p);
+        }
         return;
     }
     rc = invoke_split_target(route->target, o->namespace_, p->id, sizeof(p->id), p->ns,
