@@ -152,6 +152,8 @@ void invoke__respond_error(net_sreq_t *req, int status, const char *code, const 
     __attribute__((format(printf, 4, 5)));
 /** Forwards an API request to @p target (app id, or "id.ns"); method already normalised. */
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route);
+/** Serves GET /v1.0/secrets/<store>/<name|bulk> (secrets_api.c); false if @p path is not one. */
+bool invoke__secrets_api(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len);
 /** Serves the sidecar's own API routes (health, metadata); returns false if @p path is not one. */
 bool invoke__api_builtin(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len,
                          const char *query, size_t qlen);
