@@ -41,6 +41,8 @@ typedef struct px {
     bool sse;                       /* the response is an event stream */
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
     bool json_body;                 /* the request body is declared as JSON */
+    bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
+    invoke_ext_target_t ext;        /* with external: where to; ext.path is dead after forward */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
@@ -51,10 +53,11 @@ typedef struct px {
     mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
     bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
     /* middleware */
-    pol_call_t call;               /* the pipeline's view of the request (when mw) */
-    bool mw;                       /* call is initialised */
-    bool mw_pending;               /* a middleware finishes later */
-    bool body_buffered;            /* the body was read whole before the upstream request */
+    pol_call_t call;    /* the pipeline's view of the request (when mw) */
+    net_head_t mw_set;  /* headers middleware set: the client's of these names are dropped */
+    bool mw;            /* call is initialised */
+    bool mw_pending;    /* a middleware finishes later */
+    bool body_buffered; /* the body was read whole before the upstream request */
     void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
     res_snapshot_t *snap;          /* the Configuration in force for this request */
     buf_t mw_path;                 /* path the middleware judges */
@@ -69,6 +72,7 @@ typedef struct px {
 static void px_free(px_t *p)
 {
     net_head_free(&p->out);
+    net_head_free(&p->mw_set);
     buf_free(&p->kept);
     if (p->mw)
         pol_call_free(&p->call);
@@ -202,15 +206,14 @@ static bool is_sidecar_header(const char *n, size_t len);
 static bool skip_client_header(const char *name, size_t len, void *arg)
 {
     const px_t *p = arg;
-    if (p->mw && p->call.set_headers.header_count > 0) {
-        for (size_t i = 0; i < p->call.set_headers.header_count; i++) {
-            const net_header_t *h = &p->call.set_headers.headers[i];
-            if (h->name_len == len && memcmp(h->name, name, len) == 0)
-                return true;
-        }
+    for (size_t i = 0; i < p->mw_set.header_count; i++) {
+        const net_header_t *h = &p->mw_set.headers[i];
+        if (h->name_len == len && memcmp(h->name, name, len) == 0)
+            return true;
     }
     return is_sidecar_header(name, len) ||
-           (p->drop_api_token && str_eq(name, len, "dapr-api-token"));
+           (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
+           (p->external && invoke__ext_overrides(&p->ext, name, len));
 }
 
 /* --- upstream callbacks ----------------------------------------------------------------------- */
@@ -279,6 +282,10 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
             p->sreq = NULL;
             net_sreq_end(s);
         }
+    } else if (p->external) {
+        px_fail(p, "error invoking external endpoint: %s %s:%d: %s",
+                status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
+                detail ? detail : err_str(status));
     } else if (p->to_app) {
         px_fail(p, "error invoking app channel: %s %s:%d: %s",
                 status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
@@ -321,7 +328,12 @@ static void px_send(px_t *p)
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
     rc = 0;
-    if (!p->to_app && iw->sc->mtls != NULL) {
+    if (p->external) {
+        /* The remote server's own name: Host as the URL wrote it, SNI and certificate check. */
+        o.host_header = p->ext.authority;
+        o.tls = p->ext.tls;
+        o.expect_peer = p->ext.tls ? p->ext.host : NULL;
+    } else if (!p->to_app && iw->sc->mtls != NULL) {
         /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
         rc = invoke__mtls_peer_uri(iw->sc->mtls, p->id, p->ns, expect, sizeof(expect));
         o.tls = invoke__mtls_tls(iw->sc->mtls);
@@ -498,6 +510,7 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     p->iw = iw;
     p->sreq = req;
     net_head_init(&p->out);
+    net_head_init(&p->mw_set);
     p->out.method = in->method;
     p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
     buf_init(&p->kept, INVOKE_KEEP_BODY_MAX);
@@ -566,7 +579,8 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
     }
     for (size_t i = 0; i < call->set_headers.header_count; i++) {
         const net_header_t *h = &call->set_headers.headers[i];
-        if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0) {
+        if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0 ||
+            net_head_add(&p->mw_set, h->name, h->name_len, "", 0) < 0) {
             px_fail(p, "request head too large");
             px_maybe_free(p);
             return;
@@ -641,6 +655,10 @@ static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_
         next(p);
         return;
     }
+    if (p->mw) { /* a second pipeline for the same request (httpPipeline, then appHttpPipeline) */
+        pol_call_free(&p->call);
+        buf_free(&p->mw_path);
+    }
     pol_call_init(&p->call);
     p->mw = true;
     p->mw_next = next;
@@ -683,6 +701,51 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
     if (rc == 0 && app_api_token != NULL)
         rc = add_str(out, "dapr-api-token", app_api_token);
     return rc;
+}
+
+/*
+ * An HTTPEndpoint or full-URL target (spec §1.6): URL = base path + "/" + method (+ query); the
+ * endpoint's headers replace the client's of the same name. The caller's identity goes along as
+ * for apps; APP_API_TOKEN does not (Dapr sends it to full URLs; we send no token of ours to a
+ * third party).
+ */
+static void forward_external(px_t *p)
+{
+    const invoke_opts_t *o = p->iw->sc->opts;
+    buf_t u;
+    int rc;
+
+    p->external = true;
+    p->drop_api_token = p->iw->sc->api_token != NULL;
+    buf_init(&u, 64 * 1024);
+    if (p->ext.escape_path)
+        rc = invoke_path_escape(&u, p->ext.path, p->ext.path_len);
+    else
+        rc = buf_append(&u, p->ext.path, p->ext.path_len);
+    rc = rc ? rc : buf_append(&u, "/", 1);
+    rc = rc ? rc : invoke_path_escape(&u, buf_ptr(&p->route_method), p->route_method.len);
+    if (rc == 0 && p->route_query != NULL && p->route_query_len > 0) {
+        rc = buf_append(&u, "?", 1);
+        rc = rc ? rc : buf_append(&u, p->route_query, p->route_query_len);
+    }
+    rc = rc ? rc : net_head_set_url(&p->out, buf_ptr(&u), u.len);
+    rc = rc ? rc : add_str(&p->out, "dapr-caller-app-id", o->app_id);
+    rc = rc ? rc : add_str(&p->out, "dapr-caller-namespace", o->namespace_);
+    rc = rc ? rc : invoke__ext_add_headers(&p->ext, &p->out);
+    if (rc < 0) {
+        buf_free(&u);
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        return;
+    }
+    /* Never the head itself: the endpoint's headers may carry secrets. */
+    log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
+              p->ext.authority, buf_ptr(&u));
+    buf_free(&u);
+    p->ext.path = NULL;
+    str_copy(p->host, sizeof(p->host), p->ext.host);
+    p->port = p->ext.port;
+    px_send(p);
 }
 
 /* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
@@ -748,10 +811,20 @@ static void forward_routed(px_t *p)
     err_detail_t d = {{0}};
     int rc;
 
-    if (strncmp(p->target, "http://", 7) == 0 || strncmp(p->target, "https://", 8) == 0) {
-        /* TODO(issue 5): full-URL and HTTPEndpoint targets. */
-        px_fail(p, "external service invocation is not supported yet");
-        px_maybe_free(p);
+    rc = invoke__ext_target(sc->ext, sc->components, p->target, &p->ext, &d);
+    if (rc != 0) {
+        if (rc > 0) {
+            /* appHttpPipeline also wraps calls to HTTPEndpoints and full URLs (as in Dapr). */
+            char path[2048];
+            int n = snprintf(path, sizeof(path), "/%.*s", (int)p->route_method.len,
+                             p->route_method.ptr ? p->route_method.ptr : "");
+            px_pipeline(p, POL_SIDE_APP, path,
+                        n > 0 && (size_t)n < sizeof(path) ? (size_t)n : sizeof(path) - 1,
+                        forward_external);
+        } else {
+            px_fail(p, "%s", d.msg);
+            px_maybe_free(p);
+        }
         return;
     }
     rc = invoke_split_target(p->target, o->namespace_, p->id, sizeof(p->id), p->ns, sizeof(p->ns),

@@ -281,6 +281,11 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         log_info("sidecar", "HTTPEndpoint loaded: %s",
                  res_components_endpoint_at(sc->components, i)->name);
     sc->res_names_json = render_resources(sc->components);
+    rc = invoke__ext_new(sc->components, &sc->ext, &d);
+    if (rc < 0) {
+        log_error("sidecar", "cannot set up HTTPEndpoints: %s", d.msg[0] ? d.msg : err_str(rc));
+        goto out;
+    }
     if (opts->config_path != NULL) {
         rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
@@ -413,6 +418,7 @@ out:
     res_snapshot_unref(snap);
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
+    invoke__ext_free(sc->ext);
     res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);
