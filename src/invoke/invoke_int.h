@@ -95,6 +95,7 @@ typedef struct invoke_sidecar {
     res_slot_t config;            /* current Configuration snapshot (data: acl_t); may be empty */
     res_components_t *components; /* Components, HTTPEndpoints, secret stores of
                                      --resources-path; owned, immutable, never NULL once started */
+    struct resil *resil;          /* Resiliency policies (hot-reloaded) and their metrics; owned */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64

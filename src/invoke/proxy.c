@@ -15,6 +15,7 @@
 #include "invoke/resolve.h"
 #include "mcp/peek.h"
 #include "policy/acl.h"
+#include "resiliency/resiliency.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
 #define RESOLVE_TRIES 5
@@ -47,10 +48,21 @@ typedef struct px {
     bool kept_over;                 /* the body outgrew kept (kept was released) */
     mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
     bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
+    resil_call_t *call;             /* resiliency of an API call; NULL on the callee side; owned */
+    bool body_read;                 /* the client's body is being read (first attempt started) */
+    bool callee;                    /* serving a peer sidecar's call (internal port) */
 } px_t;
+
+/*
+ * The callee sidecar marks the errors it produces itself (app unreachable, reset, timeout), so
+ * that the caller's resiliency treats them as the transport errors they are, not as the app's
+ * own HTTP status; Dapr keeps the two apart as a gRPC error versus the app's response.
+ */
+#define CALLEE_ERROR_HEADER "dapr-callee-error"
 
 static void px_free(px_t *p)
 {
+    resil_call_free(p->call);
     net_head_free(&p->out);
     buf_free(&p->kept);
     mem_free(p);
@@ -64,6 +76,33 @@ static void px_maybe_free(px_t *p)
 }
 
 static void px_fail(px_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ERR_DIRECT_INVOKE 500 with CALLEE_ERROR_HEADER. */
+static void respond_callee_error(net_sreq_t *s, const char *target, const char *err)
+{
+    static const net_header_t mark = {CALLEE_ERROR_HEADER, sizeof(CALLEE_ERROR_HEADER) - 1, "1", 1};
+    net_head_t h;
+    buf_t b;
+    int rc;
+
+    net_head_init(&h);
+    buf_init(&b, 8192);
+    rc = buf_append_str(
+        &b, "{\"errorCode\":\"ERR_DIRECT_INVOKE\",\"message\":\"failed to invoke, id: ");
+    rc = rc ? rc : buf_append_json_str(&b, target, strlen(target));
+    rc = rc ? rc : buf_append_str(&b, ", err: ");
+    rc = rc ? rc : buf_append_json_str(&b, err, strlen(err));
+    rc = rc ? rc : buf_append_str(&b, "\"}");
+    rc = rc ? rc : net_head_add(&h, "content-type", 12, "application/json", 16);
+    rc = rc ? rc : net_sreq_respond_ex(s, 500, &h, &mark, 1, (int64_t)b.len);
+    rc = rc ? rc : net_sreq_write(s, b.ptr, b.len);
+    if (rc == 0)
+        net_sreq_end(s);
+    else
+        net_sreq_abort(s);
+    net_head_free(&h);
+    buf_free(&b);
+}
 
 /* Answers the client with ERR_DIRECT_INVOKE 500 ("failed to invoke, id: <t>, err: ..."), or cuts
  * the response if it already started. */
@@ -85,8 +124,11 @@ static void px_fail(px_t *p, const char *fmt, ...)
         return;
     }
     log_debug("invoke", "failed to invoke %s: %s", p->target, err);
-    invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
-                          p->target, err);
+    if (p->callee)
+        respond_callee_error(s, p->target, err);
+    else
+        invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                              p->target, err);
 }
 
 /* --- client-side callbacks -------------------------------------------------------------------- */
@@ -186,6 +228,30 @@ static bool skip_client_header(const char *name, size_t len, void *arg)
 
 /* --- upstream callbacks ----------------------------------------------------------------------- */
 
+/*
+ * An attempt ended with @p out before any response byte reached the client: asks the resiliency
+ * policy whether to try again. Returns true when a retry is scheduled (the upstream request is
+ * then gone). A request is replayed only when its whole body was kept (spec §5.4: streaming
+ * requests are never retried).
+ */
+static bool px_retry(px_t *p, resil_outcome_t out, int status)
+{
+    resil_req_state_t rs;
+
+    if (p->call == NULL || p->sreq == NULL || p->resp_started)
+        return false;
+    rs.replayable = p->kept_all && p->body_len >= 0;
+    rs.tool_call = p->mcp.valid && (p->mcp.batch || strcmp(p->mcp.method, "tools/call") == 0);
+    rs.to_peer = !p->to_app;
+    if (!resil_call_failed(p->call, out, status, &rs))
+        return false;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    return true;
+}
+
 static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
 {
     px_t *p = ctx;
@@ -197,7 +263,14 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     (void)c;
     if (p->sreq == NULL)
         return;
+    if (h->status < 200 || h->status > 399) {
+        bool callee_error = !p->to_app && net_head_get(h, CALLEE_ERROR_HEADER) != NULL;
+        if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
+            return;
+    }
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
+    if (p->call != NULL)
+        resil_call_forwarding(p->call, h->status, p->sse);
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
     add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
@@ -244,6 +317,13 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
     px_t *p = ctx;
     (void)c;
     p->creq = NULL;
+    if (status == ERR_NET_CONNECT && !p->to_app)
+        cache_forget(p->iw, p->id, p->ns);
+    if (status == 0 && p->call != NULL)
+        resil_call_end(p->call);
+    if (status != 0 &&
+        px_retry(p, status == ERR_NET_CONNECT ? RESIL_CONNECT_FAILED : RESIL_TRANSPORT_FAILED, 0))
+        return;
     if (status == 0) {
         if (p->sreq != NULL) {
             net_sreq_t *s = p->sreq;
@@ -255,8 +335,6 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
                 status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
                 detail ? detail : err_str(status));
     } else {
-        if (status == ERR_NET_CONNECT)
-            cache_forget(p->iw, p->id, p->ns);
         px_fail(p, "connection error to %s:%d: %s", p->host, p->port,
                 detail ? detail : err_str(status));
     }
@@ -291,6 +369,15 @@ static void px_send(px_t *p)
                          .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
+    if (p->call != NULL) {
+        /* An open breaker answers at once: nothing is sent upstream (spec §1.5). */
+        rc = resil_call_begin(p->call);
+        if (rc < 0) {
+            px_fail(p, "%s", err_str(rc));
+            px_maybe_free(p);
+            return;
+        }
+    }
     rc = 0;
     if (!p->to_app && iw->sc->mtls != NULL) {
         /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
@@ -305,7 +392,19 @@ static void px_send(px_t *p)
         px_maybe_free(p);
         return;
     }
-    net_sreq_read_body(p->sreq, &client_cbs, p);
+    if (!p->body_read) {
+        p->body_read = true;
+        net_sreq_read_body(p->sreq, &client_cbs, p);
+        return;
+    }
+    /* A retry: the kept body again (px_retry only retries when all of it was kept). */
+    if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
+        net_creq_end(p->creq) < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed replaying the request body upstream");
+        px_maybe_free(p);
+    }
 }
 
 /* --- name resolution with a short per-worker cache -------------------------------------------- */
@@ -416,6 +515,60 @@ static void after_lookup(uv_work_t *w, int status)
     }
     cache_put(p->iw, p->id, p->ns, p->host, p->port);
     px_send(p);
+}
+
+/* Starts an attempt: straight to our own app, to a peer from the cache, else after a lookup. */
+static void px_route(px_t *p)
+{
+    const invoke_cache_entry_t *e;
+    int rc;
+
+    if (p->to_app) {
+        px_send(p);
+        return;
+    }
+    e = cache_get(p->iw, p->id, p->ns);
+    if (e != NULL) {
+        memcpy(p->host, e->host, sizeof(p->host));
+        p->port = e->port;
+        px_send(p);
+        return;
+    }
+    p->resolving = true;
+    p->work.data = p;
+    rc = uv_queue_work(net_worker_loop(p->iw->nw), &p->work, do_lookup, after_lookup);
+    if (rc < 0) {
+        p->resolving = false;
+        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
+        px_maybe_free(p);
+    }
+}
+
+/* The resiliency timeout of the running attempt fired (spec §1.5: "context deadline exceeded"). */
+static void on_attempt_timeout(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    if (!px_retry(p, RESIL_TIMED_OUT, 0)) {
+        px_fail(p, "context deadline exceeded");
+        px_maybe_free(p);
+    }
+}
+
+/* The pause before a retry ended: the next attempt (a peer is looked up again if it was lost). */
+static void on_retry_due(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->sreq == NULL) {
+        px_maybe_free(p);
+        return;
+    }
+    px_route(p);
 }
 
 /* --- building the upstream head --------------------------------------------------------------- */
@@ -546,26 +699,11 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         }
         str_copy(p->host, sizeof(p->host), o->app_channel_address);
         p->port = o->app_port;
-        px_send(p);
-        return;
     }
-    {
-        const invoke_cache_entry_t *e = cache_get(iw, p->id, p->ns);
-        if (e != NULL) {
-            memcpy(p->host, e->host, sizeof(p->host));
-            p->port = e->port;
-            px_send(p);
-            return;
-        }
-    }
-    p->resolving = true;
-    p->work.data = p;
-    rc = uv_queue_work(net_worker_loop(iw->nw), &p->work, do_lookup, after_lookup);
-    if (rc < 0) {
-        p->resolving = false;
-        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
-        px_maybe_free(p);
-    }
+    /* Resiliency policies are looked up by the target as the caller named it (spec §5.4). */
+    p->call = resil_call_new(sc->resil, net_worker_loop(iw->nw), p->target, buf_ptr(&route->method),
+                             on_attempt_timeout, on_retry_due, p);
+    px_route(p);
 }
 
 /* The callee side: a peer sidecar forwards a call for our app. */
@@ -674,6 +812,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
+    p->callee = true;
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
     if (rc < 0) {

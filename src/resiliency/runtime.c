@@ -190,8 +190,13 @@ static int series(resil_t *r, buf_t *b, const char *metric, const mslot_t *s, co
 
 int resil_metrics_render(resil_t *r, buf_t *b)
 {
-    resil_spec_t *s = resil_acquire(r);
-    int rc = buf_append_str(b, "# TYPE dapr_resiliency_loaded counter\n");
+    resil_spec_t *s;
+    int rc;
+
+    if (r == NULL)
+        return 0;
+    s = resil_acquire(r);
+    rc = buf_append_str(b, "# TYPE dapr_resiliency_loaded counter\n");
 
     for (size_t i = 0; i < resil_spec_resource_count(s) && rc == 0; i++) {
         rc = buf_append_str(b, "dapr_resiliency_loaded{app_id=\"");
@@ -451,7 +456,7 @@ static void state_changed(resil_call_t *c, int changed)
 {
     if (changed < 0)
         return;
-    log_info("resiliency", "circuit breaker \"%s\" for %s changed state to %s", c->pol.cb->name,
+    log_info("resiliency", "circuit breaker %s for %s changed state to %s", c->pol.cb->name,
              resil_breaker_key(c->br), resil_cb_state_name((resil_cb_state_t)changed));
     resil_metric_activation(c->r, c->pol.cb->resource, RESIL_CIRCUITBREAKER, c->target,
                             resil_cb_state_name((resil_cb_state_t)changed));
