@@ -659,6 +659,10 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), route->target);
+    /* Resiliency policies are looked up by the target as the caller named it (spec §5.4): an
+     * app id, or an HTTPEndpoint's name, which then gets the same policies as an app. */
+    p->call = resil_call_new(sc->resil, net_worker_loop(iw->nw), p->target, buf_ptr(&route->method),
+                             on_attempt_timeout, on_retry_due, p);
     if (strncmp(route->target, "http://", 7) == 0 || strncmp(route->target, "https://", 8) == 0) {
         /* TODO(issue 5): full-URL and HTTPEndpoint targets. */
         px_fail(p, "external service invocation is not supported yet");
@@ -700,9 +704,6 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         str_copy(p->host, sizeof(p->host), o->app_channel_address);
         p->port = o->app_port;
     }
-    /* Resiliency policies are looked up by the target as the caller named it (spec §5.4). */
-    p->call = resil_call_new(sc->resil, net_worker_loop(iw->nw), p->target, buf_ptr(&route->method),
-                             on_attempt_timeout, on_retry_due, p);
     px_route(p);
 }
 
