@@ -262,8 +262,9 @@ typedef void (*resil_call_cb)(resil_call_t *c, void *ctx);
 
 /**
  * Starts governing one invocation of @p method on @p target from the current set of @p r (the
- * call keeps its own reference). Never fails; a call with no policy still applies the built-in
- * service retries.
+ * call keeps its own reference). @p target is borrowed until resil_call_free. Never fails; a call
+ * with no policy still applies the built-in service retries. Its timer is set up only when a
+ * timeout or a pause needs it, so a call without policies costs one small allocation.
  */
 resil_call_t *resil_call_new(resil_t *r, uv_loop_t *loop, const char *target, const char *method,
                              resil_call_cb on_timeout, resil_call_cb on_retry, void *ctx);

@@ -375,24 +375,26 @@ void resil_watch_close(resil_watch_t *w)
 /* ---- one invocation ------------------------------------------------------------------------- */
 
 struct resil_call {
-    uv_timer_t timer;           /* per-attempt timeout, then the pause before a retry */
-    resil_t *r;                 /* borrowed */
-    resil_spec_t *spec;         /* reference held for the call; NULL when none is loaded */
-    resil_policy_t pol;         /* what applies (pointers into spec) */
-    bool has_policy;            /* a resource applies to the target */
-    resil_breaker_t *br;        /* NULL without a breaker */
-    uint64_t gen;               /* breaker generation of the running attempt */
-    bool admitted;              /* the running attempt went through the breaker */
-    bool recorded;              /* its outcome was given to the breaker */
-    bool pausing;               /* the timer measures the pause (else the timeout) */
-    unsigned attempt;           /* 1-based number of the running attempt */
-    unsigned retries;           /* retries scheduled so far */
-    uint64_t started_ms;        /* monotonic, for exponential's maxElapsedTime */
-    uint64_t rnd;               /* xorshift state for the pauses' jitter */
-    resil_call_cb on_timeout;   /* the attempt ran out of time */
-    resil_call_cb on_retry;     /* the pause ended: start the next attempt */
-    void *ctx;                  /* passed to both */
-    char target[LABEL_MAX * 4]; /* for logs and metrics */
+    uv_timer_t timer;         /* per-attempt timeout, then the pause before a retry */
+    resil_t *r;               /* borrowed */
+    resil_spec_t *spec;       /* reference held for the call; NULL when none is loaded */
+    resil_policy_t pol;       /* what applies (pointers into spec) */
+    bool has_policy;          /* a resource applies to the target */
+    resil_breaker_t *br;      /* NULL without a breaker */
+    uint64_t gen;             /* breaker generation of the running attempt */
+    bool admitted;            /* the running attempt went through the breaker */
+    bool recorded;            /* its outcome was given to the breaker */
+    bool pausing;             /* the timer measures the pause (else the timeout) */
+    unsigned attempt;         /* 1-based number of the running attempt */
+    unsigned retries;         /* retries scheduled so far */
+    uint64_t started_ms;      /* monotonic, for exponential's maxElapsedTime */
+    uint64_t rnd;             /* xorshift state for the pauses' jitter */
+    resil_call_cb on_timeout; /* the attempt ran out of time */
+    resil_call_cb on_retry;   /* the pause ended: start the next attempt */
+    void *ctx;                /* passed to both */
+    const char *target;       /* for logs and metrics; borrowed until resil_call_free */
+    uv_loop_t *loop;          /* the call's loop */
+    bool timer_on;            /* timer was initialised (only calls that need it pay for it) */
 };
 
 static uint64_t now_ms(void)
@@ -418,8 +420,8 @@ resil_call_t *resil_call_new(resil_t *r, uv_loop_t *loop, const char *target, co
     c->ctx = ctx;
     c->started_ms = now_ms();
     c->rnd = uv_hrtime() | 1u;
-    str_copy(c->target, sizeof(c->target), target);
-    uv_timer_init(loop, &c->timer);
+    c->target = target;
+    c->loop = loop;
     c->spec = r ? resil_acquire(r) : NULL;
     c->has_policy = resil_spec_lookup(c->spec, target, &c->pol);
     if (c->has_policy) {
@@ -437,9 +439,18 @@ resil_call_t *resil_call_new(resil_t *r, uv_loop_t *loop, const char *target, co
 
 void resil_call_free(resil_call_t *c)
 {
-    if (c != NULL)
+    if (c == NULL)
+        return;
+    if (c->timer_on) {
         uv_close((uv_handle_t *)&c->timer, on_call_closed);
+        return;
+    }
+    resil_spec_unref(c->spec);
+    mem_free(c);
 }
+
+/* Arms the timer for @p ms (initialising it on first use). */
+static void timer_start(resil_call_t *c, uint64_t ms);
 
 unsigned resil_call_attempt(const resil_call_t *c)
 {
@@ -461,6 +472,23 @@ static void state_changed(resil_call_t *c, int changed)
     resil_metric_activation(c->r, c->pol.cb->resource, RESIL_CIRCUITBREAKER, c->target,
                             resil_cb_state_name((resil_cb_state_t)changed));
     resil_metric_cb_state(c->r, c->pol.cb->resource, c->target, (resil_cb_state_t)changed);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void timer_start(resil_call_t *c, uint64_t ms)
+{
+    if (!c->timer_on) {
+        uv_timer_init(c->loop, &c->timer);
+        c->timer_on = true;
+    }
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void timer_stop(resil_call_t *c)
+{
+    if (c->timer_on)
+        uv_timer_stop(&c->timer);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -493,7 +521,7 @@ int resil_call_begin(resil_call_t *c)
     }
     if (c->pol.timeout_ms > 0) {
         c->pausing = false;
-        uv_timer_start(&c->timer, on_timer, c->pol.timeout_ms, 0);
+        timer_start(c, c->pol.timeout_ms);
     }
     return 0;
 }
@@ -513,13 +541,13 @@ void resil_call_forwarding(resil_call_t *c, int status, bool sse)
     record(c, status >= 200 && status <= 399);
     /* A long-lived event stream is governed by the idle timeout, not the request timeout. */
     if (sse)
-        uv_timer_stop(&c->timer);
+        timer_stop(c);
 }
 
 void resil_call_end(resil_call_t *c)
 {
     if (!c->pausing)
-        uv_timer_stop(&c->timer);
+        timer_stop(c);
 }
 
 static double next_rnd(resil_call_t *c)
@@ -536,7 +564,7 @@ bool resil_call_failed(resil_call_t *c, resil_outcome_t out, int status,
     const resil_retry_t *retry = c->pol.retry;
     uint64_t pause;
 
-    uv_timer_stop(&c->timer);
+    timer_stop(c);
     record(c, false);
     /* Spec §5.4.3: without a target entry, the built-in service retries cover a peer sidecar
      * that could not be reached (nothing was sent, so any request is safe to send again). */
@@ -561,6 +589,6 @@ bool resil_call_failed(resil_call_t *c, resil_outcome_t out, int status,
     log_debug("resiliency", "retrying %s (retry %u, policy %s) in %llu ms", c->target, c->retries,
               retry->name, (unsigned long long)pause);
     c->pausing = true;
-    uv_timer_start(&c->timer, on_timer, pause, 0);
+    timer_start(c, pause);
     return true;
 }

@@ -176,6 +176,17 @@ h.test('a retry never repeats a request whose response had started streaming', {
   assert.equal(await received(flaky, 'tools/list'), 1, 'the request was not sent again');
 });
 
+h.test('an SSE response outlives the request timeout (governed by the idle timeout)', { skip: needsSidecar }, async () => {
+  await script(flaky, 'slow-sse', 1, ['tools/call']);
+  const r = await rpc('flaky', 'tools/call', { name: 'echo', arguments: { message: 'stream' } });
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.ms >= 2 * TIMEOUT_MS, `the stream ran ${r.ms} ms, longer than the ${TIMEOUT_MS} ms timeout`);
+  const events = r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+  assert.equal(events.length, 11, r.text);
+  assert.deepEqual(events[10].result, { events: 10 });
+  assert.equal(await received(flaky, 'tools/call'), 1);
+});
+
 h.test('circuit breaker: opens after the trip condition, rejects without contacting the app, half-opens, closes', { skip: needsSidecar }, async () => {
   await script(breaker, '503', 3);
   for (let i = 0; i < 3; i++) {

@@ -13,6 +13,8 @@
 //                      "hang"    -> no answer at all (the socket stays open until the peer leaves)
 //                      "reset"   -> the connection is reset (TCP RST) without a response
 //                      "partial" -> 200 head and half of a JSON-RPC result, then a reset
+//                      "slow-sse" -> 200 text/event-stream: 10 progress notifications 300 ms
+//                                   apart, then the JSON-RPC result {"events": 10} (3 s in all)
 //                    {fault: "none"} clears the script. Answers {"ok": true}.
 // GET /stats         JSON {total, byMethod: {<json-rpc method>: n}}: POST /mcp requests received
 //                    (counted before any fault), so tests can tell whether a request was repeated.
@@ -73,6 +75,22 @@ function fault(req, res, method) {
       res.write('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"ec');
       setTimeout(() => req.socket.resetAndDestroy(), 100);
       return true;
+    case 'slow-sse': {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      let i = 0;
+      const id = JSON.parse(JSON.stringify(req.rpcId ?? null));
+      const tick = setInterval(() => {
+        i++;
+        const note = { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: i, total: 10 } };
+        res.write(`event: message\ndata: ${JSON.stringify(note)}\n\n`);
+        if (i === 10) {
+          clearInterval(tick);
+          res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: { events: 10 } })}\n\n`);
+        }
+      }, 300);
+      res.on('close', () => clearInterval(tick));
+      return true;
+    }
     default:
       return false;
   }
@@ -104,6 +122,7 @@ const httpServer = http.createServer(async (req, res) => {
     const method = Array.isArray(body) ? body[0]?.method : body.method;
     stats.total++;
     stats.byMethod[method] = (stats.byMethod[method] ?? 0) + 1;
+    req.rpcId = Array.isArray(body) ? body[0]?.id : body.id;
     if (fault(req, res, method)) return;
     const server = buildServer();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
