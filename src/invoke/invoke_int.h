@@ -112,6 +112,7 @@ typedef struct invoke_sidecar {
     res_components_t *components; /* Components, HTTPEndpoints, secret stores of
                                      --resources-path; owned, immutable, never NULL once started */
     invoke_ext_t *ext;            /* TLS for external targets (external.c); owned */
+    struct resil *resil;          /* Resiliency policies (hot-reloaded) and their metrics; owned */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64

@@ -14,6 +14,7 @@
 #include "base/str.h"
 #include "invoke/invoke_int.h"
 #include "policy/acl.h"
+#include "resiliency/resiliency.h"
 
 #define ACL_LABEL_SLOTS 64 /* distinct (trust domain, namespace) label pairs kept; then "other" */
 #define LABEL_MAX 128
@@ -155,7 +156,8 @@ void invoke__on_metrics_request(net_sreq_t *req, void *ctx)
         return;
     }
     buf_init(&b, 1024 * 1024);
-    if (invoke__metrics_render(iw->sc->metrics, iw->sc->opts->app_id, &b) == 0)
+    if (invoke__metrics_render(iw->sc->metrics, iw->sc->opts->app_id, &b) == 0 &&
+        resil_metrics_render(iw->sc->resil, &b) == 0)
         net_sreq_respond_simple(req, 200, "text/plain; version=0.0.4", buf_ptr(&b), b.len);
     else
         net_sreq_respond_simple(req, 500, "text/plain", "metrics too large\n", 18);

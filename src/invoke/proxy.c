@@ -16,6 +16,7 @@
 #include "mcp/peek.h"
 #include "policy/acl.h"
 #include "policy/mw.h"
+#include "resiliency/resiliency.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
 #define RESOLVE_TRIES 5
@@ -67,10 +68,21 @@ typedef struct px {
     buf_t route_method;            /* caller side: normalised method (the route outlives us) */
     const char *route_query;       /* caller side: raw query, borrowed from the request head */
     size_t route_query_len;
+    resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
+    bool body_read;      /* the client's body is being read (first attempt started) */
+    bool callee;         /* serving a peer sidecar's call (internal port) */
 } px_t;
+
+/*
+ * The callee sidecar marks the errors it produces itself (app unreachable, reset, timeout), so
+ * that the caller's resiliency treats them as the transport errors they are, not as the app's
+ * own HTTP status; Dapr keeps the two apart as a gRPC error versus the app's response.
+ */
+#define CALLEE_ERROR_HEADER "dapr-callee-error"
 
 static void px_free(px_t *p)
 {
+    resil_call_free(p->rcall);
     net_head_free(&p->out);
     net_head_free(&p->mw_set);
     buf_free(&p->kept);
@@ -90,6 +102,33 @@ static void px_maybe_free(px_t *p)
 }
 
 static void px_fail(px_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ERR_DIRECT_INVOKE 500 with CALLEE_ERROR_HEADER. */
+static void respond_callee_error(net_sreq_t *s, const char *target, const char *err)
+{
+    static const net_header_t mark = {CALLEE_ERROR_HEADER, sizeof(CALLEE_ERROR_HEADER) - 1, "1", 1};
+    net_head_t h;
+    buf_t b;
+    int rc;
+
+    net_head_init(&h);
+    buf_init(&b, 8192);
+    rc = buf_append_str(
+        &b, "{\"errorCode\":\"ERR_DIRECT_INVOKE\",\"message\":\"failed to invoke, id: ");
+    rc = rc ? rc : buf_append_json_str(&b, target, strlen(target));
+    rc = rc ? rc : buf_append_str(&b, ", err: ");
+    rc = rc ? rc : buf_append_json_str(&b, err, strlen(err));
+    rc = rc ? rc : buf_append_str(&b, "\"}");
+    rc = rc ? rc : net_head_add(&h, "content-type", 12, "application/json", 16);
+    rc = rc ? rc : net_sreq_respond_ex(s, 500, &h, &mark, 1, (int64_t)b.len);
+    rc = rc ? rc : net_sreq_write(s, b.ptr, b.len);
+    if (rc == 0)
+        net_sreq_end(s);
+    else
+        net_sreq_abort(s);
+    net_head_free(&h);
+    buf_free(&b);
+}
 
 /* Answers the client with ERR_DIRECT_INVOKE 500 ("failed to invoke, id: <t>, err: ..."), or cuts
  * the response if it already started. */
@@ -111,8 +150,11 @@ static void px_fail(px_t *p, const char *fmt, ...)
         return;
     }
     log_debug("invoke", "failed to invoke %s: %s", p->target, err);
-    invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
-                          p->target, err);
+    if (p->callee)
+        respond_callee_error(s, p->target, err);
+    else
+        invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                              p->target, err);
 }
 
 /* --- client-side callbacks -------------------------------------------------------------------- */
@@ -218,6 +260,30 @@ static bool skip_client_header(const char *name, size_t len, void *arg)
 
 /* --- upstream callbacks ----------------------------------------------------------------------- */
 
+/*
+ * An attempt ended with @p out before any response byte reached the client: asks the resiliency
+ * policy whether to try again. Returns true when a retry is scheduled (the upstream request is
+ * then gone). A request is replayed only when its whole body was kept (spec §5.4: streaming
+ * requests are never retried).
+ */
+static bool px_retry(px_t *p, resil_outcome_t out, int status)
+{
+    resil_req_state_t rs;
+
+    if (p->rcall == NULL || p->sreq == NULL || p->resp_started)
+        return false;
+    rs.replayable = p->kept_all && p->body_len >= 0;
+    rs.tool_call = p->mcp.valid && (p->mcp.batch || strcmp(p->mcp.method, "tools/call") == 0);
+    rs.to_peer = !p->to_app;
+    if (!resil_call_failed(p->rcall, out, status, &rs))
+        return false;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    return true;
+}
+
 static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
 {
     px_t *p = ctx;
@@ -229,7 +295,14 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     (void)c;
     if (p->sreq == NULL)
         return;
+    if (h->status < 200 || h->status > 399) {
+        bool callee_error = !p->to_app && net_head_get(h, CALLEE_ERROR_HEADER) != NULL;
+        if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
+            return;
+    }
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
+    if (p->rcall != NULL)
+        resil_call_forwarding(p->rcall, h->status, p->sse);
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
     add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
@@ -276,6 +349,13 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
     px_t *p = ctx;
     (void)c;
     p->creq = NULL;
+    if (status == ERR_NET_CONNECT && !p->to_app)
+        cache_forget(p->iw, p->id, p->ns);
+    if (status == 0 && p->rcall != NULL)
+        resil_call_end(p->rcall);
+    if (status != 0 &&
+        px_retry(p, status == ERR_NET_CONNECT ? RESIL_CONNECT_FAILED : RESIL_TRANSPORT_FAILED, 0))
+        return;
     if (status == 0) {
         if (p->sreq != NULL) {
             net_sreq_t *s = p->sreq;
@@ -291,8 +371,6 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
                 status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
                 detail ? detail : err_str(status));
     } else {
-        if (status == ERR_NET_CONNECT)
-            cache_forget(p->iw, p->id, p->ns);
         px_fail(p, "connection error to %s:%d: %s", p->host, p->port,
                 detail ? detail : err_str(status));
     }
@@ -327,6 +405,15 @@ static void px_send(px_t *p)
                          .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
+    if (p->rcall != NULL) {
+        /* An open breaker answers at once: nothing is sent upstream (spec §1.5). */
+        rc = resil_call_begin(p->rcall);
+        if (rc < 0) {
+            px_fail(p, "%s", err_str(rc));
+            px_maybe_free(p);
+            return;
+        }
+    }
     rc = 0;
     if (p->external) {
         /* The remote server's own name: Host as the URL wrote it, SNI and certificate check. */
@@ -346,18 +433,20 @@ static void px_send(px_t *p)
         px_maybe_free(p);
         return;
     }
-    if (p->body_buffered) {
-        /* A middleware read the body already: send it as a whole. */
-        if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
-            net_creq_end(p->creq) < 0) {
-            net_creq_abort(p->creq);
-            p->creq = NULL;
-            px_fail(p, "failed writing the request body upstream");
-            px_maybe_free(p);
-        }
+    if (!p->body_buffered && !p->body_read) {
+        p->body_read = true;
+        net_sreq_read_body(p->sreq, &client_cbs, p);
         return;
     }
-    net_sreq_read_body(p->sreq, &client_cbs, p);
+    /* The body is whole in kept: a middleware read it before deciding, or this is a retry
+     * (px_retry only retries when all of it was kept). */
+    if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
+        net_creq_end(p->creq) < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed writing the request body upstream");
+        px_maybe_free(p);
+    }
 }
 
 /* --- name resolution with a short per-worker cache -------------------------------------------- */
@@ -468,6 +557,60 @@ static void after_lookup(uv_work_t *w, int status)
     }
     cache_put(p->iw, p->id, p->ns, p->host, p->port);
     px_send(p);
+}
+
+/* Starts an attempt: straight to our own app, to a peer from the cache, else after a lookup. */
+static void px_route(px_t *p)
+{
+    const invoke_cache_entry_t *e;
+    int rc;
+
+    if (p->to_app || p->external) {
+        px_send(p);
+        return;
+    }
+    e = cache_get(p->iw, p->id, p->ns);
+    if (e != NULL) {
+        memcpy(p->host, e->host, sizeof(p->host));
+        p->port = e->port;
+        px_send(p);
+        return;
+    }
+    p->resolving = true;
+    p->work.data = p;
+    rc = uv_queue_work(net_worker_loop(p->iw->nw), &p->work, do_lookup, after_lookup);
+    if (rc < 0) {
+        p->resolving = false;
+        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
+        px_maybe_free(p);
+    }
+}
+
+/* The resiliency timeout of the running attempt fired (spec §1.5: "context deadline exceeded"). */
+static void on_attempt_timeout(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    if (!px_retry(p, RESIL_TIMED_OUT, 0)) {
+        px_fail(p, "context deadline exceeded");
+        px_maybe_free(p);
+    }
+}
+
+/* The pause before a retry ended: the next attempt (a peer is looked up again if it was lost). */
+static void on_retry_due(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->sreq == NULL) {
+        px_maybe_free(p);
+        return;
+    }
+    px_route(p);
 }
 
 /* --- building the upstream head --------------------------------------------------------------- */
@@ -795,6 +938,10 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p->route_query = route->query;
     p->route_query_len = route->query_len;
+    /* Resiliency policies are looked up by the target as the caller named it (spec §5.4): an
+     * app id, or an HTTPEndpoint's name, which then gets the same policies as an app. */
+    p->rcall = resil_call_new(iw->sc->resil, net_worker_loop(iw->nw), p->target,
+                              buf_ptr(&p->route_method), on_attempt_timeout, on_retry_due, p);
     px_resource_base(p, route->from_header);
     /* httpPipeline: the app's call into its sidecar, judged on the path it used. */
     url_end = memchr(in->url, '?', in->url_len);
@@ -862,26 +1009,8 @@ static void forward_routed(px_t *p)
         }
         str_copy(p->host, sizeof(p->host), o->app_channel_address);
         p->port = o->app_port;
-        px_send(p);
-        return;
     }
-    {
-        const invoke_cache_entry_t *e = cache_get(iw, p->id, p->ns);
-        if (e != NULL) {
-            memcpy(p->host, e->host, sizeof(p->host));
-            p->port = e->port;
-            px_send(p);
-            return;
-        }
-    }
-    p->resolving = true;
-    p->work.data = p;
-    rc = uv_queue_work(net_worker_loop(iw->nw), &p->work, do_lookup, after_lookup);
-    if (rc < 0) {
-        p->resolving = false;
-        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
-        px_maybe_free(p);
-    }
+    px_route(p);
 }
 
 /* The callee side: a peer sidecar forwards a call for our app. */
@@ -1000,6 +1129,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
+    p->callee = true;
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
     if (rc < 0) {
