@@ -40,10 +40,12 @@ typedef struct px {
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
     err_detail_t resolve_detail;    /* lookup error text */
+    obs_call_t call;                /* metrics, span and audit of this exchange */
 } px_t;
 
 static void px_free(px_t *p)
 {
+    obs_call_end(&p->call, NULL, NULL, 0);
     net_head_free(&p->out);
     mem_free(p);
 }
@@ -71,6 +73,7 @@ static void px_fail(px_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, sizeof(err), fmt, ap);
     va_end(ap);
+    obs_call_end(&p->call, err, NULL, 0);
     if (p->resp_started || net_sreq_responded(s)) {
         log_debug("invoke", "aborting response from %s: %s", p->target, err);
         net_sreq_abort(s);
@@ -88,6 +91,7 @@ static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
     px_t *p = ctx;
     if (p->creq == NULL)
         return;
+    obs_call_bytes(&p->call, n, 0);
     if (net_creq_write(p->creq, d, n) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -144,7 +148,7 @@ static bool is_sidecar_header(const char *n, size_t len);
 static bool skip_client_header(const char *name, size_t len, void *arg)
 {
     const px_t *p = arg;
-    return is_sidecar_header(name, len) ||
+    return is_sidecar_header(name, len) || obs_skip_header(&p->call, name, len) ||
            (p->drop_api_token && str_eq(name, len, "dapr-api-token"));
 }
 
@@ -161,6 +165,7 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     (void)c;
     if (p->sreq == NULL)
         return;
+    obs_call_response(&p->call, h->status);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
@@ -182,6 +187,7 @@ static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
     px_t *p = ctx;
     if (p->sreq == NULL)
         return;
+    obs_call_bytes(&p->call, 0, n);
     if (net_sreq_write(p->sreq, d, n) < 0) {
         net_creq_abort(c);
         p->creq = NULL;
@@ -470,6 +476,9 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
+    obs_call_start(sc->obs, &p->call, net_worker_index(iw->nw),
+                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, in, p->id, buf_ptr(&route->method),
+                   route->method.len);
     rc = set_url(&p->out, buf_ptr(&route->method), route->method.len, route->query,
                  route->query_len);
     p->drop_api_token = sc->api_token != NULL;
@@ -483,6 +492,7 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         rc = rc ? rc : add_str(&p->out, "x-forwarded-host", sc->hostname);
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
     }
+    rc = rc ? rc : obs_call_headers(&p->call, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -595,6 +605,13 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
                         sc->mtls ? peer_id.ns : "");
     if (!allowed) {
         buf_t msg;
+        char mm[64] = "", mn[OBS_LABEL_MAX] = "";
+        const net_header_t *hm = net_head_get(in, "mcp-method"), *hn = net_head_get(in, "mcp-name");
+        if (hm != NULL)
+            snprintf(mm, sizeof(mm), "%.*s", (int)hm->value_len, hm->value);
+        if (hn != NULL)
+            snprintf(mn, sizeof(mn), "%.*s", (int)hn->value_len, hn->value);
+        obs_denied(sc->obs, NULL, "acl", caller_id, o->app_id, mm, mn);
         buf_init(&msg, ACL_DENY_MESSAGE_MAX);
         log_debug("acl",
                   "denied caller=%s target=%s operation=%s verb=%s level=%s reason=%s "
@@ -624,8 +641,11 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
+    obs_call_start(sc->obs, &p->call, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
+                   path.ptr, path.len);
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
+    rc = rc ? rc : obs_call_headers(&p->call, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
