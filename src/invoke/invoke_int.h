@@ -10,6 +10,8 @@
 #include "net/net.h"
 
 #define INVOKE_ID_MAX 256
+/* A request body up to this size is kept while it streams (replay, JSON-RPC facts, policy). */
+#define INVOKE_KEEP_BODY_MAX (64 * 1024)
 
 /* Where an API request is going, as Dapr's findTargetIDAndMethod decides it (spec dapr.md §1.1). */
 typedef struct invoke_route {
@@ -59,6 +61,7 @@ int invoke_split_target(const char *target, const char *self_ns, char *id, size_
 
 #include "invoke/invoke.h"
 #include "observe/observe.h"
+#include "resources/component.h"
 #include "resources/watch.h"
 
 struct resolve;
@@ -76,22 +79,24 @@ typedef enum invoke_mtls_event {
 
 /* Process-wide sidecar state; read-only once the workers run. */
 typedef struct invoke_sidecar {
-    const invoke_opts_t *opts;  /* borrowed from the caller of invoke_sidecar_run */
-    struct resolve *resolve;    /* name resolution, thread-safe */
-    int http_port;              /* bound API port */
-    int internal_port;          /* bound sidecar-to-sidecar port */
-    char host_ip[64];           /* address registered for peers */
-    char hostname[256];         /* gethostname() */
-    char forwarded[600];        /* "for=<host_ip>;host=<hostname>", sent to peers */
-    const char *api_token;      /* DAPR_API_TOKEN or NULL */
-    const char *app_api_token;  /* APP_API_TOKEN or NULL */
-    const char *res_names_json; /* pre-rendered metadata fragments, owned */
-    long long started_ms;       /* wall clock at start */
-    invoke_mtls_t *mtls;        /* workload identity; NULL when mTLS is off */
-    invoke_metrics_t *metrics;  /* counters; thread-safe */
-    obs_t *obs;                 /* metrics registry, tracing, API and audit logs; thread-safe */
-    int metrics_port;           /* bound metrics port, 0 when none */
-    res_slot_t config;          /* current Configuration snapshot (data: acl_t); may be empty */
+    const invoke_opts_t *opts;    /* borrowed from the caller of invoke_sidecar_run */
+    struct resolve *resolve;      /* name resolution, thread-safe */
+    int http_port;                /* bound API port */
+    int internal_port;            /* bound sidecar-to-sidecar port */
+    char host_ip[64];             /* address registered for peers */
+    char hostname[256];           /* gethostname() */
+    char forwarded[600];          /* "for=<host_ip>;host=<hostname>", sent to peers */
+    const char *api_token;        /* DAPR_API_TOKEN or NULL */
+    const char *app_api_token;    /* APP_API_TOKEN or NULL */
+    const char *res_names_json;   /* pre-rendered metadata fragments, owned */
+    long long started_ms;         /* wall clock at start */
+    invoke_mtls_t *mtls;          /* workload identity; NULL when mTLS is off */
+    invoke_metrics_t *metrics;    /* counters; thread-safe */
+    obs_t *obs;                   /* metrics registry, tracing, API and audit logs; thread-safe */
+    int metrics_port;             /* bound metrics port, 0 when none */
+    res_slot_t config;            /* current Configuration snapshot (data: acl_t); may be empty */
+    res_components_t *components; /* Components, HTTPEndpoints, secret stores of
+                                     --resources-path; owned, immutable, never NULL once started */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64

@@ -13,6 +13,7 @@
 #include "invoke/invoke_int.h"
 #include "identity/spiffe.h"
 #include "invoke/resolve.h"
+#include "mcp/peek.h"
 #include "policy/acl.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
@@ -36,17 +37,24 @@ typedef struct px {
     bool resp_started;              /* the response head went to the client */
     bool sse;                       /* the response is an event stream */
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
+    bool json_body;                 /* the request body is declared as JSON */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
     err_detail_t resolve_detail;    /* lookup error text */
+    buf_t kept;                     /* the request body as it flowed, up to INVOKE_KEEP_BODY_MAX */
+    bool kept_all;                  /* the body ended and all of it is in kept */
+    bool kept_over;                 /* the body outgrew kept (kept was released) */
+    mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
+    bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
     obs_call_t call;                /* metrics, span and audit of this exchange */
 } px_t;
 
 static void px_free(px_t *p)
 {
-    obs_call_end(&p->call, NULL, NULL, 0);
+    obs_call_end(&p->call, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     net_head_free(&p->out);
+    buf_free(&p->kept);
     mem_free(p);
 }
 
@@ -73,7 +81,7 @@ static void px_fail(px_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, sizeof(err), fmt, ap);
     va_end(ap);
-    obs_call_end(&p->call, err, NULL, 0);
+    obs_call_end(&p->call, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     if (p->resp_started || net_sreq_responded(s)) {
         log_debug("invoke", "aborting response from %s: %s", p->target, err);
         net_sreq_abort(s);
@@ -86,9 +94,37 @@ static void px_fail(px_t *p, const char *fmt, ...)
 
 /* --- client-side callbacks -------------------------------------------------------------------- */
 
+/* Keeps a copy of a small request body (for replay and for reading the JSON-RPC facts). */
+static void px_keep(px_t *p, const char *d, size_t n)
+{
+    if (p->kept_over)
+        return;
+    if (buf_append(&p->kept, d, n) < 0) {
+        buf_free(&p->kept);
+        p->kept_over = true;
+    }
+}
+
+/* The whole body is in: read its JSON-RPC facts once. */
+static void px_kept_done(px_t *p)
+{
+    mcp_peek_t body;
+    if (p->kept_over)
+        return;
+    p->kept_all = true;
+    if (p->kept.len == 0 || !p->json_body)
+        return;
+    if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
+        p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
+        p->mcp = body;
+        obs_call_mcp(&p->call, body.method, body.name, NULL);
+    }
+}
+
 static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
 {
     px_t *p = ctx;
+    px_keep(p, d, n);
     if (p->creq == NULL)
         return;
     obs_call_bytes(&p->call, n, 0);
@@ -106,6 +142,7 @@ static void on_client_body_end(net_sreq_t *s, void *ctx)
 {
     px_t *p = ctx;
     (void)s;
+    px_kept_done(p);
     if (p->creq != NULL && net_creq_end(p->creq) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -430,6 +467,20 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     net_head_init(&p->out);
     p->out.method = in->method;
     p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
+    buf_init(&p->kept, INVOKE_KEEP_BODY_MAX);
+    mcp_peek_init(&p->mcp);
+    {
+        const net_header_t *ct = net_head_get(in, "content-type");
+        const net_header_t *mm = net_head_get(in, "mcp-method");
+        const net_header_t *mn = net_head_get(in, "mcp-name");
+        p->json_body =
+            ct != NULL && ct->value_len >= 16 && str_ieq(ct->value, 16, "application/json");
+        if (mm != NULL)
+            (void)mcp_peek_headers(mm->value, mm->value_len, mn ? mn->value : NULL,
+                                   mn ? mn->value_len : 0, &p->mcp);
+    }
+    if (p->body_len == 0)
+        px_kept_done(p);
     net_sreq_watch(req, &client_cbs, p);
     return p;
 }

@@ -132,13 +132,37 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_timer_start(&rs->drain, on_drain_tick, 0, 50);
 }
 
-/* Renders the metadata fragments that depend on loaded resources (none are loaded yet). */
-static char *render_resources(void)
+/* Renders the metadata fragments that depend on loaded resources: names and types only, never
+ * a metadata value (those may be secrets). */
+static char *render_resources(const res_components_t *cs)
 {
     buf_t b;
-    buf_init(&b, 4096);
-    if (buf_append_str(&b, ",\"components\":[],\"httpEndpoints\":[]") < 0)
+    int rc;
+
+    buf_init(&b, 1024 * 1024);
+    rc = buf_append_str(&b, ",\"components\":[");
+    for (size_t i = 0; rc == 0 && i < res_components_count(cs); i++) {
+        const res_component_t *c = res_components_at(cs, i);
+        rc = buf_append_str(&b, i ? ",{\"name\":\"" : "{\"name\":\"");
+        rc = rc ? rc : buf_append_json_str(&b, c->name, strlen(c->name));
+        rc = rc ? rc : buf_append_str(&b, "\",\"type\":\"");
+        rc = rc ? rc : buf_append_json_str(&b, c->type, strlen(c->type));
+        rc = rc ? rc : buf_append_str(&b, "\",\"version\":\"");
+        rc = rc ? rc : buf_append_json_str(&b, c->version, strlen(c->version));
+        rc = rc ? rc : buf_append_str(&b, "\",\"capabilities\":[]}");
+    }
+    rc = rc ? rc : buf_append_str(&b, "],\"httpEndpoints\":[");
+    for (size_t i = 0; rc == 0 && i < res_components_endpoint_count(cs); i++) {
+        const res_endpoint_t *e = res_components_endpoint_at(cs, i);
+        rc = buf_append_str(&b, i ? ",{\"name\":\"" : "{\"name\":\"");
+        rc = rc ? rc : buf_append_json_str(&b, e->name, strlen(e->name));
+        rc = rc ? rc : buf_append_str(&b, "\"}");
+    }
+    rc = rc ? rc : buf_append_str(&b, "]");
+    if (rc < 0) {
+        buf_free(&b);
         return NULL;
+    }
     return buf_take(&b);
 }
 
@@ -208,12 +232,25 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     if (gethostname(sc->hostname, sizeof(sc->hostname)) != 0)
         snprintf(sc->hostname, sizeof(sc->hostname), "localhost");
     snprintf(sc->forwarded, sizeof(sc->forwarded), "for=%s;host=%s", sc->host_ip, sc->hostname);
-    sc->res_names_json = render_resources();
     sc->metrics = invoke__metrics_new();
     if (opts->app_id == NULL || opts->app_id[0] == '\0') {
         log_error("sidecar", "--app-id is required");
         goto out;
     }
+    rc = res_components_load(opts->resources_paths, opts->resources_path_count, opts->app_id,
+                             opts->namespace_, &sc->components, &d);
+    if (rc < 0) {
+        log_error("sidecar", "cannot load resources: %s", d.msg[0] ? d.msg : err_str(rc));
+        goto out;
+    }
+    for (size_t i = 0; i < res_components_count(sc->components); i++) {
+        const res_component_t *c = res_components_at(sc->components, i);
+        log_info("sidecar", "component loaded: %s (%s/%s)", c->name, c->type, c->version);
+    }
+    for (size_t i = 0; i < res_components_endpoint_count(sc->components); i++)
+        log_info("sidecar", "HTTPEndpoint loaded: %s",
+                 res_components_endpoint_at(sc->components, i)->name);
+    sc->res_names_json = render_resources(sc->components);
     if (opts->config_path != NULL) {
         rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
@@ -364,6 +401,7 @@ out:
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
     obs_free(sc->obs);
+    res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);
     mem_free(rs);
