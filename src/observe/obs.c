@@ -51,12 +51,12 @@ int obs_new(const obs_opts_t *opts, obs_t **out, err_detail_t *d)
             o->rings[w].slots = mem_calloc(sizeof(obs_span_t) * per_ring);
         }
     }
-    if (o->tracing)
-        log_info("observe", "tracing: samplingRate=%g exporter=%s%s%s:%d%s stdout=%s", o->rate,
-                 o->endpoint_host[0] ? (o->secure ? "https://" : "http://") : "none",
-                 o->endpoint_host[0] ? "" : "", o->endpoint_host[0] ? o->endpoint_host : "",
-                 o->endpoint_port, o->endpoint_host[0] ? o->endpoint_path : "",
+    if (o->tracing && o->endpoint_host[0])
+        log_info("observe", "tracing: samplingRate=%g exporter=%s://%s:%d%s stdout=%s", o->rate,
+                 o->secure ? "https" : "http", o->endpoint_host, o->endpoint_port, o->endpoint_path,
                  o->stdout_spans ? "true" : "false");
+    else if (o->tracing)
+        log_info("observe", "tracing: samplingRate=%g exporter=none stdout=true", o->rate);
     *out = o;
     return 0;
 }
