@@ -287,37 +287,45 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
                   status, (double)lat_us / 1000.0, body, body_len);
     }
     if (o->tracing && c->trace.sampled) {
-        obs_span_t s;
+        /* Written straight into the ring slot; strings copied up to their length only. */
+        obs_span_t *s = obs__span_reserve(o, c->worker);
         struct timespec now;
         uint64_t unix_end;
+        if (s == NULL)
+            return;
         clock_gettime(CLOCK_REALTIME, &now);
         unix_end = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-        memset(&s, 0, offsetof(obs_span_t, peer_app));
-        memcpy(s.trace_id, c->trace.trace_id, 16);
-        memcpy(s.span_id, c->trace.span_id, 8);
-        memcpy(s.parent_id, c->trace.parent_id, 8);
-        s.has_parent = c->trace.has_parent;
-        s.side = (uint8_t)c->side;
-        s.http_method = c->http_method;
-        s.status = c->status;
-        s.end_unix_ns = unix_end;
-        s.start_unix_ns = unix_end - (end_ns - c->start_ns);
-        memcpy(s.peer_app, c->peer_app, sizeof(s.peer_app));
-        memcpy(s.path, c->path, sizeof(s.path));
-        memcpy(s.mcp_method, c->mcp_method, sizeof(s.mcp_method));
-        memcpy(s.mcp_tool, c->mcp_tool, sizeof(s.mcp_tool));
-        memcpy(s.mcp_session, c->mcp_session, sizeof(s.mcp_session));
-        memcpy(s.error, c->error, sizeof(s.error));
-        obs__span_push(o, c->worker, &s);
+        memcpy(s->trace_id, c->trace.trace_id, 16);
+        memcpy(s->span_id, c->trace.span_id, 8);
+        memcpy(s->parent_id, c->trace.parent_id, 8);
+        s->has_parent = c->trace.has_parent;
+        s->side = (uint8_t)c->side;
+        s->http_method = c->http_method;
+        s->status = c->status;
+        s->end_unix_ns = unix_end;
+        s->start_unix_ns = unix_end - (end_ns - c->start_ns);
+        str_copy(s->peer_app, sizeof(s->peer_app), c->peer_app);
+        str_copy(s->path, sizeof(s->path), c->path);
+        str_copy(s->mcp_method, sizeof(s->mcp_method), c->mcp_method);
+        str_copy(s->mcp_tool, sizeof(s->mcp_tool), c->mcp_tool);
+        str_copy(s->mcp_session, sizeof(s->mcp_session), c->mcp_session);
+        str_copy(s->error, sizeof(s->error), c->error);
+        obs__span_commit(o, c->worker);
     }
 }
 
 void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, const char *target,
                 const char *mcp_method, const char *tool)
 {
-    const char *v[] = {layer, caller, target, mcp_method, tool};
+    char cl[OBS_LABEL_MAX], t[OBS_LABEL_MAX], m[64], n[OBS_LABEL_MAX];
+    const char *v[] = {layer, cl, t, m, n};
     if (o == NULL)
         return;
+    /* These may come straight from a peer's headers: labels must be valid UTF-8. */
+    obs__label_copy(cl, sizeof(cl), caller, caller ? strlen(caller) : 0);
+    obs__label_copy(t, sizeof(t), target, target ? strlen(target) : 0);
+    obs__label_copy(m, sizeof(m), mcp_method, mcp_method ? strlen(mcp_method) : 0);
+    obs__label_copy(n, sizeof(n), tool, tool ? strlen(tool) : 0);
     obs__count(o, OBS_F_MCP_DENIED, v, 1);
     if (c != NULL && c->obs != NULL)
         c->denied = true;

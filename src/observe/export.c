@@ -35,22 +35,47 @@ static void hex(buf_t *b, const uint8_t *p, size_t n, int *rc)
     *rc = *rc ? *rc : buf_append(b, s, 2 * n);
 }
 
+/* Appends a literal. */
+static void lit(buf_t *b, const char *s, int *rc)
+{
+    *rc = *rc ? *rc : buf_append(b, s, strlen(s));
+}
+
+/* Appends @p v JSON-escaped, in runs of bytes that need no escape (the exporter's hot loop). */
+static void jstr(buf_t *b, const char *v, int *rc)
+{
+    const char *run = v;
+    for (const char *p = v; *rc == 0; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != 0 && c != '"' && c != '\\' && c >= 0x20 && c != 0x7f)
+            continue;
+        *rc = buf_append(b, run, (size_t)(p - run));
+        if (c == 0 || *rc)
+            return;
+        *rc = buf_append_json_str(b, p, 1);
+        run = p + 1;
+    }
+}
+
 static void str_attr(buf_t *b, const char *key, const char *v, bool *first, int *rc)
 {
     if (v == NULL || *v == '\0' || *rc)
         return;
-    *rc = buf_printf(b, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":\"", *first ? "" : ",", key);
-    *rc = *rc ? *rc : buf_append_json_str(b, v, strlen(v));
-    *rc = *rc ? *rc : buf_append_str(b, "\"}}");
+    lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"", rc);
+    lit(b, key, rc);
+    lit(b, "\",\"value\":{\"stringValue\":\"", rc);
+    jstr(b, v, rc);
+    lit(b, "\"}}", rc);
     *first = false;
 }
 
 static void int_attr(buf_t *b, const char *key, long long v, bool *first, int *rc)
 {
-    if (*rc)
-        return;
-    *rc = buf_printf(b, "%s{\"key\":\"%s\",\"value\":{\"intValue\":\"%lld\"}}", *first ? "" : ",",
-                     key, v);
+    lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"", rc);
+    lit(b, key, rc);
+    lit(b, "\",\"value\":{\"intValue\":\"", rc);
+    *rc = *rc ? *rc : buf_append_u64(b, (uint64_t)(v < 0 ? 0 : v));
+    lit(b, "\"}}", rc);
     *first = false;
 }
 
@@ -83,14 +108,16 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
         rc = rc ? rc : buf_append_str(b, "\",\"parentSpanId\":\"");
         hex(b, s->parent_id, 8, &rc);
     }
-    rc = rc ? rc : buf_append_str(b, "\",\"name\":\"");
-    rc = rc ? rc : buf_append_json_str(b, name, strlen(name));
-    rc = rc ? rc
-            : buf_printf(b,
-                         "\",\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":"
-                         "\"%llu\",\"attributes\":[",
-                         s->side == OBS_SIDE_CALLEE ? 2 : 3, (unsigned long long)s->start_unix_ns,
-                         (unsigned long long)s->end_unix_ns);
+    lit(b, "\",\"name\":\"", &rc);
+    jstr(b, name, &rc);
+    lit(b,
+        s->side == OBS_SIDE_CALLEE ? "\",\"kind\":2,\"startTimeUnixNano\":\""
+                                   : "\",\"kind\":3,\"startTimeUnixNano\":\"",
+        &rc);
+    rc = rc ? rc : buf_append_u64(b, s->start_unix_ns);
+    lit(b, "\",\"endTimeUnixNano\":\"", &rc);
+    rc = rc ? rc : buf_append_u64(b, s->end_unix_ns);
+    lit(b, "\",\"attributes\":[", &rc);
     str_attr(b, "http.request.method", http_method_str((enum http_method)s->http_method), &first,
              &rc);
     str_attr(b, "url.path", s->path, &first, &rc);
@@ -335,6 +362,16 @@ static void send_batch(obs_t *o, SSL_CTX *tls, const obs_span_t *s, size_t n, bo
     *warned = true;
 }
 
+/* Spans waiting in all rings (a snapshot; producers keep adding). */
+static size_t queued(obs_t *o)
+{
+    size_t n = 0;
+    for (int w = 0; w < o->workers; w++)
+        n += atomic_load_explicit(&o->rings[w].head, memory_order_acquire) -
+             atomic_load_explicit(&o->rings[w].tail, memory_order_relaxed);
+    return n;
+}
+
 static void export_main(void *arg)
 {
     obs_t *o = arg;
@@ -354,7 +391,9 @@ static void export_main(void *arg)
     for (;;) {
         bool stopping = atomic_load(&o->stop);
         size_t n = 0;
-        if (!stopping && mono_ms() < next) {
+        /* Like OpenTelemetry's batch processor: export every delay_ms, or as soon as a full batch
+         * is queued, so that a busy sidecar drops only what a slow collector cannot take. */
+        if (!stopping && mono_ms() < next && queued(o) < o->batch) {
             struct timespec nap = {0, 20 * 1000 * 1000};
             nanosleep(&nap, NULL);
             continue;

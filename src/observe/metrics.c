@@ -219,19 +219,31 @@ static const char *apply_rules(const obs_family_t *f, size_t li, const char *v)
     return v;
 }
 
-/* Builds the key of a label set into @p key; returns its length. */
-static size_t make_key(const obs_family_t *f, const char *const *vals, char *key)
+/* Builds the key of a label set into @p key and its FNV-1a hash; returns its length. Values are
+ * already valid UTF-8 (obs__label_copy), so this is a bounded copy; only a value that a rule
+ * rewrites goes through the slower path. */
+static size_t make_key(const obs_family_t *f, const char *const *vals, char *key, uint32_t *hash)
 {
     size_t k = 0;
+    uint32_t h = 2166136261u;
     for (size_t l = 0; l < f->nlabels; l++) {
-        char tmp[OBS_LABEL_MAX];
-        const char *v = vals[l] ? vals[l] : "";
-        size_t room = OBS_KEY_MAX - k;
-        obs__label_copy(tmp, sizeof(tmp), v, strlen(v));
-        v = f->nrules ? apply_rules(f, l, tmp) : tmp;
-        obs__label_copy(key + k, room < OBS_LABEL_MAX ? room : OBS_LABEL_MAX, v, strlen(v));
-        k += strlen(key + k) + 1;
+        const char *v = vals && vals[l] ? vals[l] : "";
+        size_t room = OBS_KEY_MAX - k, n;
+        if (f->nrules)
+            v = apply_rules(f, l, v);
+        n = strnlen(v, OBS_LABEL_MAX - 1);
+        if (n >= room)
+            n = room - 1;
+        while (n > 0 && v[n] != '\0' && ((unsigned char)v[n] & 0xc0) == 0x80)
+            n--; /* cut: never inside a UTF-8 sequence */
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)v[i]) * 16777619u;
+        h = (h ^ 0u) * 16777619u;
+        memcpy(key + k, v, n);
+        key[k + n] = '\0';
+        k += n + 1;
     }
+    *hash = h;
     return k;
 }
 
@@ -239,11 +251,9 @@ static size_t make_key(const obs_family_t *f, const char *const *vals, char *key
 static size_t series_index(obs_family_t *f, const char *const *vals)
 {
     char key[OBS_KEY_MAX];
-    size_t kl = make_key(f, vals, key);
-    uint32_t h = 2166136261u;
+    uint32_t h;
+    size_t kl = make_key(f, vals, key, &h);
 
-    for (size_t i = 0; i < kl; i++)
-        h = (h ^ (unsigned char)key[i]) * 16777619u;
     for (size_t probe = 0; probe < OBS_PROBES; probe++) {
         size_t i = (h + probe) % OBS_SERIES_MAX;
         obs_series_t *s = &f->series[i];

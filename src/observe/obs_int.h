@@ -137,7 +137,8 @@ struct obs {
 /* metrics.c */
 void obs__families_init(obs_t *o);
 void obs__families_free(obs_t *o);
-/** Counts +@p n on the series of @p vals (nlabels values; NULL counts as ""). */
+/** Counts +@p n on the series of @p vals (nlabels values, each valid UTF-8 as made by
+ * obs__label_copy or a constant; NULL counts as ""). */
 void obs__count(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t n);
 /** Observes @p v (ms*1000 for latency, bytes*1000 for sizes) on a histogram series. */
 void obs__observe(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t v_milli);
@@ -158,6 +159,10 @@ int obs__config_rules(obs_t *o, const obs_opts_t *opts, err_detail_t *d);
 /* trace.c */
 void obs__trace_begin(obs_t *o, obs_trace_t *t, int worker, const net_head_t *in);
 void obs__span_push(obs_t *o, int worker, const obs_span_t *s);
+/** The next free slot of @p worker's ring (only that worker may call), or NULL when full (the
+ * drop is counted); obs__span_commit publishes it to the exporter. */
+obs_span_t *obs__span_reserve(obs_t *o, int worker);
+void obs__span_commit(obs_t *o, int worker);
 size_t obs__ring_pop(obs_ring_t *r, obs_span_t *out, size_t max);
 
 /* export.c */

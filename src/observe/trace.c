@@ -132,7 +132,7 @@ void obs__trace_begin(obs_t *o, obs_trace_t *t, int worker, const net_head_t *in
     while (t->span_id[0] == 0 && t->span_id[7] == 0);
 }
 
-void obs__span_push(obs_t *o, int worker, const obs_span_t *s)
+obs_span_t *obs__span_reserve(obs_t *o, int worker)
 {
     obs_ring_t *r = &o->rings[worker % OBS_MAX_WORKERS];
     size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -141,10 +141,25 @@ void obs__span_push(obs_t *o, int worker, const obs_span_t *s)
 
     if (r->cap == 0 || head - tail >= r->cap) {
         obs__count(o, OBS_F_SPANS, dropped, 1); /* never block the request for telemetry */
-        return;
+        return NULL;
     }
-    r->slots[head % r->cap] = *s;
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    return &r->slots[head % r->cap];
+}
+
+void obs__span_commit(obs_t *o, int worker)
+{
+    obs_ring_t *r = &o->rings[worker % OBS_MAX_WORKERS];
+    atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
+                          memory_order_release);
+}
+
+void obs__span_push(obs_t *o, int worker, const obs_span_t *s)
+{
+    obs_span_t *slot = obs__span_reserve(o, worker);
+    if (slot != NULL) {
+        *slot = *s;
+        obs__span_commit(o, worker);
+    }
 }
 
 size_t obs__ring_pop(obs_ring_t *r, obs_span_t *out, size_t max)
