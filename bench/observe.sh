@@ -115,7 +115,8 @@ spec:
       isSecure: false
 EOF
 
-declare -A URL=() METRICS=()
+declare -A URL=() METRICS=() PAIR_PIDS=()
+cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime+stime
 start_pair() { # NAME FLAGS...
   local name=$1 home=$TMP/home-$1 bh bi bm ah ai am
   shift
@@ -125,10 +126,12 @@ start_pair() { # NAME FLAGS...
     sidecar --app-id mcp-server --app-port "$UP" --dapr-http-port "$bh" --dapr-internal-port "$bi" \
     --metrics-port "$bm" --log-level warn --enable-mtls=false "$@"
   wait_healthz "$bh" "$SPAWNED" "$name B" "$TMP/$name-B.log"
+  PAIR_PIDS[$name]=$SPAWNED
   spawn "$TMP/$name-A.log" env OUTRIGGER_HOME="$home" OTEL_BSP_SCHEDULE_DELAY=1000 "$OUTRIGGER_BIN" \
     sidecar --app-id bench-agent --dapr-http-port "$ah" --dapr-internal-port "$ai" \
     --metrics-port "$am" --log-level warn --enable-mtls=false "$@"
   wait_healthz "$ah" "$SPAWNED" "$name A" "$TMP/$name-A.log"
+  PAIR_PIDS[$name]="$SPAWNED ${PAIR_PIDS[$name]}"
   URL[$name]="http://127.0.0.1:$ah/v1.0/invoke/mcp-server/method/mcp"
   METRICS[$name]="$am $bm"
 }
@@ -158,10 +161,18 @@ run() { # ROUND PATH
 }
 run 0 off; run 0 on # warm-up (not counted)
 : >"$RAW"
+OTLP_PID=$(ss -Htlnp "( sport = :$OTLP )" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+declare -A CPU0=()
+for p in ${PAIR_PIDS[off]} ${PAIR_PIDS[on]} $OTLP_PID; do CPU0[$p]=$(cpu_s "$p"); done
 for r in $(seq "$ROUNDS"); do
   if ((r % 2)); then run "$r" off; run "$r" on; else run "$r" on; run "$r" off; fi
 done
 sleep 2 # one more export interval
+cpu_of() { local t=0 p; for p in "$@"; do t=$(awk -v t="$t" -v a="$(cpu_s "$p")" -v b="${CPU0[$p]}" 'BEGIN { printf "%.2f", t + a - b }'); done; echo "$t"; }
+CPU_OFF=$(cpu_of ${PAIR_PIDS[off]}) CPU_ON=$(cpu_of ${PAIR_PIDS[on]}) CPU_OTLP=$(cpu_of $OTLP_PID)
+REQ_OFF=$(awk -F'\t' '$2=="off" {n += $3} END {print n}' "$RAW") REQ_ON=$(awk -F'\t' '$2=="on" {n += $3} END {print n}' "$RAW")
+US_OFF=$(awk -v c="$CPU_OFF" -v r="$REQ_OFF" -v d="$DURATION" 'BEGIN { printf "%.1f", c * 1e6 / (r * d) }')
+US_ON=$(awk -v c="$CPU_ON" -v r="$REQ_ON" -v d="$DURATION" 'BEGIN { printf "%.1f", c * 1e6 / (r * d) }')
 median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 med() { awk -F'\t' -v p="$1" -v c="$2" '$2==p {print $c}' "$RAW" | median; }
 OFF=$(med off 3) ON=$(med on 3)
@@ -177,10 +188,10 @@ mkdir -p "$(dirname "$RESULTS")"
 {
   echo "# Observability cost ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $ROUNDS rounds x ${DURATION}s, wrk -t$THREADS -c$CONNS)"
   echo
-  echo "| pair | median req/s | median p50 (us) |"
-  echo "|---|---|---|"
-  echo "| metrics + tracing off | $OFF | $(med off 4) |"
-  echo "| metrics + tracing samplingRate 1 (OTLP export, scraped every 1 s) | $ON | $(med on 4) |"
+  echo "| pair | median req/s | median p50 (us) | sidecar CPU per request (us, both sidecars) |"
+  echo "|---|---|---|---|"
+  echo "| metrics + tracing off | $OFF | $(med off 4) | $US_OFF |"
+  echo "| metrics + tracing samplingRate $ON_TRACING (OTLP export, scraped every 1 s) | $ON | $(med on 4) | $US_ON |"
   echo
-  echo "Ratio on/off: **$RATIO** (target >= $TARGET: $VERDICT). Spans received by the OTLP receiver: $SPANS; dropped at the sidecars (queue full): $DROPPED."
+  echo "Ratio on/off: **$RATIO** (target >= $TARGET: $VERDICT). Spans received by the OTLP receiver: $SPANS; dropped at the sidecars (queue full): $DROPPED. CPU seconds of the OTLP receiver (same machine) during the rounds: $CPU_OTLP."
 } | tee "$RESULTS"
