@@ -71,6 +71,7 @@ typedef struct px {
     resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
     bool body_read;      /* the client's body is being read (first attempt started) */
     bool callee;         /* serving a peer sidecar's call (internal port) */
+    obs_call_t ocall;    /* metrics, span and audit of this exchange */
 } px_t;
 
 /*
@@ -83,6 +84,7 @@ typedef struct px {
 static void px_free(px_t *p)
 {
     resil_call_free(p->rcall);
+    obs_call_end(&p->ocall, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     net_head_free(&p->out);
     net_head_free(&p->mw_set);
     buf_free(&p->kept);
@@ -144,6 +146,7 @@ static void px_fail(px_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, sizeof(err), fmt, ap);
     va_end(ap);
+    obs_call_end(&p->ocall, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     if (p->resp_started || net_sreq_responded(s)) {
         log_debug("invoke", "aborting response from %s: %s", p->target, err);
         net_sreq_abort(s);
@@ -182,6 +185,7 @@ static void px_kept_done(px_t *p)
     if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
         p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
         p->mcp = body;
+        obs_call_mcp(&p->ocall, body.method, body.name, NULL);
     }
 }
 
@@ -191,6 +195,7 @@ static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
     px_keep(p, d, n);
     if (p->creq == NULL)
         return;
+    obs_call_bytes(&p->ocall, n, 0);
     if (net_creq_write(p->creq, d, n) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -253,7 +258,7 @@ static bool skip_client_header(const char *name, size_t len, void *arg)
         if (h->name_len == len && memcmp(h->name, name, len) == 0)
             return true;
     }
-    return is_sidecar_header(name, len) ||
+    return is_sidecar_header(name, len) || obs_skip_header(&p->ocall, name, len) ||
            (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
            (p->external && invoke__ext_overrides(&p->ext, name, len));
 }
@@ -300,6 +305,7 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
         if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
             return;
     }
+    obs_call_response(&p->ocall, h->status);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
     if (p->rcall != NULL)
         resil_call_forwarding(p->rcall, h->status, p->sse);
@@ -323,6 +329,7 @@ static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
     px_t *p = ctx;
     if (p->sreq == NULL)
         return;
+    obs_call_bytes(&p->ocall, 0, n);
     if (net_sreq_write(p->sreq, d, n) < 0) {
         net_creq_abort(c);
         p->creq = NULL;
@@ -714,6 +721,12 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
         return;
     }
     if (v == POL_RESPOND) {
+        if (call->deny_layer != NULL)
+            obs_denied(p->iw->sc->obs, &p->ocall, call->deny_layer,
+                       call->side == POL_SIDE_APP ? p->caller_id : p->iw->sc->opts->app_id,
+                       call->side == POL_SIDE_APP ? p->iw->sc->opts->app_id : p->target,
+                       p->mcp.valid ? p->mcp.method : NULL, p->mcp.valid ? p->mcp.name : NULL);
+        obs_call_response(&p->ocall, call->status);
         log_debug("middleware", "%s answered %d for %s",
                   call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
         px_mw_respond(p);
@@ -982,6 +995,9 @@ static void forward_routed(px_t *p)
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
+    obs_call_start(sc->obs, &p->ocall, net_worker_index(iw->nw),
+                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, net_sreq_head(p->sreq), p->id,
+                   buf_ptr(&p->route_method), p->route_method.len);
     rc = set_url(&p->out, buf_ptr(&p->route_method), p->route_method.len, p->route_query,
                  p->route_query_len);
     p->drop_api_token = sc->api_token != NULL;
@@ -996,6 +1012,7 @@ static void forward_routed(px_t *p)
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
         rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->res_base);
     }
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -1100,6 +1117,13 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
                         sc->mtls ? peer_id.ns : "");
     if (!allowed) {
         buf_t msg;
+        char mm[64] = "", mn[OBS_LABEL_MAX] = "";
+        const net_header_t *hm = net_head_get(in, "mcp-method"), *hn = net_head_get(in, "mcp-name");
+        if (hm != NULL)
+            snprintf(mm, sizeof(mm), "%.*s", (int)hm->value_len, hm->value);
+        if (hn != NULL)
+            snprintf(mn, sizeof(mn), "%.*s", (int)hn->value_len, hn->value);
+        obs_denied(sc->obs, NULL, "acl", caller_id, o->app_id, mm, mn);
         buf_init(&msg, ACL_DENY_MESSAGE_MAX);
         log_debug("acl",
                   "denied caller=%s target=%s operation=%s verb=%s level=%s reason=%s "
@@ -1130,8 +1154,11 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
     p->callee = true;
+    obs_call_start(sc->obs, &p->ocall, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
+                   path.ptr, path.len);
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
