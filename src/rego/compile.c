@@ -391,10 +391,66 @@ static rego__term_t *resolve_term(scope_t *s, rego__term_t *t)
     }
 }
 
+/* The dotted name of a var or a ref of names (`count`, `object.union_n`), or false. */
+static bool dotted_name(const rego__term_t *t, char *out, size_t size)
+{
+    size_t nn;
+    if (t->kind == T_VAR)
+        return (size_t)snprintf(out, size, "%s", t->name) < size;
+    if (t->kind != T_REF || t->head->kind != T_VAR)
+        return false;
+    nn = (size_t)snprintf(out, size, "%s", t->head->name);
+    for (uint32_t i = 0; i < t->n && nn < size; i++) {
+        if (t->items[i]->kind != T_VAL || t->items[i]->val->kind != REGO_STRING)
+            return false;
+        nn += (size_t)snprintf(out + nn, size - nn, ".%s", t->items[i]->val->str);
+    }
+    return nn < size;
+}
+
+static void resolve_with_target(scope_t *s, rego__with_t *w);
+
+/* A `with` replacing a function may name another function as the replacement. */
 static void resolve_with(scope_t *s, rego__with_t *w)
 {
-    rego__term_t *tg = w->target;
+    char name[256];
+    resolve_with_target(s, w);
+    if (w->root == T_CALL && dotted_name(w->value, name, sizeof(name))) {
+        const char *first = w->value->kind == T_VAR ? w->value->name : w->value->head->name;
+        if (find_slot(s, first) < 0) {
+            rego__term_t tmp = *w->value;
+            rego__term_t *g;
+            tmp.kind = T_VAR;
+            tmp.name = first;
+            tmp.wild = false;
+            g = global_var(s, &tmp);
+            if (g != NULL && (g->kind == T_REF || g->kind == T_DATA)) {
+                const char *path[64];
+                uint32_t np = 0;
+                if (g->kind == T_REF)
+                    for (uint32_t i = 0; i < g->n && np < 64; i++)
+                        path[np++] = g->items[i]->val->str;
+                for (uint32_t i = 0; w->value->kind == T_REF && i < w->value->n && np < 64; i++)
+                    path[np++] = w->value->items[i]->val->str;
+                rego__node_t *n = lookup_path(s->pol->root, path, np);
+                if (n != NULL && n->kind == R_FUNC) {
+                    w->repl_fn = n;
+                    return;
+                }
+            }
+            if (g == NULL) {
+                w->repl_bi = rego__builtin_find(name);
+                if (w->repl_bi != NULL)
+                    return;
+            }
+        }
+    }
     w->value = resolve_term(s, w->value);
+}
+
+static void resolve_with_target(scope_t *s, rego__with_t *w)
+{
+    rego__term_t *tg = w->target;
     if (tg->kind == T_VAR || tg->kind == T_REF) {
         const char *root = tg->kind == T_VAR         ? tg->name
                            : tg->head->kind == T_VAR ? tg->head->name
@@ -854,6 +910,7 @@ void rego__compile_policy(rego__cctx_t *c, rego_policy_t *p, rego__module_t **mo
         rego__node_t *pkg = p->root;
         for (uint32_t j = 0; j < m->npkg; j++)
             pkg = child(c, pkg, m->pkg[j], true);
+        pkg->pkg = true;
         for (uint32_t j = 0; j < m->nrules; j++) {
             rego__rule_t *r = m->rules[j];
             const char **path = (const char **)(void *)r->node;

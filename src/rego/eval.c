@@ -291,6 +291,12 @@ static int data_key(rego_eval_t *ev, rv_t **slots, rego__node_t *node, rv_t *bas
     }
     if (base != NULL) {
         rv_t *c = lookup(base, key);
+        if (c == NULL && base->kind == REGO_OBJECT && rego__is_int(key)) {
+            /* Documents in data have string keys; OPA finds data[2] under "2". */
+            char num[32];
+            snprintf(num, sizeof(num), "%.0f", key->num);
+            c = rego__obj_gets(base, num, strlen(num));
+        }
         if (c != NULL)
             return eval_path(ev, slots, c, path, n, i + 1, k);
     }
@@ -319,8 +325,10 @@ static int eval_data(rego_eval_t *ev, rv_t **slots, rego__node_t *node, rv_t *ba
         rv_t *v = rule_value(ev, node);
         return v != NULL ? eval_path(ev, slots, v, path, n, i, k) : 0;
     }
-    if (node->nkids == 0)
-        return base != NULL ? eval_path(ev, slots, base, path, n, i, k) : 0;
+    if (node->nkids == 0) {
+        rv_t *v = base != NULL ? base : node->pkg ? rego__obj(&ev->arena, 0) : NULL;
+        return v != NULL ? eval_path(ev, slots, v, path, n, i, k) : 0;
+    }
     if (i == n) {
         rv_t *v = node_value(ev, node, base);
         return v != NULL ? k->fn(ev, k, v) : 0;
@@ -355,7 +363,7 @@ static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base)
     if (node->kind >= 0)
         return rule_value(ev, node);
     if (node->nkids == 0)
-        return base;
+        return base != NULL ? base : node->pkg ? rego__obj(&ev->arena, 0) : NULL;
     obj = rego__obj(&ev->arena,
                     (base != NULL && base->kind == REGO_OBJECT ? base->len : 0) + node->nkids);
     if (base != NULL && base->kind == REGO_OBJECT) {
@@ -446,6 +454,23 @@ static void obj_insert(rego_eval_t *ev, rv_t *obj, rv_t **keys, uint32_t nk, rv_
 
 static int obj_step(rego_eval_t *ev, rulek_t *rk);
 
+/* Adds element @p v to the set at keys[0..nk) below @p obj (multi-level `contains`). */
+static void set_insert(rego_eval_t *ev, rv_t *obj, rv_t **keys, uint32_t nk, rv_t *v)
+{
+    for (uint32_t i = 0; i < nk; i++) {
+        bool last = i + 1 == nk;
+        rv_t *sub = rego__obj_get(obj, keys[i]);
+        if (sub == NULL) {
+            sub = last ? rego__set(&ev->arena, 2) : rego__obj(&ev->arena, 2);
+            rego__obj_put(&ev->arena, obj, keys[i], sub);
+        } else if (sub->kind != (last ? REGO_SET : REGO_OBJECT)) {
+            rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
+        }
+        obj = sub;
+    }
+    rego__set_add(&ev->arena, obj, v);
+}
+
 static int obj_val_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
 {
     rulek_t *rk = CONTAINER(k, rulek_t, vk);
@@ -463,8 +488,14 @@ static int obj_step(rego_eval_t *ev, rulek_t *rk)
 {
     if (rk->ki < rk->r->nkeys)
         return rego__eval_term(ev, rk->slots, rk->r->keys[rk->ki], &rk->vk);
-    if (rk->r->value == NULL)
-        return obj_val_fn(ev, &rk->vk, &rego__true);
+    if (rk->r->kind == R_SET) {
+        set_insert(ev, rk->coll, rk->keyv, rk->r->nkeys - 1, rk->keyv[rk->r->nkeys - 1]);
+        return 0;
+    }
+    if (rk->r->value == NULL) {
+        obj_insert(ev, rk->coll, rk->keyv, rk->r->nkeys, &rego__true);
+        return 0;
+    }
     return rego__eval_term(ev, rk->slots, rk->r->value, &rk->vk);
 }
 
@@ -514,14 +545,18 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
             res = first_value(ev, new_slots(ev, node->dflt->nslots), node->dflt->value);
         break;
     case R_SET:
-    case R_OBJ:
-        res = node->kind == R_SET ? rego__set(&ev->arena, 4) : rego__obj(&ev->arena, 4);
+    case R_OBJ: {
+        bool flat_set = node->kind == R_SET && node->nrules > 0 && node->rules[0]->nkeys == 1;
+        res = flat_set ? rego__set(&ev->arena, 4) : rego__obj(&ev->arena, 4);
         for (uint32_t i = 0; i < node->nrules; i++) {
             rego__rule_t *r = node->rules[i];
             rulek_t rk;
             memset(&rk, 0, sizeof(rk));
-            rk.k.fn = node->kind == R_SET ? set_body_fn : obj_body_fn;
-            rk.vk.fn = node->kind == R_SET ? set_key_fn : obj_val_fn;
+            if (flat_set != (r->kind == R_SET && r->nkeys == 1))
+                rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error",
+                           "rules of %s define both a set and an object", node->name);
+            rk.k.fn = flat_set ? set_body_fn : obj_body_fn;
+            rk.vk.fn = flat_set ? set_key_fn : obj_val_fn;
             rk.slots = new_slots(ev, r->nslots);
             rk.r = r;
             rk.coll = res;
@@ -531,8 +566,25 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
             undo(ev, mark);
         }
         break;
+    }
     default:
         break;
+    }
+    if (node->nkids > 0 && (res == NULL || res->kind == REGO_OBJECT)) {
+        /* Rules with longer ref heads below this one (`p.q[r] := 1` next to `p.q.s := 2`). */
+        for (uint32_t j = 0; j < node->nkids; j++) {
+            rego__node_t *kid = node->kids[j];
+            rv_t *kv = node_value(ev, kid, NULL);
+            if (kv == NULL)
+                continue;
+            if (res == NULL)
+                res = rego__obj(&ev->arena, node->nkids);
+            rv_t *key = rego__str(&ev->arena, kid->name, strlen(kid->name));
+            rv_t *old = rego__obj_put(&ev->arena, res, key, kv);
+            if (old != NULL && !rego__eq(old, kv))
+                rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error",
+                           "object keys must be unique");
+        }
     }
     ev->depth--;
     ev->cstate[node->id] = 2;
@@ -680,6 +732,8 @@ typedef struct callk {
 
 static const rego__ovr_t *fn_override(rego_eval_t *ev, const rego__term_t *t)
 {
+    if (ev->in_mock > 0)
+        return NULL;
     for (uint32_t o = ev->novr; o-- > 0;) {
         rego__ovr_t *ov = &ev->ovr[o];
         if (ov->root != T_CALL)
@@ -697,10 +751,17 @@ static rv_t *apply_call(rego_eval_t *ev, const rego__term_t *t, rv_t **vals, uin
     if (ev->novr > 0) {
         const rego__ovr_t *ov = fn_override(ev, t);
         if (ov != NULL) {
+            rv_t *r;
             if (ov->with_val != NULL)
                 return ov->with_val;
-            bi = ov->with_bi;
-            fn = ov->with_node;
+            /* A replacement calls the originals, never other replacements. */
+            ev->in_mock++;
+            if (ov->with_node != NULL)
+                r = n == ov->with_node->nargs ? call_user(ev, ov->with_node, vals, n) : NULL;
+            else
+                r = ov->with_bi != NULL ? ov->with_bi->fn(ev, vals, n) : NULL;
+            ev->in_mock--;
+            return r;
         }
     }
     if (fn != NULL) {
@@ -963,7 +1024,17 @@ static int pair_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     if (pk->i == pk->a->n)
         return pk->next->fn(ev, pk->next, NULL);
     pk->i++;
-    int rc = unify(ev, pk->slots, pk->a->items[pk->i - 1], pk->b->items[pk->i - 1], &pk->k);
+    int rc;
+    if (pk->a->kind == T_OBJ) {
+        /* Values under equal keys (keys are constants, checked by the caller). */
+        rego__term_t *va = pk->a->items[2 * (pk->i - 1) + 1], *vb = NULL;
+        for (uint32_t j = 0; j < pk->b->n; j++)
+            if (rego__eq(pk->b->items[2 * j]->val, pk->a->items[2 * (pk->i - 1)]->val))
+                vb = pk->b->items[2 * j + 1];
+        rc = vb != NULL ? unify(ev, pk->slots, va, vb, &pk->k) : 0;
+    } else {
+        rc = unify(ev, pk->slots, pk->a->items[pk->i - 1], pk->b->items[pk->i - 1], &pk->k);
+    }
     pk->i--;
     return rc;
 }
@@ -976,6 +1047,24 @@ static int unify(rego_eval_t *ev, rv_t **slots, rego__term_t *a, rego__term_t *b
             return 0;
         return pair_fn(ev, &pk.k, NULL);
     }
+    if (a->kind == T_OBJ && b->kind == T_OBJ && has_unbound(slots, a) && has_unbound(slots, b)) {
+        pairk_t pk = {{pair_fn}, slots, a, b, 0, k};
+        if (a->n != b->n)
+            return 0;
+        for (uint32_t i = 0; i < a->n; i++) {
+            bool found = false;
+            if (a->items[2 * i]->kind != T_VAL)
+                goto general;
+            for (uint32_t j = 0; j < b->n; j++)
+                if (b->items[2 * j]->kind == T_VAL &&
+                    rego__eq(b->items[2 * j]->val, a->items[2 * i]->val))
+                    found = true;
+            if (!found)
+                return 0;
+        }
+        return pair_fn(ev, &pk.k, NULL);
+    }
+general:
     if (has_unbound(slots, a) || (a->kind == T_VAR && b->kind != T_VAR)) {
         unik_t uk = {{uni_other_fn}, slots, NULL, NULL, 0, k, a};
         if (b->kind == T_VAR && slots[b->slot] == NULL && slots[a->slot] == NULL &&
@@ -1190,40 +1279,18 @@ static int eval_with(rego_eval_t *ev, rv_t **slots, rego__expr_t *e, rego__kont_
         if (w->root == T_CALL) {
             ov->bi = w->bi;
             ov->fn = w->fn;
-            rego__term_t *vt = w->value;
-            /* A function replacement: a user function or builtin named by the value. */
-            if (vt->kind == T_REF && vt->head->kind == T_DATA) {
-                const char *path[64];
-                uint32_t np = 0;
-                rego__node_t *node = ev->pol->root;
-                for (uint32_t j = 0; j < vt->n && np < 64 && node != NULL; j++) {
-                    rego__node_t *next = NULL;
-                    if (vt->items[j]->kind != T_VAL || vt->items[j]->val->kind != REGO_STRING)
-                        break;
-                    path[np++] = vt->items[j]->val->str;
-                    for (uint32_t q = 0; q < node->nkids; q++)
-                        if (strcmp(node->kids[q]->name, path[np - 1]) == 0)
-                            next = node->kids[q];
-                    node = next;
-                }
-                if (node != NULL && node->kind == R_FUNC) {
-                    ov->with_node = node;
-                    novr++;
-                    continue;
-                }
-            }
-            if (vt->kind == T_VAR && vt->name != NULL && slots[vt->slot] == NULL) {
-                const rego__builtin_t *bi = rego__builtin_find(vt->name);
-                if (bi != NULL) {
-                    ov->with_bi = bi;
-                    novr++;
-                    continue;
-                }
+            if (w->repl_fn != NULL || w->repl_bi != NULL) {
+                ov->with_node = w->repl_fn;
+                ov->with_bi = w->repl_bi;
+                novr++;
+                continue;
             }
         }
         rv_t *v = first_value(ev, slots, w->value);
-        if (v == NULL)
+        if (v == NULL) {
+            put_state(ev, &wk.outer);
             return 0;
+        }
         if (w->root == T_INPUT) {
             input = set_path(ev, input, w->path, w->npath, v);
             continue;
@@ -1432,6 +1499,7 @@ static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *det
     ev->detail = detail != NULL ? detail : &ev->own_detail;
     ev->steps = 0;
     ev->depth = 0;
+    ev->in_mock = 0;
     ev->code = 0;
     ev->opa_code = NULL;
     ev->ntrail = 0;

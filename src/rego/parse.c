@@ -39,6 +39,7 @@ typedef struct parser {
     unsigned kw; /* enum kw bits */
     bool v1;
     bool nlsens; /* newlines end literals here */
+    bool nobar;  /* a top-level "|" ends the term (first element of a collection) */
     int depth;
 } parser_t;
 
@@ -319,9 +320,21 @@ static bool is_ident(const tok_t *t, const char *s)
     return t->kind == TK_IDENT && t->n == strlen(s) && memcmp(t->p, s, t->n) == 0;
 }
 
+/* A keyword directly followed by '.' or '[' is a name (`as.foo := 1`, `foo.contains`). */
+static bool followed_by_ref(const parser_t *p, const tok_t *t)
+{
+    const char *after = t->p + t->n;
+    return after < p->end && (*after == '.' || *after == '[' || *after == '(');
+}
+
 static bool is_kw(parser_t *p, const tok_t *t, unsigned kw, const char *s)
 {
-    return (p->kw & kw) != 0 && is_ident(t, s);
+    return (p->kw & kw) != 0 && is_ident(t, s) && !followed_by_ref(p, t);
+}
+
+static bool kwtok(parser_t *p, const char *s)
+{
+    return is_ident(&p->t, s) && !followed_by_ref(p, &p->t);
 }
 
 static void expect(parser_t *p, const char *op)
@@ -335,6 +348,8 @@ static bool reserved(parser_t *p, const tok_t *t)
 {
     static const char *const words[] = {"not",     "with",    "as",     "else", "some",
                                         "default", "package", "import", NULL};
+    if (followed_by_ref(p, t))
+        return false;
     for (int i = 0; words[i] != NULL; i++)
         if (is_ident(t, words[i]))
             return true;
@@ -391,6 +406,7 @@ static void tpush(parser_t *p, tvec_t *tv, rego__term_t *t)
 
 static rego__term_t *parse_in(parser_t *p);
 static rego__term_t *parse_or(parser_t *p);
+static rego__term_t *parse_and(parser_t *p);
 static rego__body_t parse_body_until(parser_t *p, const char *close);
 static rego__expr_t *parse_literal(parser_t *p);
 
@@ -417,12 +433,14 @@ static rego__term_t *parse_ref_tail(parser_t *p, rego__term_t *head)
             tpush(p, &path, k);
             next(p);
         } else if (is_op(&p->t, "[")) {
-            bool sens = p->nlsens;
+            bool sens = p->nlsens, nobar = p->nobar;
             p->nlsens = false;
+            p->nobar = false;
             next(p);
             rego__term_t *k = parse_in(p);
             k->bracket = true;
             p->nlsens = sens;
+            p->nobar = nobar;
             expect(p, "]");
             tpush(p, &path, k);
         } else if (is_op(&p->t, "(") && (head->kind == T_VAR || head->kind == T_REF)) {
@@ -434,15 +452,16 @@ static rego__term_t *parse_ref_tail(parser_t *p, rego__term_t *head)
             nn = (size_t)snprintf(name, sizeof(name), "%s", head->name);
             for (uint32_t i = 0; i < path.n; i++) {
                 rego__term_t *k = path.v[i];
-                if (k->kind != T_VAL || k->val->kind != REGO_STRING || k->bracket)
+                if (k->kind != T_VAL || k->val->kind != REGO_STRING)
                     PFAIL(p, p->t, "invalid function name");
                 nn += (size_t)snprintf(name + nn, sizeof(name) - (nn < sizeof(name) ? nn : 0),
                                        ".%s", k->val->str);
                 if (nn >= sizeof(name))
                     PFAIL(p, p->t, "function name too long");
             }
-            bool sens = p->nlsens;
+            bool sens = p->nlsens, nobar = p->nobar;
             p->nlsens = false;
+            p->nobar = false;
             next(p);
             tvec_t args = {0};
             while (!is_op(&p->t, ")")) {
@@ -453,6 +472,7 @@ static rego__term_t *parse_ref_tail(parser_t *p, rego__term_t *head)
                     PFAIL(p, p->t, "expected ',' or ')'");
             }
             p->nlsens = sens;
+            p->nobar = nobar;
             next(p);
             rego__term_t *call;
             if (strcmp(name, "set") == 0 && args.n == 0) {
@@ -483,33 +503,46 @@ static rego__term_t *parse_ref_tail(parser_t *p, rego__term_t *head)
     return r;
 }
 
+static rego__term_t *parse_coll_inner(parser_t *p, bool square, const tok_t *atp, tvec_t *itemsp);
+
 static rego__term_t *parse_comp_or_coll(parser_t *p, bool square)
 {
     tok_t at = p->t;
-    bool sens = p->nlsens;
+    bool sens = p->nlsens, nobar = p->nobar;
     tvec_t items = {0};
     rego__term_t *t;
 
     p->nlsens = false;
     next(p);
+    t = parse_coll_inner(p, square, &at, &items);
+    p->nlsens = sens;
+    p->nobar = nobar;
+    return t;
+}
+
+static rego__term_t *parse_coll_inner(parser_t *p, bool square, const tok_t *atp, tvec_t *itemsp)
+{
+    tok_t at = *atp;
+    tvec_t items = *itemsp;
+    rego__term_t *t;
     const char *close = square ? "]" : "}";
     if (is_op(&p->t, close)) {
         next(p);
-        p->nlsens = sens;
         t = mk(p, square ? T_ARR : T_OBJ, &at);
         return t;
     }
-    rego__term_t *first = parse_or(p);
+    p->nobar = true;
+    rego__term_t *first = parse_in(p);
     if (!square && is_op(&p->t, ":")) {
         next(p);
-        rego__term_t *val = parse_or(p);
+        rego__term_t *val = parse_in(p);
+        p->nobar = false;
         if (is_op(&p->t, "|")) {
             next(p);
             t = mk(p, T_OCOMP, &at);
             t->key = first;
             t->head = val;
             t->body = parse_body_until(p, "}");
-            p->nlsens = sens;
             return t;
         }
         tpush(p, &items, first);
@@ -518,23 +551,22 @@ static rego__term_t *parse_comp_or_coll(parser_t *p, bool square)
             next(p);
             if (is_op(&p->t, "}"))
                 break;
-            tpush(p, &items, parse_or(p));
+            tpush(p, &items, parse_in(p));
             expect(p, ":");
-            tpush(p, &items, parse_or(p));
+            tpush(p, &items, parse_in(p));
         }
         expect(p, "}");
-        p->nlsens = sens;
         t = mk(p, T_OBJ, &at);
         t->items = items.v;
         t->n = items.n / 2;
         return t;
     }
+    p->nobar = false;
     if (is_op(&p->t, "|")) {
         next(p);
         t = mk(p, square ? T_ACOMP : T_SCOMP, &at);
         t->head = first;
         t->body = parse_body_until(p, close);
-        p->nlsens = sens;
         return t;
     }
     tpush(p, &items, first);
@@ -542,10 +574,9 @@ static rego__term_t *parse_comp_or_coll(parser_t *p, bool square)
         next(p);
         if (is_op(&p->t, close))
             break;
-        tpush(p, &items, parse_or(p));
+        tpush(p, &items, parse_in(p));
     }
     expect(p, close);
-    p->nlsens = sens;
     t = mk(p, square ? T_ARR : T_SET, &at);
     t->items = items.v;
     t->n = items.n;
@@ -568,11 +599,11 @@ static rego__term_t *parse_term(parser_t *p)
         next(p);
         break;
     case TK_IDENT:
-        if (is_ident(&p->t, "true")) {
+        if (kwtok(p, "true")) {
             t = mk_val(p, &rego__true, &at);
-        } else if (is_ident(&p->t, "false")) {
+        } else if (kwtok(p, "false")) {
             t = mk_val(p, &rego__false, &at);
-        } else if (is_ident(&p->t, "null")) {
+        } else if (kwtok(p, "null")) {
             t = mk_val(p, &rego__null, &at);
         } else {
             if (reserved(p, &p->t))
@@ -587,11 +618,24 @@ static rego__term_t *parse_term(parser_t *p)
         if (is_op(&p->t, "[") || is_op(&p->t, "{")) {
             t = parse_comp_or_coll(p, is_op(&p->t, "["));
         } else if (is_op(&p->t, "(")) {
-            bool sens = p->nlsens;
+            bool sens = p->nlsens, nobar = p->nobar;
             p->nlsens = false;
+            p->nobar = false;
             next(p);
             t = parse_in(p);
+            if (is_op(&p->t, ",")) {
+                next(p);
+                rego__term_t **args = palloc(p, 3 * sizeof(*args));
+                args[0] = t;
+                args[1] = parse_or(p);
+                if (!is_kw(p, &p->t, KW_IN, "in"))
+                    PFAIL(p, p->t, "expected in");
+                next(p);
+                args[2] = parse_or(p);
+                t = mk_call(p, "internal.member_3", args, 3, &at);
+            }
             p->nlsens = sens;
+            p->nobar = nobar;
             expect(p, ")");
         } else if (is_op(&p->t, "-")) {
             next(p);
@@ -702,7 +746,7 @@ static rego__term_t *parse_and(parser_t *p)
 static rego__term_t *parse_or(parser_t *p)
 {
     rego__term_t *t = parse_and(p);
-    while (infix(p, "|")) {
+    while (!p->nobar && infix(p, "|")) {
         tok_t at = p->t;
         next(p);
         t = binop(p, "or", t, parse_and(p), &at);
@@ -782,12 +826,13 @@ static void parse_with(parser_t *p, rego__expr_t *e)
 {
     rego__with_t tmp[32];
     uint32_t n = 0;
-    while (is_ident(&p->t, "with") && !(p->nlsens && p->t.nl)) {
+    memset(tmp, 0, sizeof(tmp));
+    while (kwtok(p, "with")) {
         if (n == 32)
             PFAIL(p, p->t, "too many with modifiers");
         next(p);
         tmp[n].target = parse_term(p);
-        if (!is_ident(&p->t, "as"))
+        if (!kwtok(p, "as"))
             PFAIL(p, p->t, "expected as");
         next(p);
         tmp[n].value = parse_in(p);
@@ -806,14 +851,14 @@ static rego__expr_t *parse_literal(parser_t *p)
     rego__expr_t *e;
 
     enter(p);
-    if (is_ident(&p->t, "not")) {
+    if (kwtok(p, "not")) {
         next(p);
         e = mk_expr(p, E_NOT, &at);
         e->inner = parse_literal(p);
         p->depth--;
         return e;
     }
-    if (is_ident(&p->t, "some")) {
+    if (kwtok(p, "some")) {
         next(p);
         rego__term_t *a = parse_or(p), *b = NULL;
         if (is_op(&p->t, ",") && !(p->t.nl && false)) {
@@ -1011,7 +1056,7 @@ static rego__rule_t *parse_rule(parser_t *p, rego__module_t *m, const char ***pa
     r->col = at.col;
     r->file = p->file;
     r->mod = m;
-    if (is_ident(&p->t, "default")) {
+    if (kwtok(p, "default")) {
         is_default = true;
         next(p);
     }
@@ -1044,12 +1089,14 @@ static rego__rule_t *parse_rule(parser_t *p, rego__module_t *m, const char ***pa
     }
     if (is_kw(p, &p->t, KW_CONTAINS, "contains")) {
         next(p);
+        /* The element is the last key; keys before it are a dynamic prefix. */
+        rego__term_t **keys = palloc(p, (r->nkeys + 1) * sizeof(*keys));
         if (r->nkeys > 0)
-            PFAIL(p, p->t, "contains after a ref with variables is not supported");
+            memcpy(keys, r->keys, r->nkeys * sizeof(*keys));
         r->kind = R_SET;
-        r->keys = palloc(p, sizeof(*r->keys));
-        r->keys[0] = parse_in(p);
-        r->nkeys = 1;
+        keys[r->nkeys] = parse_in(p);
+        r->keys = keys;
+        r->nkeys++;
     } else if (is_op(&p->t, "=") || is_op(&p->t, ":=")) {
         next(p);
         r->value = parse_in(p);
@@ -1071,7 +1118,7 @@ static rego__rule_t *parse_rule(parser_t *p, rego__module_t *m, const char ***pa
     r->body = parse_rule_body(p, &at, &had);
     /* else chains */
     rego__rule_t *prev = r;
-    while (is_ident(&p->t, "else")) {
+    while (kwtok(p, "else")) {
         tok_t eat = p->t;
         rego__rule_t *e = palloc(p, sizeof(*e));
         *e = *r;
@@ -1137,7 +1184,7 @@ rego__module_t *rego__parse_module(rego__cctx_t *c, const char *file, const char
     m = palloc(&p, sizeof(*m));
     m->file = file;
     next(&p);
-    if (!is_ident(&p.t, "package"))
+    if (!kwtok(&p, "package"))
         PFAIL(&p, p.t, "package expected");
     next(&p);
     {
@@ -1168,7 +1215,7 @@ rego__module_t *rego__parse_module(rego__cctx_t *c, const char *file, const char
             m->npkg--;
         }
     }
-    while (is_ident(&p.t, "import")) {
+    while (kwtok(&p, "import")) {
         tok_t at = p.t;
         next(&p);
         rego__term_t *ref = parse_import_ref(&p);
@@ -1203,7 +1250,7 @@ rego__module_t *rego__parse_module(rego__cctx_t *c, const char *file, const char
         if (nimp == 64)
             PFAIL(&p, at, "too many imports");
         imps[nimp].ref = ref;
-        if (is_ident(&p.t, "as")) {
+        if (kwtok(&p, "as")) {
             next(&p);
             if (p.t.kind != TK_IDENT)
                 PFAIL(&p, p.t, "expected alias");

@@ -130,9 +130,11 @@ typedef struct rego__with {
     rego__term_t *value;
     const char **path; /* target path below input/data */
     uint32_t npath;
-    int root;                  /* T_INPUT, T_DATA, or T_CALL for a function */
-    const rego__builtin_t *bi; /* replaced builtin */
-    rego__node_t *fn;          /* replaced user function */
+    int root;                       /* T_INPUT, T_DATA, or T_CALL for a function */
+    const rego__builtin_t *bi;      /* replaced builtin */
+    rego__node_t *fn;               /* replaced user function */
+    rego__node_t *repl_fn;          /* replacement: a user function, or NULL */
+    const rego__builtin_t *repl_bi; /* replacement: a builtin, or NULL */
 } rego__with_t;
 
 struct rego__expr {
@@ -178,6 +180,7 @@ struct rego__node {
     int kind;       /* -1: no rules; else rego__rkind_t of its rules */
     uint32_t id;    /* index into per-eval caches */
     uint32_t nargs; /* functions */
+    bool pkg;       /* a package: defined (as {}) even without rules */
 };
 
 /* ---- policy and query ---- */
@@ -235,6 +238,7 @@ struct rego_eval {
     rego__ovr_t *ovr;
     uint32_t novr, capovr;
     uint32_t depth;
+    uint32_t in_mock; /* inside a replacement function: mocks are off */
     size_t max_bytes;
 };
 
