@@ -91,7 +91,8 @@ static bool is_rule_name(rego_policy_t *pol, rego__module_t *m, const char *name
         return false;
     pkg = lookup_path(pol->root, m->pkg, m->npkg);
     return pkg != NULL && child(NULL, pkg, name, false) != NULL &&
-           child(NULL, pkg, name, false)->nrules + (child(NULL, pkg, name, false)->nkids) > 0;
+           (child(NULL, pkg, name, false)->nrules + child(NULL, pkg, name, false)->nkids > 0 ||
+            child(NULL, pkg, name, false)->dflt != NULL);
 }
 
 /* ---- name resolution ---- */

@@ -279,6 +279,24 @@ typedef struct datak {
     rego__kont_t *next;
 } datak_t;
 
+/* eval_path for base documents: data has string keys, and OPA finds data.x[2] under "2". */
+static int eval_base(rego_eval_t *ev, rv_t **slots, rv_t *cur, rego__term_t **path, uint32_t n,
+                     uint32_t i, rego__kont_t *k)
+{
+    if (i < n && cur->kind == REGO_OBJECT) {
+        rego__term_t *p = path[i];
+        rv_t *key = p->kind == T_VAL ? p->val : p->kind == T_VAR ? slots[p->slot] : NULL;
+        if (key != NULL && rego__is_int(key) && lookup(cur, key) == NULL) {
+            char num[32];
+            rv_t *c;
+            snprintf(num, sizeof(num), "%.0f", key->num);
+            c = rego__obj_gets(cur, num, strlen(num));
+            return c != NULL ? eval_base(ev, slots, c, path, n, i + 1, k) : 0;
+        }
+    }
+    return eval_path(ev, slots, cur, path, n, i, k);
+}
+
 static int data_key(rego_eval_t *ev, rv_t **slots, rego__node_t *node, rv_t *base, rv_t *key,
                     rego__term_t **path, uint32_t n, uint32_t i, rego__kont_t *k)
 {
@@ -298,7 +316,7 @@ static int data_key(rego_eval_t *ev, rv_t **slots, rego__node_t *node, rv_t *bas
             c = rego__obj_gets(base, num, strlen(num));
         }
         if (c != NULL)
-            return eval_path(ev, slots, c, path, n, i + 1, k);
+            return eval_base(ev, slots, c, path, n, i + 1, k);
     }
     return 0;
 }
@@ -327,7 +345,7 @@ static int eval_data(rego_eval_t *ev, rv_t **slots, rego__node_t *node, rv_t *ba
     }
     if (node->nkids == 0) {
         rv_t *v = base != NULL ? base : node->pkg ? rego__obj(&ev->arena, 0) : NULL;
-        return v != NULL ? eval_path(ev, slots, v, path, n, i, k) : 0;
+        return v != NULL ? eval_base(ev, slots, v, path, n, i, k) : 0;
     }
     if (i == n) {
         rv_t *v = node_value(ev, node, base);
@@ -507,6 +525,33 @@ static int obj_body_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return obj_step(ev, rk);
 }
 
+/* Two rules' contributions at one key: sets unite, objects merge, anything else conflicts. */
+static rv_t *merge_docs(rego_eval_t *ev, rv_t *a, rv_t *b)
+{
+    if (a->kind == REGO_SET && b->kind == REGO_SET) {
+        rv_t *s = rego__set(&ev->arena, a->len + b->len);
+        for (uint32_t i = 0; i < a->len; i++)
+            rego__set_add(&ev->arena, s, a->a[i]);
+        for (uint32_t i = 0; i < b->len; i++)
+            rego__set_add(&ev->arena, s, b->a[i]);
+        return s;
+    }
+    if (a->kind == REGO_OBJECT && b->kind == REGO_OBJECT) {
+        rv_t *o = rego__obj(&ev->arena, a->len + b->len);
+        for (uint32_t i = 0; i < a->len; i++)
+            (void)rego__obj_put(&ev->arena, o, a->a[i], a->v[i]);
+        for (uint32_t i = 0; i < b->len; i++) {
+            rv_t *old = rego__obj_get(o, b->a[i]);
+            if (old != NULL && !rego__eq(old, b->v[i]))
+                rego__obj_set(&ev->arena, o, b->a[i], merge_docs(ev, old, b->v[i]));
+            else if (old == NULL)
+                (void)rego__obj_put(&ev->arena, o, b->a[i], b->v[i]);
+        }
+        return o;
+    }
+    rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
+}
+
 static void enter_call(rego_eval_t *ev)
 {
     if (++ev->depth > MAX_CALL_DEPTH)
@@ -582,8 +627,7 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
             rv_t *key = rego__str(&ev->arena, kid->name, strlen(kid->name));
             rv_t *old = rego__obj_put(&ev->arena, res, key, kv);
             if (old != NULL && !rego__eq(old, kv))
-                rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error",
-                           "object keys must be unique");
+                rego__obj_set(&ev->arena, res, key, merge_docs(ev, old, kv));
         }
     }
     ev->depth--;
@@ -1065,13 +1109,12 @@ static int unify(rego_eval_t *ev, rv_t **slots, rego__term_t *a, rego__term_t *b
         return pair_fn(ev, &pk.k, NULL);
     }
 general:
-    if (has_unbound(slots, a) || (a->kind == T_VAR && b->kind != T_VAR)) {
+    if (has_unbound(slots, a) && !has_unbound(slots, b)) {
         unik_t uk = {{uni_other_fn}, slots, NULL, NULL, 0, k, a};
-        if (b->kind == T_VAR && slots[b->slot] == NULL && slots[a->slot] == NULL &&
-            a->kind == T_VAR)
-            return 0;
         return rego__eval_term(ev, slots, b, &uk.k);
     }
+    if (has_unbound(slots, a) && a->kind == T_VAR)
+        return 0;
     {
         unik_t uk = {{uni_other_fn}, slots, NULL, NULL, 0, k, b};
         return rego__eval_term(ev, slots, a, &uk.k);
