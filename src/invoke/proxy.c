@@ -751,6 +751,15 @@ static void px_mw_run(px_t *p)
     const pol_pipeline_t *pl = p->call.side == POL_SIDE_HTTP ? cfg->http : cfg->app;
     pol_verdict_t v;
 
+    if (p->mcp_conflict) {
+        /* Routing and policy would judge another call than the one the app runs. */
+        net_sreq_t *r = p->sreq;
+        p->sreq = NULL;
+        invoke__respond_error(r, 400, "ERR_MCP_HEADER_MISMATCH",
+                              "Mcp-Method/Mcp-Name headers do not match the JSON-RPC body");
+        px_maybe_free(p);
+        return;
+    }
     p->call.body = p->body_buffered ? (p->kept.ptr ? p->kept.ptr : "") : NULL;
     p->call.body_len = p->body_buffered ? p->kept.len : 0;
     p->mw_pending = true;
