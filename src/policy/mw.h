@@ -79,6 +79,7 @@ struct pol_call {
     buf_t resp_body;         /* response body with POL_RESPOND (text/plain unless a header says) */
     net_head_t set_headers;  /* request headers to set (replacing the client's) upstream */
     const char *deny_layer;  /* "bearer", "opa", ... when a middleware denied */
+    struct mcp_toolfilter *tool_filter; /* tools/list results keep only these tools; owned */
     /* private to the pipeline */
     const struct pol_pipeline *pl_;
     size_t next_;

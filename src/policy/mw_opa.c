@@ -29,6 +29,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "mcp/toolfilter.h"
 #include "policy/mw.h"
 #include "rego/rego.h"
 
@@ -37,7 +38,8 @@
 typedef struct opa {
     char name[128];
     rego_policy_t *policy;
-    rego_query_t *allow; /* data.http.allow */
+    rego_query_t *allow;   /* data.http.allow */
+    rego_query_t *visible; /* data.http.visible_tools, when the policy defines it */
     int default_status;
     bool read_body;
     bool judge_notifications; /* mcpNotifications: policy */
@@ -57,6 +59,7 @@ static void opa_destroy(void *inst)
     for (size_t i = 0; i < o->nheaders; i++)
         mem_free(o->headers[i]);
     rego_query_free(o->allow);
+    rego_query_free(o->visible);
     rego_policy_unref(o->policy);
     mem_free(o);
 }
@@ -131,6 +134,10 @@ static int opa_create(const res_component_t *c, void **inst, err_detail_t *d)
         return err_set(d, ERR_RES_INVALID, "%s:%d: %s: rego: %s", c->file, c->line, c->name,
                        why.msg);
     }
+    /* Beyond Dapr: a policy may name the tools a caller sees in tools/list. */
+    if (strstr(rego, "visible_tools") != NULL &&
+        rego_query_new(o->policy, "data.http.visible_tools", &o->visible, &why, &code) < 0)
+        o->visible = NULL;
     *inst = o;
     return 0;
 }
@@ -453,6 +460,43 @@ static bool lifecycle_notification(const pol_call_t *call)
     return false;
 }
 
+/* Evaluates data.http.visible_tools (same input) into the call's tools/list filter. */
+static void set_tool_filter(opa_t *o, rego_eval_t *ev, pol_call_t *call)
+{
+    rego_val_t *v = NULL;
+    err_detail_t d = {{0}};
+    const char *names[512];
+    char *copies[512];
+    size_t n = 0;
+
+    if (rego_eval_value(ev, o->visible, &v, &d) < 0) {
+        /* Fail closed: an error hides every tool. */
+        log_warn("opa", "%s: visible_tools failed: %s", o->name, d.msg);
+        call->tool_filter = mcp_toolfilter_new(names, 0);
+        return;
+    }
+    if (v == NULL)
+        return; /* undefined: no filtering */
+    if (rego_val_kind(v) != REGO_SET && rego_val_kind(v) != REGO_ARRAY) {
+        call->tool_filter = mcp_toolfilter_new(names, 0);
+        return;
+    }
+    for (size_t i = 0; i < rego_val_len(v) && n < 512; i++) {
+        size_t l;
+        const char *s = rego_val_string(rego_val_elem(v, i), &l);
+        if (s == NULL)
+            continue;
+        copies[n] = mem_alloc(l + 1);
+        memcpy(copies[n], s, l);
+        copies[n][l] = '\0';
+        names[n] = copies[n];
+        n++;
+    }
+    call->tool_filter = mcp_toolfilter_new(names, n);
+    for (size_t i = 0; i < n; i++)
+        mem_free(copies[i]);
+}
+
 static pol_verdict_t opa_handle(void *inst, pol_call_t *call)
 {
     opa_t *o = inst;
@@ -493,8 +537,12 @@ static pol_verdict_t opa_handle(void *inst, pol_call_t *call)
     } else {
         return deny(o, call, status, true);
     }
-    if (allow)
+    if (allow) {
+        if (o->visible != NULL && call->mcp != NULL && call->mcp->valid && !call->mcp->batch &&
+            strcmp(call->mcp->method, "tools/list") == 0)
+            set_tool_filter(o, ev, call);
         return POL_NEXT;
+    }
     log_debug("opa", "%s: denied %s %.*s (caller %s, mcp %s %s)", o->name,
               http_method_str((enum http_method)call->head->method), (int)call->path_len,
               call->path, call->caller ? call->caller : "-",

@@ -5,6 +5,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "mcp/toolfilter.h"
 #include "policy/mw.h"
 
 typedef struct stage {
@@ -136,6 +137,8 @@ void pol_call_init(pol_call_t *call)
 
 void pol_call_free(pol_call_t *call)
 {
+    mcp_toolfilter_free(call->tool_filter);
+    call->tool_filter = NULL;
     net_head_free(&call->resp_headers);
     net_head_free(&call->set_headers);
     buf_free(&call->resp_body);

@@ -45,7 +45,32 @@ allowed_tools := {
 
 const indent = (text, n) => text.split('\n').map((l) => (l ? ' '.repeat(n) + l : l)).join('\n');
 
+// The same rules written against input.mcp (v1 syntax), plus visible_tools for tools/list.
+const VISIBLE_POLICY = `package http
+
+import rego.v1
+
+default allow := false
+
+tools := {
+    "analyst-agent": {"get_inventory", "get_schema"},
+    "ops-agent": {"get_inventory", "update_stock"},
+}
+
+caller := input.request.headers["dapr-caller-app-id"]
+
+allow if input.mcp.method in {"initialize", "notifications/initialized", "tools/list", "ping"}
+
+allow if {
+    input.mcp.method == "tools/call"
+    input.mcp.name in tools[caller]
+}
+
+visible_tools := object.get(tools, caller, set())
+`;
+
 let app, server, agents = {};
+const visApps = {};
 
 before(async () => {
   if (skip) return;
@@ -81,6 +106,28 @@ spec:
   app = await h.startNodeApp('inventory-app', INVENTORY);
   server = await h.startSidecar({ appId: 'inventory', appPort: app.port, home, extraArgs: ['--resources-path', res, '--config', path.join(res, 'config.yaml')] });
   for (const id of ['analyst-agent', 'ops-agent', 'unknown-agent']) agents[id] = await h.startSidecar({ appId: id, home });
+  // Two more servers under the visible_tools policy: JSON responses and SSE responses.
+  const vres = path.join(h.tmpHome('outrigger-opa-vis-'), 'res');
+  fs.mkdirSync(vres);
+  fs.writeFileSync(path.join(vres, 'opa.yaml'), `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: tool-policy
+spec:
+  type: middleware.http.opa
+  version: v1
+  metadata:
+  - name: includedHeaders
+    value: "dapr-caller-app-id"
+  - name: rego
+    value: |
+${indent(VISIBLE_POLICY, 6)}
+`);
+  fs.writeFileSync(path.join(vres, 'config.yaml'), fs.readFileSync(path.join(res, 'config.yaml')));
+  for (const [id, args] of [['inventory-json', ['--json']], ['inventory-sse', []]]) {
+    const a = await h.startNodeApp(`${id}-app`, INVENTORY, { args });
+    visApps[id] = { app: a, sidecar: await h.startSidecar({ appId: id, appPort: a.port, home, extraArgs: ['--resources-path', vres, '--config', path.join(vres, 'config.yaml')] }) };
+  }
 }, HOOK_TIMEOUT);
 
 const url = (agent) => `${agents[agent].url}/v1.0/invoke/inventory/method/mcp`;
@@ -144,4 +191,31 @@ h.test('a batch cannot smuggle a forbidden call; headers must agree with the bod
   });
   assert.notEqual(dup.status, 200, dup.text);
   assert.ok(!ran('update_stock', 'analyst-agent'));
+});
+
+h.test('visible_tools: tools/list shows each caller only its tools (JSON and SSE responses)', { skip }, async () => {
+  const want = { 'analyst-agent': ['get_inventory', 'get_schema'], 'ops-agent': ['get_inventory', 'update_stock'], 'unknown-agent': [] };
+  for (const target of ['inventory-json', 'inventory-sse']) {
+    for (const [agent, names] of Object.entries(want)) {
+      const { client } = await h.mcpClient(`${agents[agent].url}/v1.0/invoke/${target}/method/mcp`);
+      const listed = (await client.listTools()).tools.map((t) => t.name).sort();
+      assert.deepEqual(listed, names, `${agent} via ${target}`);
+      if (names.length > 0) {
+        const r = await client.callTool({ name: names[0], arguments: { sku: 'widget', delta: 1 } });
+        assert.ok(r.content[0].text.length > 0);
+      }
+      await refused(client.callTool({ name: 'drop_table', arguments: { name: 'x' } }));
+      await client.close();
+    }
+  }
+  // The raw responses keep their framing: SSE stays an event stream, JSON stays JSON.
+  const body = { jsonrpc: '2.0', id: 7, method: 'tools/list' };
+  const sse = await httpRequest(`${agents['analyst-agent'].url}/v1.0/invoke/inventory-sse/method/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(body) });
+  assert.equal(sse.status, 200);
+  assert.match(sse.headers.get('content-type'), /text\/event-stream/);
+  const data = sse.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+  assert.deepEqual(data[0].result.tools.map((t) => t.name).sort(), ['get_inventory', 'get_schema']);
+  const json = await httpRequest(`${agents['analyst-agent'].url}/v1.0/invoke/inventory-json/method/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(body) });
+  assert.equal(json.status, 200);
+  assert.deepEqual(json.json.result.tools.map((t) => t.name).sort(), ['get_inventory', 'get_schema']);
 });
