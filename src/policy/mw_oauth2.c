@@ -158,6 +158,31 @@ static int check_url(const res_component_t *c, const char *field, const char *ur
     return 0;
 }
 
+/* The callback must pass through the middleware, or the browser lands in the app with a code
+ * and no session. pathFilter sees the app's path on appHttpPipeline ("/callback") and the
+ * sidecar's on httpPipeline ("/v1.0/invoke/web/method/callback"): warn when it matches neither. */
+static void warn_unguarded_redirect(const oauth2_t *o)
+{
+    char path[1100], app[1100];
+    bool tls;
+    char host[256];
+    int port;
+    const char *m, *q;
+
+    if (pol_url_split(o->redirect_url, &tls, host, sizeof(host), &port, path, sizeof(path)) < 0)
+        return;
+    q = strpbrk(path, "?#");
+    if (q != NULL)
+        path[q - path] = '\0';
+    m = strncmp(path, "/v1.0/invoke/", 13) == 0 ? strstr(path + 13, "/method/") : NULL;
+    snprintf(app, sizeof(app), "%s", m != NULL ? m + 7 : path);
+    if (regexec(&o->filter, path, 0, NULL, 0) != 0 && regexec(&o->filter, app, 0, NULL, 0) != 0)
+        log_warn("oauth2",
+                 "%s: pathFilter does not match the path of redirectURL (%s): the provider's "
+                 "callback would bypass the middleware",
+                 o->name, app);
+}
+
 static int o2_create(const res_component_t *comp, void **inst, err_detail_t *d)
 {
     static const char *const req[] = {"clientID", "clientSecret", "authURL", "tokenURL",
@@ -247,6 +272,7 @@ static int o2_create(const res_component_t *comp, void **inst, err_detail_t *d)
                            comp->file, comp->line, comp->name);
         }
         o->has_filter = true;
+        warn_unguarded_redirect(o);
     }
     if (rc < 0) {
         o2_destroy(o);

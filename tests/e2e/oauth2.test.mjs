@@ -28,7 +28,7 @@ const IDP_APP = path.join(APPS_DIR, 'oidc-idp.mjs');
 const TOKEN_TTL_S = 8; // short, so that test 4 can watch a session end
 const COOKIE = 'outrigger_oauth2.webapp.login';
 
-let idp, issuer, app, gw, web, redirectUri;
+let idp, issuer, app, gw, web, redirectUri, secureRedirectUri;
 
 /**
  * A browser without a browser: fetch with redirect: 'manual' and a cookie jar keyed by host name
@@ -79,6 +79,7 @@ class Browser {
       hops.push(r);
       if (r.status < 300 || r.status > 399 || !r.location) return hops;
       url = new URL(r.location, url).href;
+      if (url.startsWith('https:')) return hops; // nothing here speaks TLS
     }
     throw new Error(`more than ${max} redirects: ${hops.map((x) => `${x.status} ${x.url}`).join(' -> ')}`);
   }
@@ -99,7 +100,8 @@ before(async () => {
   fs.writeFileSync(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
   const idpPort = await freePort();
   issuer = `http://127.0.0.1:${idpPort}`;
-  idp = await h.startNodeApp('idp', IDP_APP, { port: idpPort, env: { IDP_KEYS: keysFile, IDP_TOKEN_TTL: String(TOKEN_TTL_S), IDP_REDIRECT_URI: redirectUri } });
+  secureRedirectUri = `${gw.url}/v1.0/invoke/webapp/method/secure/callback`;
+  idp = await h.startNodeApp('idp', IDP_APP, { port: idpPort, env: { IDP_KEYS: keysFile, IDP_TOKEN_TTL: String(TOKEN_TTL_S), IDP_REDIRECT_URI: `${redirectUri},${secureRedirectUri}` } });
 
   const res = path.join(work, 'resources');
   fs.mkdirSync(res);
@@ -127,6 +129,31 @@ spec:
     value: Authorization
   - name: pathFilter
     value: "^/(echo|callback)"
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: secure-login
+spec:
+  type: middleware.http.oauth2
+  version: v1
+  metadata:
+  - name: clientID
+    value: webapp
+  - name: clientSecret
+    value: webapp-secret
+  - name: scopes
+    value: openid
+  - name: authURL
+    value: "${issuer}/auth"
+  - name: tokenURL
+    value: "${issuer}/token"
+  - name: redirectURL
+    value: "${secureRedirectUri}"
+  - name: forceHTTPS
+    value: "true"
+  - name: pathFilter
+    value: "^/secure"
 `);
   const cfg = path.join(work, 'config.yaml');
   fs.writeFileSync(cfg, `apiVersion: dapr.io/v1alpha1
@@ -137,6 +164,8 @@ spec:
   appHttpPipeline:
     handlers:
     - name: login
+      type: middleware.http.oauth2
+    - name: secure-login
       type: middleware.http.oauth2
 `);
   app = await h.startNodeApp('webapp-app', RAW_APP, { env: { E2E_LOG_REQUESTS: '1' } });
@@ -288,9 +317,26 @@ h.test('a session ends with its token', { skip }, async () => {
   assert.ok(r.location.startsWith(`${issuer}/auth?`));
 });
 
+h.test('forceHTTPS: a Secure cookie and the way back over https', { skip }, async () => {
+  const b = new Browser();
+  const hops = await login(b, pageUrl('secure/page?q=1'));
+  const trail = hops.map((x) => `${x.status} ${x.url} -> ${x.location}`).join('\n  ');
+  assert.equal(hops[0].status, 302, trail);
+  assert.match(hops[0].setCookies[0], /^outrigger_oauth2\.webapp\.secure-login=[\w.-]+; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/);
+  assert.equal(new URL(hops[0].location).searchParams.get('redirect_uri'), secureRedirectUri);
+  const cb = hops.at(-1);
+  assert.ok(cb.url.startsWith(`${secureRedirectUri}?`), trail);
+  assert.equal(cb.status, 302, trail);
+  assert.equal(cb.location, `${pageUrl('secure/page?q=1').replace(/^http:/, 'https:')}`);
+  assert.match(cb.setCookies[0], /; Secure$/);
+  // Each middleware keeps its own sessions: this one does not log the browser in for /echo.
+  assert.equal((await b.get(pageUrl('echo/x'))).status, 302);
+});
+
 h.test('the client secret, codes and tokens never reach the sidecar log', { skip }, async () => {
   const log = web.proc.output() + gw.proc.output();
   assert.match(web.proc.output(), /login completed/);
+  assert.doesNotMatch(web.proc.output(), /pathFilter does not match/);
   assert.ok(!log.includes('webapp-secret'), 'client secret in the log');
   assert.ok(codes.length >= 2, 'codes were collected');
   for (const c of codes) assert.ok(!log.includes(c), 'an authorization code in the log');
