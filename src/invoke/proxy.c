@@ -70,7 +70,7 @@ typedef struct px {
     char prm_base[1100];           /* URL of the app's Protected Resource Metadata */
     char caller_id[INVOKE_ID_MAX]; /* callee side: the verified caller app id */
     buf_t route_method;            /* caller side: normalised method (the route outlives us) */
-    const char *route_query;       /* caller side: raw query, borrowed from the request head */
+    const char *route_query;       /* raw query, borrowed from the request head */
     size_t route_query_len;
     resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
     bool body_read;      /* the client's body is being read (first attempt started) */
@@ -893,6 +893,8 @@ static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_
     p->call.head = in;
     p->call.path = p->mw_path.ptr;
     p->call.path_len = p->mw_path.len;
+    p->call.query = p->route_query;
+    p->call.query_len = p->route_query_len;
     p->call.mcp = &p->mcp;
     p->call.app_id = p->iw->sc->opts->app_id;
     p->call.caller = p->caller_id;
@@ -1255,6 +1257,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
         px_prm_base(p, id);
     }
     str_copy(p->caller_id, sizeof(p->caller_id), caller_id);
+    p->route_query = q; /* borrowed from the request head, like the caller side's */
+    p->route_query_len = qlen;
     /* appHttpPipeline: after accessControl, before the app; judged on the path the app sees. */
     buf_reset(&path);
     if (buf_append(&path, "/", 1) < 0 ||

@@ -140,5 +140,6 @@ int pol_call_resp_header(pol_call_t *call, const char *name, const char *value);
 extern const pol_mw_ops_t pol_mw_bearer;
 extern const pol_mw_ops_t pol_mw_oauth2cc;
 extern const pol_mw_ops_t pol_mw_opa;
+extern const pol_mw_ops_t pol_mw_oauth2;
 
 #endif

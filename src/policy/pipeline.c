@@ -19,7 +19,8 @@ struct pol_pipeline {
     stage_t st[POL_PIPELINE_MAX];
 };
 
-static const pol_mw_ops_t *const builtin[] = {&pol_mw_bearer, &pol_mw_oauth2cc, &pol_mw_opa};
+static const pol_mw_ops_t *const builtin[] = {&pol_mw_bearer, &pol_mw_oauth2cc, &pol_mw_oauth2,
+                                              &pol_mw_opa};
 
 static const pol_mw_ops_t *ops_for(const char *type)
 {
