@@ -14,6 +14,7 @@
 #include "invoke/invoke_int.h"
 #include "invoke/resolve.h"
 #include "policy/acl.h"
+#include "policy/mw.h"
 #include "resiliency/resiliency.h"
 #include "resources/resources.h"
 
@@ -50,6 +51,37 @@ typedef struct run_state {
     resil_watch_t *resil_watch;       /* Resiliency hot reload; NULL without --resources-path */
     char app_id[INVOKE_ID_MAX];       /* for re-registration */
 } run_state_t;
+
+int invoke__cfg_build(const res_config_t *cfg, void *ctx, void **data, err_detail_t *d)
+{
+    const invoke_sidecar_t *sc = ctx;
+    invoke_cfg_t *c = mem_calloc(sizeof(*c));
+    int rc = acl_snapshot_build(cfg, NULL, &c->acl, d);
+
+    if (rc == 0)
+        rc = pol_pipeline_build(res_node_get(cfg->root, "spec.httpPipeline.handlers"),
+                                sc->components, POL_SIDE_HTTP, &c->http, d);
+    if (rc == 0)
+        rc = pol_pipeline_build(res_node_get(cfg->root, "spec.appHttpPipeline.handlers"),
+                                sc->components, POL_SIDE_APP, &c->app, d);
+    if (rc < 0) {
+        invoke__cfg_dispose(c);
+        return rc;
+    }
+    *data = c;
+    return 0;
+}
+
+void invoke__cfg_dispose(void *data)
+{
+    invoke_cfg_t *c = data;
+    if (c == NULL)
+        return;
+    acl_snapshot_dispose(c->acl);
+    pol_pipeline_free(c->http);
+    pol_pipeline_free(c->app);
+    mem_free(c);
+}
 
 /* Dapr's "stable random" internal port: derived from the app id so a restarted app keeps it. */
 static int stable_port(const char *app_id)
@@ -233,7 +265,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
     const res_config_t *config = NULL;
     res_snapshot_t *snap = NULL;
-    res_builder_t acl_builder = {acl_snapshot_build, acl_snapshot_dispose, NULL};
+    res_builder_t acl_builder = {invoke__cfg_build, invoke__cfg_dispose, sc};
     const char *mtls_setting;
     bool mtls;
     resolve_opts_t ro = {0};
@@ -281,6 +313,11 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     rc = load_resiliency(sc, &resil_hash);
     if (rc < 0)
         goto out;
+    rc = invoke__ext_new(sc->components, &sc->ext, &d);
+    if (rc < 0) {
+        log_error("sidecar", "cannot set up HTTPEndpoints: %s", d.msg[0] ? d.msg : err_str(rc));
+        goto out;
+    }
     if (opts->config_path != NULL) {
         rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
@@ -418,6 +455,7 @@ out:
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
     resil_free(sc->resil);
+    invoke__ext_free(sc->ext);
     res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);
