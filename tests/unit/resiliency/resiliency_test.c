@@ -506,3 +506,39 @@ TEST(call_timeout_retry_and_tool_calls)
     ASSERT_EQ(uv_loop_close(&loop), 0);
     resil_free(r);
 }
+
+TEST(call_abandoned_probe_reopens)
+{
+    static const char *const y =
+        "kind: Resiliency\nmetadata: {name: r}\nspec:\n  policies:\n"
+        "    circuitBreakers: {cb: {timeout: 20ms, trip: consecutiveFailures >= 1}}\n"
+        "  targets: {apps: {app: {circuitBreaker: cb}}}\n";
+    resil_spec_t *s = NULL;
+    err_detail_t d = {{0}};
+    uv_loop_t loop;
+    call_ctx_t x = {0, 0, 0};
+    resil_req_state_t rs = {true, false, false};
+    resil_call_t *c;
+    resil_t *r;
+
+    ASSERT_EQ(resil_spec_parse("r.yaml", y, strlen(y), "x", &s, &d), 0);
+    r = resil_new("x", "default", s);
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), 0);
+    ASSERT(!resil_call_failed(c, RESIL_STATUS, 500, &rs));
+    resil_call_free(c);
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), ERR_RESIL_CB_OPEN);
+    resil_call_free(c);
+    usleep(30000);
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), 0); /* the half-open probe... */
+    resil_call_free(c);                /* ...abandoned without an outcome: a failure */
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), ERR_RESIL_CB_OPEN); /* open again, not stuck half-open */
+    resil_call_free(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    resil_free(r);
+}
