@@ -33,6 +33,8 @@ void invoke_opts_defaults(invoke_opts_t *o)
     o->graceful_shutdown_seconds = 5;
     o->stream_idle_timeout_s = 3600;
     o->mtls = -1;
+    o->api_logging = -1;
+    o->metrics = -1;
 }
 
 typedef struct run_state {
@@ -261,7 +263,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
 {
     run_state_t *rs = mem_calloc(sizeof(*rs));
     invoke_sidecar_t *sc = &rs->sc;
-    net_server_cbs_t api = {.on_request = invoke__on_api_request};
+    net_server_cbs_t api = {.on_request = invoke__on_api_request, .on_done = invoke__on_api_done};
     net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
     const res_config_t *config = NULL;
     res_snapshot_t *snap = NULL;
@@ -310,14 +312,14 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         log_info("sidecar", "HTTPEndpoint loaded: %s",
                  res_components_endpoint_at(sc->components, i)->name);
     sc->res_names_json = render_resources(sc->components);
-    rc = load_resiliency(sc, &resil_hash);
-    if (rc < 0)
-        goto out;
     rc = invoke__ext_new(sc->components, &sc->ext, &d);
     if (rc < 0) {
         log_error("sidecar", "cannot set up HTTPEndpoints: %s", d.msg[0] ? d.msg : err_str(rc));
         goto out;
     }
+    rc = load_resiliency(sc, &resil_hash);
+    if (rc < 0)
+        goto out;
     if (opts->config_path != NULL) {
         rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
@@ -354,6 +356,20 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         rs->nworkers = MAX_WORKERS;
     if (rs->nworkers < 1)
         rs->nworkers = 1;
+    {
+        obs_opts_t oo = {.app_id = opts->app_id,
+                         .namespace_ = opts->namespace_,
+                         .config = config,
+                         .workers = rs->nworkers,
+                         .api_logging = opts->api_logging};
+        rc = obs_new(&oo, &sc->obs, &d);
+        if (rc < 0) {
+            log_error("sidecar", "invalid observability settings: %s",
+                      d.msg[0] ? d.msg : err_str(rc));
+            rs->nworkers = 0; /* none created yet */
+            goto out;
+        }
+    }
     rs->iw = mem_calloc(sizeof(*rs->iw) * (size_t)rs->nworkers);
     for (int i = 0; i < rs->nworkers; i++) {
         rs->nw[i] = net_worker_new(&limits, i);
@@ -368,7 +384,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     rc = listen_all(rs, &api, &internal);
     if (rc < 0)
         goto out;
-    if (opts->metrics_port > 0) {
+    if (opts->metrics_port > 0 && opts->metrics != 0 && obs_metrics_enabled(sc->obs)) {
         net_server_cbs_t mcbs = {.on_request = invoke__on_metrics_request};
         int mrc = net_listen(rs->nw[0], opts->listen_address, opts->metrics_port, &mcbs, &rs->iw[0],
                              &sc->metrics_port);
@@ -419,6 +435,8 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
                        (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
                        (uint64_t)resolve_heartbeat_interval_ms(sc->resolve));
 
+    if (obs_start(sc->obs) < 0)
+        log_warn("trace", "cannot start the span exporter thread: spans are not exported");
     for (started = 0; started < rs->nworkers; started++) {
         rc = uv_thread_create(&rs->threads[started], worker_main, rs->nw[started]);
         if (rc < 0)
@@ -438,6 +456,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     for (int i = 0; i < started; i++)
         uv_thread_join(&rs->threads[i]);
     uv_loop_close(&rs->loop);
+    obs_stop(sc->obs); /* one last export of what the workers queued */
     exit_code = rc < 0 ? 1 : 0;
     log_info("sidecar", "stopped");
 out:
@@ -454,8 +473,9 @@ out:
     res_snapshot_unref(snap);
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
-    resil_free(sc->resil);
     invoke__ext_free(sc->ext);
+    resil_free(sc->resil);
+    obs_free(sc->obs);
     res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);
