@@ -87,12 +87,12 @@ static EVP_PKEY *rsa_key(json_t *o)
 
     if (b64_member(o, "n", n, sizeof(n), &nl) < 0 || b64_member(o, "e", e, sizeof(e), &el) < 0)
         return NULL;
-    if (nl < 256) /* under 2048 bits: refused */
-        return NULL;
     bn = BN_bin2bn(n, (int)nl, NULL);
     be = BN_bin2bn(e, (int)el, NULL);
     bld = OSSL_PARAM_BLD_new();
-    if (bn != NULL && be != NULL && bld != NULL &&
+    /* Under 2048 bits: refused. Counted in bits, not in bytes: leading zero bytes in "n" would
+     * pass a weak modulus off as a long one. */
+    if (bn != NULL && be != NULL && bld != NULL && BN_num_bits(bn) >= 2048 &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1)
         k = from_params("RSA", bld);
@@ -296,13 +296,27 @@ static int num_claim(json_t *c, const char *name, int64_t *v, bool *present)
     *present = x != NULL;
     if (x == NULL)
         return 0;
-    if (json_is_integer(x))
+    if (json_is_integer(x)) {
         *v = (int64_t)json_integer_value(x);
-    else if (json_is_real(x))
-        *v = (int64_t)json_real_value(x);
-    else
+    } else if (json_is_real(x)) {
+        /* Converting a double outside int64_t's range is undefined: saturate instead. */
+        double r = json_real_value(x);
+        if (r != r)
+            return ERR_POLICY_TOKEN;
+        *v = r >= 9.2e18 ? INT64_MAX : r <= -9.2e18 ? INT64_MIN : (int64_t)r;
+    } else {
         return ERR_POLICY_TOKEN;
+    }
     return 0;
+}
+
+/* a + b without overflow (saturating). */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
 }
 
 static int check_claims(json_t *c, const pol_jwt_expect_t *e, pol_jwt_info_t *info, err_detail_t *d)
@@ -317,11 +331,12 @@ static int check_claims(json_t *c, const pol_jwt_expect_t *e, pol_jwt_info_t *in
         return err_set(d, ERR_POLICY_TOKEN, "malformed time claim");
     if (!has_exp)
         return err_set(d, ERR_POLICY_TOKEN, "token has no exp claim");
-    if (e->now > exp + e->skew)
+    /* RFC 7519 4.1.4: not accepted "on or after" exp; nbf and iat may equal now. */
+    if (e->now >= add_sat(exp, e->skew))
         return err_set(d, ERR_POLICY_TOKEN, "token expired");
-    if (has_nbf && e->now + e->skew < nbf)
+    if (has_nbf && add_sat(e->now, e->skew) < nbf)
         return err_set(d, ERR_POLICY_TOKEN, "token not valid yet (nbf)");
-    if (has_iat && e->now + e->skew < iat)
+    if (has_iat && add_sat(e->now, e->skew) < iat)
         return err_set(d, ERR_POLICY_TOKEN, "token issued in the future (iat)");
     if (!json_is_string(iss) || strcmp(json_string_value(iss), e->issuer) != 0)
         return err_set(d, ERR_POLICY_TOKEN, "wrong issuer");
