@@ -372,7 +372,7 @@ int pol_jwt_verify(const pol_jwks_t *ks, const char *tok, size_t len, const pol_
     const alg_t *a;
     unsigned char sig[1024];
     size_t sl;
-    bool tried = false, ok = false;
+    bool tried = false, ok = false, kid_known = false;
     int rc;
 
     if (len > POL_JWT_MAX)
@@ -409,14 +409,17 @@ int pol_jwt_verify(const pol_jwks_t *ks, const char *tok, size_t len, const pol_
         const key_t_ *k = &ks->keys[i];
         if (jkid != NULL && strcmp(k->kid, json_string_value(jkid)) != 0)
             continue;
+        kid_known = true;
         if (k->kty != a->kty || (k->alg[0] != '\0' && strcmp(k->alg, a->name) != 0))
             continue;
         tried = true;
         ok = sig_ok(k, a, tok, (size_t)(dot2 - tok), sig, sl);
     }
     if (!tried) {
-        rc = jkid != NULL ? err_set(d, ERR_POLICY_UNKNOWN_KID, "unknown signing key")
-                          : err_set(d, ERR_POLICY_TOKEN, "no key for the algorithm");
+        /* Unknown kid only when no key has it: a known key of another type or algorithm is a
+         * refusal, not a reason to fetch the set again. */
+        rc = jkid != NULL && !kid_known ? err_set(d, ERR_POLICY_UNKNOWN_KID, "unknown signing key")
+                                        : err_set(d, ERR_POLICY_TOKEN, "no key for the algorithm");
         goto out;
     }
     if (!ok) {
