@@ -207,9 +207,19 @@ int pol_jwks_parse(const char *json, size_t len, pol_jwks_t **out, err_detail_t 
         }
         if (dst->pkey == NULL)
             continue;
-        if (json_is_string(kid) && json_string_length(kid) < sizeof(dst->kid))
+        /* A kid or alg we cannot keep whole is a key we cannot select or restrict as its
+         * publisher meant (an alg dropped would make it valid for every algorithm): skipped. */
+        if ((kid != NULL &&
+             (!json_is_string(kid) || json_string_length(kid) >= sizeof(dst->kid))) ||
+            (alg != NULL &&
+             (!json_is_string(alg) || json_string_length(alg) >= sizeof(dst->alg)))) {
+            EVP_PKEY_free(dst->pkey);
+            dst->pkey = NULL;
+            continue;
+        }
+        if (kid != NULL)
             memcpy(dst->kid, json_string_value(kid), json_string_length(kid) + 1);
-        if (json_is_string(alg) && json_string_length(alg) < sizeof(dst->alg))
+        if (alg != NULL)
             memcpy(dst->alg, json_string_value(alg), json_string_length(alg) + 1);
         ks->n++;
     }

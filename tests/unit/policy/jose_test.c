@@ -412,6 +412,56 @@ TEST(key_alg_and_use_are_honoured)
     buf_free(&t);
 }
 
+TEST(keys_with_kid_or_alg_that_cannot_be_kept_are_skipped)
+{
+    char kid[200];
+    buf_t b, t;
+    pol_jwks_t *ks = NULL;
+
+    keys();
+    memset(kid, 'k', sizeof(kid) - 1);
+    kid[sizeof(kid) - 1] = '\0';
+    buf_init(&b, JT_MAX);
+    buf_init(&t, JT_MAX);
+    jt_put(&b, "{\"keys\":[");
+    jt_jwk(&b, K.rsa, kid, NULL, NULL, NULL);
+    jt_put(&b, ",");
+    jt_jwk(&b, K.rsa2, NULL, NULL, NULL, "\"kid\":7");
+    jt_put(&b, ",");
+    jt_jwk(&b, K.ec256, "array-alg", NULL, NULL, "\"alg\":[\"ES256\"]");
+    jt_put(&b, ",");
+    jt_jwk(&b, K.ec256, "long-alg", "ES256-but-much-longer", NULL, NULL);
+    jt_put(&b, ",");
+    jt_jwk(&b, K.ed, "ed", NULL, NULL, NULL);
+    jt_put(&b, "]}");
+    ASSERT_EQ(parse(b.ptr, &ks), 0);
+    ASSERT_EQ(pol_jwks_count(ks), 1);
+    /* Neither the long kid nor the empty kid reaches the first key. */
+    tok(&t, K.rsa, "RS256", "RS256", kid, good_claims());
+    ASSERT_EQ(verify(ks, &t), ERR_POLICY_UNKNOWN_KID);
+    tok(&t, K.rsa, "RS256", "RS256", "", good_claims());
+    ASSERT_EQ(verify(ks, &t), ERR_POLICY_UNKNOWN_KID);
+    tok(&t, K.rsa2, "RS256", "RS256", NULL, good_claims());
+    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
+    tok(&t, K.ec256, "ES256", "ES256", NULL, good_claims());
+    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
+    tok(&t, K.ed, "EdDSA", "EdDSA", "ed", good_claims());
+    ASSERT_EQ(verify(ks, &t), 0);
+    /* A kid of 127 bytes still fits. */
+    kid[127] = '\0';
+    buf_reset(&b);
+    jt_put(&b, "{\"keys\":[");
+    jt_jwk(&b, K.rsa, kid, "RS256", NULL, NULL);
+    jt_put(&b, "]}");
+    pol_jwks_unref(ks);
+    ASSERT_EQ(parse(b.ptr, &ks), 0);
+    tok(&t, K.rsa, "RS256", "RS256", kid, good_claims());
+    ASSERT_EQ(verify(ks, &t), 0);
+    pol_jwks_unref(ks);
+    buf_free(&b);
+    buf_free(&t);
+}
+
 TEST(crit_header_refused)
 {
     pol_jwks_t *ks = std_set();
