@@ -8,6 +8,7 @@
  * 4. resolve every pending secretKeyRef through its resource's auth.secretStore.
  */
 #include <dirent.h>
+#include <openssl/rand.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -247,13 +248,76 @@ static int add_pending(struct ctx *c, char **slot, const char *store, const char
     return 0;
 }
 
+/* Appends a random RFC 4122 version 4 UUID to @p b. */
+static int append_uuid(buf_t *b)
+{
+    unsigned char u[16];
+    char s[37];
+    static const char hex[] = "0123456789abcdef";
+    size_t j = 0;
+
+    if (RAND_bytes(u, sizeof(u)) != 1)
+        return ERR_IO;
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            s[j++] = '-';
+        s[j++] = hex[u[i] >> 4];
+        s[j++] = hex[u[i] & 15];
+    }
+    s[j] = '\0';
+    return buf_append(b, s, j);
+}
+
+/*
+ * Dapr's value templating in Component metadata (pkg/runtime/meta): {uuid} (a fresh one per
+ * occurrence), {podName} ($POD_NAME, "" outside Kubernetes), {namespace} ("<namespace>.<app id>")
+ * and {appID}. Applied to literal values only, never to resolved secrets.
+ */
+static char *expand_template(const struct ctx *c, const char *v)
+{
+    const char *pod = getenv("POD_NAME");
+    buf_t b;
+    int rc = 0;
+
+    if (strchr(v, '{') == NULL)
+        return mem_strdup(v);
+    buf_init(&b, RES_MAX_FILE_BYTES);
+    while (rc == 0 && *v) {
+        if (strncmp(v, "{uuid}", 6) == 0) {
+            rc = append_uuid(&b);
+            v += 6;
+        } else if (strncmp(v, "{podName}", 9) == 0) {
+            rc = buf_append_str(&b, pod ? pod : "");
+            v += 9;
+        } else if (strncmp(v, "{namespace}", 11) == 0) {
+            rc = buf_append_str(&b, c->ns);
+            rc = rc ? rc : buf_append(&b, ".", 1);
+            rc = rc ? rc : buf_append_str(&b, c->app_id);
+            v += 11;
+        } else if (strncmp(v, "{appID}", 7) == 0) {
+            rc = buf_append_str(&b, c->app_id);
+            v += 7;
+        } else {
+            rc = buf_append(&b, v, 1);
+            v++;
+        }
+    }
+    if (rc < 0 || b.ptr == NULL) {
+        buf_free(&b);
+        return mem_strdup("");
+    }
+    return buf_take(&b);
+}
+
 /*
  * Reads a value holder (a metadata item, a header, a clientTLS field) @p item at @p path:
  * `value`, `secretKeyRef: {name, key}` or `envRef`. Stores the value in *@p slot now (value,
  * envRef) or records a pending secretKeyRef. @p allow_env is false where envRef is not Dapr's.
  */
 static int read_value(struct ctx *c, const res_node_t *item, const char *path, const char *store,
-                      char **slot, size_t owner, bool allow_env)
+                      char **slot, size_t owner, bool allow_env, bool templated)
 {
     const res_node_t *v = res_node_child(item, "value"), *skr = NULL;
     const char *env = NULL, *skname = NULL, *skkey = NULL;
@@ -285,7 +349,7 @@ static int read_value(struct ctx *c, const res_node_t *item, const char *path, c
         return add_pending(c, slot, store, skname, skkey, res_node_line(skr), path, owner);
     }
     if (v != NULL) {
-        *slot = mem_strdup(res_node_scalar(v));
+        *slot = templated ? expand_template(c, res_node_scalar(v)) : mem_strdup(res_node_scalar(v));
         return 0;
     }
     if (env != NULL) {
@@ -330,7 +394,7 @@ static int read_items(struct ctx *c, const res_node_t *seq, const char *path, co
                              "%s.name: missing", field);
         (*out)[i].name = mem_strdup(name);
         (*n)++;
-        rc = read_value(c, item, field, store, &(*out)[i].value, owner, true);
+        rc = read_value(c, item, field, store, &(*out)[i].value, owner, true, owner != SIZE_MAX);
     }
     return rc;
 }
@@ -424,7 +488,7 @@ static int read_tls_field(struct ctx *c, const res_node_t *tls, const char *fiel
     if (rc < 0 || f == NULL)
         return rc;
     snprintf(path, sizeof(path), "spec.clientTLS.%s", field);
-    return read_value(c, f, path, store, slot, SIZE_MAX, false);
+    return read_value(c, f, path, store, slot, SIZE_MAX, false, false);
 }
 
 static int read_endpoint(struct ctx *c, const res_node_t *root)
@@ -460,11 +524,6 @@ static int read_endpoint(struct ctx *c, const res_node_t *root)
         return res__errf(c->d, ERR_RES_INVALID, c->file,
                          res_node_line(res_node_child(tls, "renegotiation")),
                          "spec.clientTLS.renegotiation: only Never is supported");
-    if (strchr(name, '.') != NULL)
-        log_warn("resources",
-                 "%s: HTTPEndpoint %s has a '.' in its name: it cannot be invoked by name "
-                 "(Dapr reads <name>.<namespace>)",
-                 c->file, name);
     if (cs->neps == cs->capeps) {
         cs->capeps = cs->capeps ? cs->capeps * 2 : 8;
         cs->eps = mem_realloc(cs->eps, cs->capeps * sizeof(*cs->eps));

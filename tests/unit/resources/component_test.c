@@ -69,6 +69,8 @@ TEST(components_multi_document_scopes_namespace)
                          "    value: https://issuer.example\n"
                          "  - name: audience\n"
                          "    value: 42\n"
+                         "  - name: consumerID\n"
+                         "    value: \"{appID}|{namespace}|{uuid}|{other}\"\n"
                          "---\n"
                          "apiVersion: dapr.io/v1alpha1\n"
                          "kind: Component\n"
@@ -111,6 +113,13 @@ TEST(components_multi_document_scopes_namespace)
     ASSERT_STREQ(res_component_meta(c, "ISSUER"), "https://issuer.example");
     ASSERT_STREQ(res_component_meta(c, "audience"), "42");
     ASSERT(res_component_meta(c, "nope") == NULL);
+    {
+        const char *v = res_component_meta(c, "consumerID");
+        ASSERT_EQ(strlen(v), strlen("agent|default.agent|") + 36 + strlen("|{other}"));
+        ASSERT(strncmp(v, "agent|default.agent|", 20) == 0);
+        ASSERT(v[20 + 14] == '4');
+        ASSERT_STREQ(v + 20 + 36, "|{other}");
+    }
     c = res_components_find(cs, "scoped");
     ASSERT(c != NULL);
     ASSERT_STREQ(c->version, "v1");
