@@ -48,7 +48,10 @@
     X(IDENTITY_CA, -10504, "certificate authority state unusable")                                 \
     X(IDENTITY_SENTRY, -10505, "sentry unavailable")                                               \
     X(IDENTITY_TLS, -10506, "TLS handshake or verification failed")                                \
-    X(IDENTITY_BAD_SPIFFE_ID, -10550, "malformed SPIFFE ID")
+    X(IDENTITY_BAD_SPIFFE_ID, -10550, "malformed SPIFFE ID")                                       \
+    X(POLICY_TOKEN, -10600, "token rejected")                                                      \
+    X(POLICY_UNKNOWN_KID, -10601, "signing key not in the key set")                                \
+    X(POLICY_UPSTREAM, -10602, "identity provider unavailable")
 
 enum err_code {
 #define ERR_ENUM(name, code, text) ERR_##name = (code),

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "base/b64.h"
 #include "base/buf.h"
 #include "identity/identity.h"
 
@@ -170,11 +171,6 @@ int identity__jwt_sign(EVP_PKEY *key, const char *kid, const identity__jwt_claim
 int identity__jwk_kid(EVP_PKEY *key, char *out, size_t n, err_detail_t *d);
 /* {"keys":[...]} with one EC JWK (kty, crv, x, y, kid, use, alg) per key. */
 int identity__jwks_render(EVP_PKEY *const *keys, size_t n, buf_t *out, err_detail_t *d);
-/* base64url without padding. */
-int identity__b64url_put(buf_t *b, const void *p, size_t n);
-/* Decodes unpadded base64url [p, p+n) into @p out (capacity @p cap). ERR_PARSE, ERR_TOO_LARGE. */
-int identity__b64url_decode(const char *p, size_t n, unsigned char *out, size_t cap,
-                            size_t *out_len);
 
 /* ---- TLS (tls.c) ------------------------------------------------------------------------ */
 

@@ -11,85 +11,6 @@
 
 #include "identity/identity_int.h"
 
-static const char b64url_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int identity__b64url_put(buf_t *b, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    char out[4];
-    size_t i = 0;
-    int rc = 0;
-
-    for (; rc == 0 && i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-        out[0] = b64url_chars[v >> 18];
-        out[1] = b64url_chars[(v >> 12) & 63];
-        out[2] = b64url_chars[(v >> 6) & 63];
-        out[3] = b64url_chars[v & 63];
-        rc = buf_append(b, out, 4);
-    }
-    if (rc == 0 && n - i == 1) {
-        unsigned v = (unsigned)s[i] << 16;
-        out[0] = b64url_chars[v >> 18];
-        out[1] = b64url_chars[(v >> 12) & 63];
-        rc = buf_append(b, out, 2);
-    } else if (rc == 0 && n - i == 2) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8;
-        out[0] = b64url_chars[v >> 18];
-        out[1] = b64url_chars[(v >> 12) & 63];
-        out[2] = b64url_chars[(v >> 6) & 63];
-        rc = buf_append(b, out, 3);
-    }
-    return rc;
-}
-
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-int identity__b64url_decode(const char *p, size_t n, unsigned char *out, size_t cap,
-                            size_t *out_len)
-{
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    /* A lone trailing character carries 6 bits: not a whole byte, so not valid base64. */
-    if (n % 4 == 1)
-        return ERR_PARSE;
-    if (n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
-        return ERR_TOO_LARGE;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value(p[i]);
-        if (v < 0)
-            return ERR_PARSE;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* Leftover bits must be zero, or two encodings would decode to the same bytes. */
-    if (acc != 0)
-        return ERR_PARSE;
-    *out_len = o;
-    return 0;
-}
-
 /* The 32-byte big-endian coordinates of a P-256 public key. */
 static int ec_coords(EVP_PKEY *key, unsigned char x[32], unsigned char y[32], err_detail_t *d)
 {
@@ -121,7 +42,7 @@ static int put_b64_member(buf_t *b, const char *name, const void *p, size_t n)
     int rc = buf_printf(b, "\"%s\":\"", name);
 
     if (rc == 0)
-        rc = identity__b64url_put(b, p, n);
+        rc = b64url_put(b, p, n);
     if (rc == 0)
         rc = buf_append_str(b, "\"");
     return rc;
@@ -153,7 +74,7 @@ int identity__jwk_kid(EVP_PKEY *key, char *out, size_t n, err_detail_t *d)
     if (rc < 0)
         return rc;
     buf_init(&b, 64);
-    rc = identity__b64url_put(&b, digest, dlen);
+    rc = b64url_put(&b, digest, dlen);
     if (rc == 0 && b.len < n)
         memcpy(out, b.ptr, b.len + 1);
     else if (rc == 0)
@@ -269,11 +190,11 @@ int identity__jwt_sign(EVP_PKEY *key, const char *kid, const identity__jwt_claim
         rc = err_set(d, rc, "JWT claims too large");
         goto out;
     }
-    rc = identity__b64url_put(out, head.ptr, head.len);
+    rc = b64url_put(out, head.ptr, head.len);
     if (rc == 0)
         rc = buf_append_str(out, ".");
     if (rc == 0)
-        rc = identity__b64url_put(out, claims.ptr, claims.len);
+        rc = b64url_put(out, claims.ptr, claims.len);
     if (rc < 0) {
         rc = err_set(d, rc, "JWT too large");
         goto out;
@@ -294,7 +215,7 @@ int identity__jwt_sign(EVP_PKEY *key, const char *kid, const identity__jwt_claim
     }
     rc = buf_append_str(out, ".");
     if (rc == 0)
-        rc = identity__b64url_put(out, raw, sizeof(raw));
+        rc = b64url_put(out, raw, sizeof(raw));
     if (rc < 0)
         rc = err_set(d, rc, "JWT too large");
 out:

@@ -10,6 +10,11 @@
 #include "net/net.h"
 
 #define INVOKE_ID_MAX 256
+/* A request body up to this size is kept while it streams (replay, JSON-RPC facts, policy). */
+#define INVOKE_KEEP_BODY_MAX (64 * 1024)
+/* Sidecar to sidecar: the URL the client used for the target app's root (for the app's
+ * middleware, e.g. OAuth protected-resource metadata). Never taken from, nor passed to, apps. */
+#define INVOKE_RESOURCE_HEADER "dapr-outrigger-resource"
 
 /* Where an API request is going, as Dapr's findTargetIDAndMethod decides it (spec dapr.md §1.1). */
 typedef struct invoke_route {
@@ -76,6 +81,18 @@ typedef enum invoke_mtls_event {
 } invoke_mtls_event_t;
 
 /* Process-wide sidecar state; read-only once the workers run. */
+/* What a Configuration snapshot carries besides the file: compiled once per (re)load. */
+struct pol_pipeline;
+typedef struct invoke_cfg {
+    void *acl;                 /* acl_t, or NULL */
+    struct pol_pipeline *http; /* spec.httpPipeline, or NULL when empty */
+    struct pol_pipeline *app;  /* spec.appHttpPipeline, or NULL when empty */
+} invoke_cfg_t;
+
+/** res_builder_t adapters: @p ctx is the invoke_sidecar_t (for its Components). */
+int invoke__cfg_build(const res_config_t *cfg, void *ctx, void **data, err_detail_t *d);
+void invoke__cfg_dispose(void *data);
+
 typedef struct invoke_sidecar {
     const invoke_opts_t *opts;    /* borrowed from the caller of invoke_sidecar_run */
     struct resolve *resolve;      /* name resolution, thread-safe */

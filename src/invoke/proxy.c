@@ -13,12 +13,16 @@
 #include "invoke/invoke_int.h"
 #include "identity/spiffe.h"
 #include "invoke/resolve.h"
+#include "mcp/peek.h"
 #include "policy/acl.h"
+#include "policy/mw.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
 #define RESOLVE_TRIES 5
 #define RESOLVE_PAUSE_MS 100
 #define CACHE_TTL_MS 5000
+#define PRM_METHOD ".well-known/oauth-protected-resource"
+#define PRM_METHOD_LEN (sizeof(PRM_METHOD) - 1)
 
 typedef struct px {
     invoke_worker_t *iw;            /* owner worker */
@@ -37,23 +41,49 @@ typedef struct px {
     bool sse;                       /* the response is an event stream */
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
     bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
-    invoke_ext_target_t ext;        /* with external: where to; ext.path is dead after forward */
+    invoke_ext_target_t ext;        /* with external: where to (path points into target or ep) */
+    bool json_body;                 /* the request body is declared as JSON */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
     err_detail_t resolve_detail;    /* lookup error text */
+    buf_t kept;                     /* the request body as it flowed, up to INVOKE_KEEP_BODY_MAX */
+    bool kept_all;                  /* the body ended and all of it is in kept */
+    bool kept_over;                 /* the body outgrew kept (kept was released) */
+    mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
+    bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
+    /* middleware */
+    pol_call_t call;               /* the pipeline's view of the request (when mw) */
+    bool mw;                       /* call is initialised */
+    bool mw_pending;               /* a middleware finishes later */
+    bool body_buffered;            /* the body was read whole before the upstream request */
+    void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
+    res_snapshot_t *snap;          /* the Configuration in force for this request */
+    buf_t mw_path;                 /* path the middleware judges */
+    char res_base[1024];           /* URL the client uses for the target app's root */
+    char prm_base[1100];           /* URL of the app's Protected Resource Metadata */
+    char caller_id[INVOKE_ID_MAX]; /* callee side: the verified caller app id */
+    buf_t route_method;            /* caller side: normalised method (the route outlives us) */
+    const char *route_query;       /* caller side: raw query, borrowed from the request head */
+    size_t route_query_len;
 } px_t;
 
 static void px_free(px_t *p)
 {
     net_head_free(&p->out);
+    buf_free(&p->kept);
+    if (p->mw)
+        pol_call_free(&p->call);
+    buf_free(&p->mw_path);
+    buf_free(&p->route_method);
+    res_snapshot_unref(p->snap);
     mem_free(p);
 }
 
 /* Frees the exchange when neither side can call back any more. */
 static void px_maybe_free(px_t *p)
 {
-    if (p->sreq == NULL && p->creq == NULL && !p->resolving)
+    if (p->sreq == NULL && p->creq == NULL && !p->resolving && !p->mw_pending)
         px_free(p);
 }
 
@@ -85,9 +115,36 @@ static void px_fail(px_t *p, const char *fmt, ...)
 
 /* --- client-side callbacks -------------------------------------------------------------------- */
 
+/* Keeps a copy of a small request body (for replay and for reading the JSON-RPC facts). */
+static void px_keep(px_t *p, const char *d, size_t n)
+{
+    if (p->kept_over)
+        return;
+    if (buf_append(&p->kept, d, n) < 0) {
+        buf_free(&p->kept);
+        p->kept_over = true;
+    }
+}
+
+/* The whole body is in: read its JSON-RPC facts once. */
+static void px_kept_done(px_t *p)
+{
+    mcp_peek_t body;
+    if (p->kept_over)
+        return;
+    p->kept_all = true;
+    if (p->kept.len == 0 || !p->json_body)
+        return;
+    if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
+        p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
+        p->mcp = body;
+    }
+}
+
 static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
 {
     px_t *p = ctx;
+    px_keep(p, d, n);
     if (p->creq == NULL)
         return;
     if (net_creq_write(p->creq, d, n) < 0) {
@@ -104,6 +161,7 @@ static void on_client_body_end(net_sreq_t *s, void *ctx)
 {
     px_t *p = ctx;
     (void)s;
+    px_kept_done(p);
     if (p->creq != NULL && net_creq_end(p->creq) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -146,6 +204,13 @@ static bool is_sidecar_header(const char *n, size_t len);
 static bool skip_client_header(const char *name, size_t len, void *arg)
 {
     const px_t *p = arg;
+    if (p->mw && p->call.set_headers.header_count > 0) {
+        for (size_t i = 0; i < p->call.set_headers.header_count; i++) {
+            const net_header_t *h = &p->call.set_headers.headers[i];
+            if (h->name_len == len && memcmp(h->name, name, len) == 0)
+                return true;
+        }
+    }
     return is_sidecar_header(name, len) ||
            (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
            (p->external && invoke__ext_overrides(&p->ext, name, len));
@@ -258,7 +323,7 @@ static void px_send(px_t *p)
                          .base = net_sreq_head(p->sreq),
                          .skip = skip_client_header,
                          .skip_arg = p,
-                         .body_len = p->body_len,
+                         .body_len = p->body_buffered ? (int64_t)p->kept.len : p->body_len,
                          .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
@@ -279,6 +344,17 @@ static void px_send(px_t *p)
     if (rc < 0) {
         px_fail(p, "%s", err_str(rc));
         px_maybe_free(p);
+        return;
+    }
+    if (p->body_buffered) {
+        /* A middleware read the body already: send it as a whole. */
+        if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
+            net_creq_end(p->creq) < 0) {
+            net_creq_abort(p->creq);
+            p->creq = NULL;
+            px_fail(p, "failed writing the request body upstream");
+            px_maybe_free(p);
+        }
         return;
     }
     net_sreq_read_body(p->sreq, &client_cbs, p);
@@ -402,7 +478,7 @@ static bool is_sidecar_header(const char *n, size_t len)
 {
     return str_eq(n, len, "dapr-caller-app-id") || str_eq(n, len, "dapr-caller-namespace") ||
            str_eq(n, len, "dapr-callee-app-id") || str_eq(n, len, "dapr-app-id") ||
-           str_eq(n, len, "destination-app-id");
+           str_eq(n, len, "destination-app-id") || str_eq(n, len, INVOKE_RESOURCE_HEADER);
 }
 
 static int add_str(net_head_t *h, const char *name, const char *value)
@@ -436,8 +512,177 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     net_head_init(&p->out);
     p->out.method = in->method;
     p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
+    buf_init(&p->kept, INVOKE_KEEP_BODY_MAX);
+    mcp_peek_init(&p->mcp);
+    {
+        const net_header_t *ct = net_head_get(in, "content-type");
+        const net_header_t *mm = net_head_get(in, "mcp-method");
+        const net_header_t *mn = net_head_get(in, "mcp-name");
+        p->json_body =
+            ct != NULL && ct->value_len >= 16 && str_ieq(ct->value, 16, "application/json");
+        if (mm != NULL)
+            (void)mcp_peek_headers(mm->value, mm->value_len, mn ? mn->value : NULL,
+                                   mn ? mn->value_len : 0, &p->mcp);
+    }
+    if (p->body_len == 0)
+        px_kept_done(p);
     net_sreq_watch(req, &client_cbs, p);
     return p;
+}
+
+/* --- middleware pipelines --------------------------------------------------------------------- */
+
+/* The Configuration-derived state of the snapshot in force. */
+static const invoke_cfg_t *px_cfg(px_t *p)
+{
+    if (p->snap == NULL)
+        p->snap = res_slot_acquire(&p->iw->sc->config);
+    return p->snap != NULL ? res_snapshot_data(p->snap) : NULL;
+}
+
+/* Answers the client with what a middleware decided. */
+static void px_mw_respond(px_t *p)
+{
+    net_sreq_t *s = p->sreq;
+    pol_call_t *c = &p->call;
+    const char *body = c->resp_body.ptr ? c->resp_body.ptr : "";
+
+    p->sreq = NULL;
+    if (net_head_get(&c->resp_headers, "content-type") == NULL &&
+        net_head_add(&c->resp_headers, "content-type", 12, "text/plain; charset=utf-8", 25) < 0) {
+        net_sreq_abort(s);
+        return;
+    }
+    if (net_sreq_respond(s, c->status, &c->resp_headers, (int64_t)c->resp_body.len) < 0 ||
+        (c->resp_body.len > 0 && net_sreq_write(s, body, c->resp_body.len) < 0)) {
+        net_sreq_abort(s);
+        return;
+    }
+    net_sreq_end(s);
+}
+
+static void px_mw_done(pol_call_t *call, pol_verdict_t v)
+{
+    px_t *p = (px_t *)((char *)call - offsetof(px_t, call));
+    p->mw_pending = false;
+    if (p->sreq == NULL) { /* the client went away meanwhile */
+        px_maybe_free(p);
+        return;
+    }
+    if (v == POL_RESPOND) {
+        log_debug("middleware", "%s answered %d for %s",
+                  call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
+        px_mw_respond(p);
+        px_maybe_free(p);
+        return;
+    }
+    for (size_t i = 0; i < call->set_headers.header_count; i++) {
+        const net_header_t *h = &call->set_headers.headers[i];
+        if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0) {
+            px_fail(p, "request head too large");
+            px_maybe_free(p);
+            return;
+        }
+    }
+    p->mw_next(p);
+}
+
+static void px_mw_run(px_t *p)
+{
+    const invoke_cfg_t *cfg = px_cfg(p);
+    const pol_pipeline_t *pl = p->call.side == POL_SIDE_HTTP ? cfg->http : cfg->app;
+    pol_verdict_t v;
+
+    p->call.body = p->body_buffered ? (p->kept.ptr ? p->kept.ptr : "") : NULL;
+    p->call.body_len = p->body_buffered ? p->kept.len : 0;
+    p->mw_pending = true;
+    v = pol_pipeline_start(pl, &p->call, px_mw_done, p);
+    if (v != POL_PENDING)
+        px_mw_done(&p->call, v);
+}
+
+/* Body reading for a middleware that needs the body before it decides. */
+static void on_buffer_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    if (p->kept_over)
+        return;
+    px_keep(p, d, n);
+    if (p->kept_over) {
+        net_sreq_t *r = p->sreq;
+        p->sreq = NULL;
+        invoke__respond_error(r, 413, "ERR_DIRECT_INVOKE",
+                              "failed to invoke, id: %s, err: request body larger than %zu bytes",
+                              p->target, p->kept.max);
+        px_maybe_free(p);
+    }
+}
+
+static void on_buffer_end(net_sreq_t *s, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    if (p->sreq == NULL)
+        return;
+    px_kept_done(p);
+    p->body_buffered = true;
+    px_mw_run(p);
+}
+
+static const net_sreq_body_cbs_t buffer_cbs = {
+    .on_body = on_buffer_body,
+    .on_body_end = on_buffer_end,
+    .on_drain = on_client_drain,
+    .on_close = on_client_close,
+};
+
+/*
+ * Runs the pipeline of @p side for the request, then @p next (or answers the client). @p path is
+ * the path the middleware judges.
+ */
+static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_len,
+                        void (*next)(px_t *))
+{
+    const invoke_cfg_t *cfg = px_cfg(p);
+    const pol_pipeline_t *pl = cfg == NULL ? NULL : side == POL_SIDE_HTTP ? cfg->http : cfg->app;
+    const net_head_t *in = net_sreq_head(p->sreq);
+    size_t limit;
+
+    if (pl == NULL) {
+        next(p);
+        return;
+    }
+    pol_call_init(&p->call);
+    p->mw = true;
+    p->mw_next = next;
+    buf_init(&p->mw_path, 64 * 1024);
+    if (buf_append(&p->mw_path, path, path_len) < 0) {
+        px_fail(p, "request path too long");
+        px_maybe_free(p);
+        return;
+    }
+    p->call.head = in;
+    p->call.path = p->mw_path.ptr;
+    p->call.path_len = p->mw_path.len;
+    p->call.mcp = &p->mcp;
+    p->call.app_id = p->iw->sc->opts->app_id;
+    p->call.caller = p->caller_id;
+    p->call.resource_base = p->res_base;
+    p->call.prm_base = p->prm_base;
+    p->call.loop = net_worker_loop(p->iw->nw);
+    p->call.worker = (unsigned)net_worker_index(p->iw->nw);
+    p->call.side = side;
+    limit = pol_pipeline_body_limit(pl, &p->call);
+    if (limit > 0 && p->body_len != 0 && !p->kept_all) {
+        /* Hold the body back until the middleware has seen it. */
+        p->kept.max = limit;
+        net_sreq_read_body(p->sreq, &buffer_cbs, p);
+        return;
+    }
+    if (limit > 0)
+        p->body_buffered = true;
+    px_mw_run(p);
 }
 
 /* Headers the app sees on every call (spec §1.3): who called, in which namespace, and for whom. */
@@ -452,13 +697,38 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
     return rc;
 }
 
+/* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
+ * form, "/v1.0/invoke/<target>/method". */
+static void px_resource_base(px_t *p, bool from_header)
+{
+    const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
+    int n = snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
+                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
+    if (!from_header && n > 0 && (size_t)n < sizeof(p->res_base))
+        snprintf(p->res_base + n, sizeof(p->res_base) - (size_t)n, "/v1.0/invoke/%s/method",
+                 p->target);
+}
+
+/* Metadata URL of app @p id as the client reaches it through its sidecar. */
+static void px_prm_base(px_t *p, const char *id)
+{
+    const char *scheme_end = strstr(p->res_base, "://");
+    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    int olen = path ? (int)(path - p->res_base) : (int)strlen(p->res_base);
+    snprintf(p->prm_base, sizeof(p->prm_base),
+             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, p->res_base,
+             id);
+}
+
+static void forward_routed(px_t *p);
+
 /*
  * An HTTPEndpoint or full-URL target (spec §1.6): URL = base path + "/" + method (+ query); the
  * endpoint's headers replace the client's of the same name. The caller's identity goes along as
  * for apps; APP_API_TOKEN does not (Dapr sends it to full URLs; we send no token of ours to a
  * third party).
  */
-static void forward_external(px_t *p, const invoke_route_t *route)
+static void forward_external(px_t *p)
 {
     const invoke_opts_t *o = p->iw->sc->opts;
     buf_t u;
@@ -472,10 +742,10 @@ static void forward_external(px_t *p, const invoke_route_t *route)
     else
         rc = buf_append(&u, p->ext.path, p->ext.path_len);
     rc = rc ? rc : buf_append(&u, "/", 1);
-    rc = rc ? rc : invoke_path_escape(&u, buf_ptr(&route->method), route->method.len);
-    if (rc == 0 && route->query != NULL && route->query_len > 0) {
+    rc = rc ? rc : invoke_path_escape(&u, buf_ptr(&p->route_method), p->route_method.len);
+    if (rc == 0 && p->route_query != NULL && p->route_query_len > 0) {
         rc = buf_append(&u, "?", 1);
-        rc = rc ? rc : buf_append(&u, route->query, route->query_len);
+        rc = rc ? rc : buf_append(&u, p->route_query, p->route_query_len);
     }
     rc = rc ? rc : net_head_set_url(&p->out, buf_ptr(&u), u.len);
     rc = rc ? rc : add_str(&p->out, "dapr-caller-app-id", o->app_id);
@@ -491,7 +761,6 @@ static void forward_external(px_t *p, const invoke_route_t *route)
     log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
               p->ext.authority, buf_ptr(&u));
     buf_free(&u);
-    p->ext.path = NULL;
     str_copy(p->host, sizeof(p->host), p->ext.host);
     p->port = p->ext.port;
     px_send(p);
@@ -499,12 +768,9 @@ static void forward_external(px_t *p, const invoke_route_t *route)
 
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
 {
-    invoke_sidecar_t *sc = iw->sc;
-    const invoke_opts_t *o = sc->opts;
     const net_head_t *in = net_sreq_head(req);
+    const char *url_end;
     px_t *p;
-    err_detail_t d = {{0}};
-    int rc;
 
     if (in->method == HTTP_CONNECT) {
         invoke__respond_error(req, 400, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
@@ -513,26 +779,52 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), route->target);
-    rc = invoke__ext_target(sc->ext, sc->components, route->target, &p->ext, &d);
+    buf_init(&p->route_method, 64 * 1024);
+    if (route->method.len > 0 &&
+        buf_append(&p->route_method, route->method.ptr, route->method.len) < 0) {
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        return;
+    }
+    p->route_query = route->query;
+    p->route_query_len = route->query_len;
+    px_resource_base(p, route->from_header);
+    /* httpPipeline: the app's call into its sidecar, judged on the path it used. */
+    url_end = memchr(in->url, '?', in->url_len);
+    px_pipeline(p, POL_SIDE_HTTP, in->url, url_end ? (size_t)(url_end - in->url) : in->url_len,
+                forward_routed);
+}
+
+/* The caller side once httpPipeline let the request through: resolve and send. */
+static void forward_routed(px_t *p)
+{
+    invoke_worker_t *iw = p->iw;
+    invoke_sidecar_t *sc = iw->sc;
+    const invoke_opts_t *o = sc->opts;
+    err_detail_t d = {{0}};
+    int rc;
+
+    /* HTTPEndpoint names and full URLs before app ids, as Dapr does (spec §1.1). */
+    rc = invoke__ext_target(sc->ext, sc->components, p->target, &p->ext, &d);
     if (rc != 0) {
         if (rc > 0)
-            forward_external(p, route);
+            forward_external(p);
         else {
             px_fail(p, "%s", d.msg);
             px_maybe_free(p);
         }
         return;
     }
-    rc = invoke_split_target(route->target, o->namespace_, p->id, sizeof(p->id), p->ns,
-                             sizeof(p->ns), &d);
+    rc = invoke_split_target(p->target, o->namespace_, p->id, sizeof(p->id), p->ns, sizeof(p->ns),
+                             &d);
     if (rc < 0) {
         px_fail(p, "%s", d.msg);
         px_maybe_free(p);
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
-    rc = set_url(&p->out, buf_ptr(&route->method), route->method.len, route->query,
-                 route->query_len);
+    rc = set_url(&p->out, buf_ptr(&p->route_method), p->route_method.len, p->route_query,
+                 p->route_query_len);
     p->drop_api_token = sc->api_token != NULL;
     if (p->to_app) {
         /* A call to ourselves goes straight to our app (no hop), caller = callee = self. */
@@ -543,6 +835,7 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         rc = rc ? rc : add_str(&p->out, "x-forwarded-for", sc->host_ip);
         rc = rc ? rc : add_str(&p->out, "x-forwarded-host", sc->hostname);
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
+        rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->res_base);
     }
     if (rc < 0) {
         px_fail(p, "request head too large");
@@ -601,7 +894,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     spiffe_id_t peer_id;
     res_snapshot_t *snap = NULL;
     acl_decision_t dec;
-    bool allowed;
+    const invoke_cfg_t *cfg;
+    bool allowed, prm;
     int verb;
 
     if (callee == NULL || !str_eq(callee->value, callee->value_len, o->app_id)) {
@@ -648,10 +942,19 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     /* accessControl: after identity, before any middleware or the app. */
     verb = acl_verb_from_method(http_method_str((enum http_method)in->method),
                                 strlen(http_method_str((enum http_method)in->method)));
+    memset(&dec, 0, sizeof(dec));
+    dec.level = ACL_LEVEL_NONE;
     snap = res_slot_acquire(&sc->config);
-    allowed = acl_check_peer(snap ? res_snapshot_data(snap) : NULL, sc->mtls ? peer : NULL,
-                             sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "", method.len,
-                             verb, NULL, &dec);
+    cfg = snap ? res_snapshot_data(snap) : NULL;
+    /* Protected-resource metadata is public (clients need it before they can log in): the
+     * bearer middleware answers it, so it needs no access rule. */
+    prm = cfg != NULL && pol_pipeline_has(cfg->app, "middleware.http.bearer") &&
+          method.len >= PRM_METHOD_LEN && memcmp(method.ptr, PRM_METHOD, PRM_METHOD_LEN) == 0 &&
+          (method.len == PRM_METHOD_LEN || method.ptr[PRM_METHOD_LEN] == '/');
+    allowed = prm || acl_check_peer(cfg ? cfg->acl : NULL, sc->mtls ? peer : NULL,
+                                    sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "",
+                                    method.len, verb, NULL, &dec);
+
     invoke__metrics_acl(sc->metrics, (int)dec.level, allowed, sc->mtls ? peer_id.trust_domain : "",
                         sc->mtls ? peer_id.ns : "");
     if (!allowed) {
@@ -699,7 +1002,33 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     }
     str_copy(p->host, sizeof(p->host), o->app_channel_address);
     p->port = o->app_port;
-    px_send(p);
+    p->snap = snap;
+    snap = NULL;
+    {
+        const net_header_t *rb = net_head_get(in, INVOKE_RESOURCE_HEADER);
+        const net_header_t *host = net_head_get(in, "host");
+        char id[INVOKE_ID_MAX * 2 + 1];
+        if (rb != NULL)
+            snprintf(p->res_base, sizeof(p->res_base), "%.*s", (int)rb->value_len, rb->value);
+        else
+            snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
+                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
+        if (strcmp(caller_nsb, o->namespace_) == 0)
+            snprintf(id, sizeof(id), "%s", o->app_id);
+        else
+            snprintf(id, sizeof(id), "%s.%s", o->app_id, o->namespace_);
+        px_prm_base(p, id);
+    }
+    str_copy(p->caller_id, sizeof(p->caller_id), caller_id);
+    /* appHttpPipeline: after accessControl, before the app; judged on the path the app sees. */
+    buf_reset(&path);
+    if (buf_append(&path, "/", 1) < 0 ||
+        (method.len > 0 && buf_append(&path, method.ptr, method.len) < 0)) {
+        px_fail(p, "request path too long");
+        px_maybe_free(p);
+        goto out;
+    }
+    px_pipeline(p, POL_SIDE_APP, path.ptr, path.len, px_send);
 out:
     res_snapshot_unref(snap);
     buf_free(&path);

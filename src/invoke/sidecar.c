@@ -14,6 +14,7 @@
 #include "invoke/invoke_int.h"
 #include "invoke/resolve.h"
 #include "policy/acl.h"
+#include "policy/mw.h"
 #include "resources/resources.h"
 
 #define MAX_WORKERS 64
@@ -48,6 +49,37 @@ typedef struct run_state {
     res_watch_t *watch;               /* Configuration hot reload; NULL without --config */
     char app_id[INVOKE_ID_MAX];       /* for re-registration */
 } run_state_t;
+
+int invoke__cfg_build(const res_config_t *cfg, void *ctx, void **data, err_detail_t *d)
+{
+    const invoke_sidecar_t *sc = ctx;
+    invoke_cfg_t *c = mem_calloc(sizeof(*c));
+    int rc = acl_snapshot_build(cfg, NULL, &c->acl, d);
+
+    if (rc == 0)
+        rc = pol_pipeline_build(res_node_get(cfg->root, "spec.httpPipeline.handlers"),
+                                sc->components, POL_SIDE_HTTP, &c->http, d);
+    if (rc == 0)
+        rc = pol_pipeline_build(res_node_get(cfg->root, "spec.appHttpPipeline.handlers"),
+                                sc->components, POL_SIDE_APP, &c->app, d);
+    if (rc < 0) {
+        invoke__cfg_dispose(c);
+        return rc;
+    }
+    *data = c;
+    return 0;
+}
+
+void invoke__cfg_dispose(void *data)
+{
+    invoke_cfg_t *c = data;
+    if (c == NULL)
+        return;
+    acl_snapshot_dispose(c->acl);
+    pol_pipeline_free(c->http);
+    pol_pipeline_free(c->app);
+    mem_free(c);
+}
 
 /* Dapr's "stable random" internal port: derived from the app id so a restarted app keeps it. */
 static int stable_port(const char *app_id)
@@ -205,7 +237,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
     const res_config_t *config = NULL;
     res_snapshot_t *snap = NULL;
-    res_builder_t acl_builder = {acl_snapshot_build, acl_snapshot_dispose, NULL};
+    res_builder_t acl_builder = {invoke__cfg_build, invoke__cfg_dispose, sc};
     const char *mtls_setting;
     bool mtls;
     resolve_opts_t ro = {0};

@@ -14,7 +14,7 @@ static unsigned char *b64(const char *p, size_t n, size_t *len)
 {
     unsigned char *out = mem_alloc(n + 1);
 
-    if (identity__b64url_decode(p, n, out, n, len) < 0) {
+    if (b64url_decode(p, n, out, n, len) < 0) {
         mem_free(out);
         return NULL;
     }
@@ -249,16 +249,16 @@ TEST(base64url_round_trip_and_strictness)
     buf_init(&b, 256);
     for (size_t len = 0; len <= sizeof(in); len++) {
         buf_reset(&b);
-        ASSERT_EQ(identity__b64url_put(&b, in, len), 0);
+        ASSERT_EQ(b64url_put(&b, in, len), 0);
         ASSERT(strchr(buf_ptr(&b), '=') == NULL && strchr(buf_ptr(&b), '+') == NULL);
-        ASSERT_EQ(identity__b64url_decode(b.ptr, b.len, out, sizeof(out), &n), 0);
+        ASSERT_EQ(b64url_decode(b.ptr, b.len, out, sizeof(out), &n), 0);
         ASSERT_EQ(n, len);
         ASSERT(memcmp(in, out, len) == 0);
     }
-    ASSERT_EQ(identity__b64url_decode("QQ==", 4, out, sizeof(out), &n), ERR_PARSE);
-    ASSERT_EQ(identity__b64url_decode("Q", 1, out, sizeof(out), &n), ERR_PARSE);
-    ASSERT_EQ(identity__b64url_decode("QR", 2, out, sizeof(out), &n), ERR_PARSE);
-    ASSERT_EQ(identity__b64url_decode("a+b/", 4, out, sizeof(out), &n), ERR_PARSE);
-    ASSERT_EQ(identity__b64url_decode("QUFB", 4, out, 2, &n), ERR_TOO_LARGE);
+    ASSERT_EQ(b64url_decode("QQ==", 4, out, sizeof(out), &n), ERR_PARSE);
+    ASSERT_EQ(b64url_decode("Q", 1, out, sizeof(out), &n), ERR_PARSE);
+    ASSERT_EQ(b64url_decode("QR", 2, out, sizeof(out), &n), ERR_PARSE);
+    ASSERT_EQ(b64url_decode("a+b/", 4, out, sizeof(out), &n), ERR_PARSE);
+    ASSERT_EQ(b64url_decode("QUFB", 4, out, 2, &n), ERR_TOO_LARGE);
     buf_free(&b);
 }
