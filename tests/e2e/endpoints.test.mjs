@@ -10,8 +10,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import { generateKeyPair, exportJWK } from 'jose';
 import {
   APPS_DIR,
+  RAW_APP,
   Harness,
   HOOK_TIMEOUT,
   OUTRIGGER_BIN,
@@ -66,7 +68,7 @@ before(async () => {
   if (needsSidecar) return;
   dir = h.tmpHome('outrigger-endpoints-');
   makeCerts();
-  fs.writeFileSync(path.join(dir, 'secrets.json'), JSON.stringify({ 'everything-key': SECRET, nested: { a: 1 }, hidden: 'nope' }));
+  fs.writeFileSync(path.join(dir, 'secrets.json'), JSON.stringify({ 'everything-key': SECRET, nested: { a: 1 }, hidden: 'nope', 'idp-secret': 'agent-secret' }));
   const everything = await h.startNodeApp('everything', EVERYTHING, { args: ['streamableHttp'] });
   const upstream = `http://127.0.0.1:${everything.port}`;
   gate = await h.startNodeApp('gate', GATE, { env: { UPSTREAM: upstream, GATE_SECRET: SECRET } });
@@ -197,7 +199,11 @@ h.test('secrets API: get, nested key, scopes, bulk, errors', { skip: needsSideca
   assert.equal(r.status, 403);
   assert.equal(r.json.errorCode, 'ERR_PERMISSION_DENIED');
   r = await httpRequest(`${base}/localsecrets/bulk`);
-  assert.deepEqual(r.json, { 'everything-key': { 'everything-key': SECRET }, 'nested:a': { 'nested:a': '1' } });
+  assert.deepEqual(r.json, {
+    'everything-key': { 'everything-key': SECRET },
+    'nested:a': { 'nested:a': '1' },
+    'idp-secret': { 'idp-secret': 'agent-secret' },
+  });
   r = await httpRequest(`${base}/nope/x`);
   assert.equal(r.status, 401);
   assert.equal(r.json.errorCode, 'ERR_SECRET_STORE_NOT_FOUND');
@@ -228,4 +234,41 @@ h.test('the key never shows up in the sidecar log (debug level) nor in metadata'
   await waitFor('debug lines in the log', () => /level=debug/.test(sc.proc.output()));
   assert.match(sc.proc.output(), /external call remote-mcp/);
   assert.ok(!sc.proc.output().includes(SECRET), 'secret found in the sidecar log');
+});
+
+h.test('oauth2clientcredentials on httpPipeline puts a provider token on HTTPEndpoint calls', { skip: needsSidecar }, async () => {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const keysFile = path.join(dir, 'idp-keys.json');
+  fs.writeFileSync(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
+  const idp = await h.startNodeApp('idp', path.join(APPS_DIR, 'oidc-idp.mjs'), { env: { IDP_KEYS: keysFile, IDP_TOKEN_TTL: '300' } });
+  const raw = await h.startNodeApp('remote-raw', RAW_APP);
+  const res = path.join(dir, 'agent-resources');
+  fs.mkdirSync(res);
+  fs.writeFileSync(
+    path.join(res, 'all.yaml'),
+    `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: localsecrets\nspec:\n  type: secretstores.local.file\n  metadata:\n  - name: secretsFile\n    value: ${path.join(dir, 'secrets.json')}\n---\n` +
+      `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: idp-token\nspec:\n  type: middleware.http.oauth2clientcredentials\n  version: v1\n  metadata:\n` +
+      `  - {name: clientID, value: agent}\n  - name: clientSecret\n    secretKeyRef: {name: idp-secret}\n  - {name: scopes, value: mcp}\n` +
+      `  - {name: tokenURL, value: "http://127.0.0.1:${idp.port}/token"}\n  - {name: headerName, value: Authorization}\nauth:\n  secretStore: localsecrets\n---\n` +
+      `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: remote-echo\nspec:\n  baseUrl: http://127.0.0.1:${raw.port}\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, 'agent-config.yaml'),
+    'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: agent\nspec:\n  mtls:\n    enabled: false\n' +
+      '  httpPipeline:\n    handlers:\n    - name: idp-token\n      type: middleware.http.oauth2clientcredentials\n',
+  );
+  const agent = await h.startSidecar({
+    appId: 'token-agent',
+    home: dir,
+    logLevel: 'debug',
+    extraArgs: ['--resources-path', res, '--config', path.join(dir, 'agent-config.yaml')],
+  });
+  for (let i = 0; i < 3; i++) {
+    const r = await httpRequest(`${agent.url}/v1.0/invoke/remote-echo/method/echo`, { method: 'POST', body: '{}' });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.headers.authorization ?? '', /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.equal(r.json.headers['dapr-caller-app-id'], 'token-agent');
+  }
+  assert.equal((idp.output().match(/\[idp\] token request/g) ?? []).length, 1, 'one token for three calls');
+  assert.ok(!agent.proc.output().includes('agent-secret'), 'client secret in the sidecar log');
 });
