@@ -718,6 +718,42 @@ static int build_stores(struct ctx *c)
     return 0;
 }
 
+/* RFC 9110 §5.1 token characters. */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * HTTPEndpoint headers go on the wire as they are: a name that is not a token, or a value with a
+ * control character (a secret file's trailing newline, say), would split or corrupt the request
+ * (header injection). Refused at load, naming the header but never showing the value.
+ */
+static int check_headers(struct ctx *c)
+{
+    for (size_t i = 0; i < c->cs->neps; i++) {
+        const res_endpoint_t *e = c->cs->eps[i];
+        for (size_t j = 0; j < e->nheaders; j++) {
+            const unsigned char *n = (const unsigned char *)e->headers[j].name;
+            const unsigned char *v = (const unsigned char *)e->headers[j].value;
+            for (; *n; n++) {
+                if (!is_tchar(*n))
+                    return res__errf(c->d, ERR_RES_INVALID, e->file, (unsigned)e->line,
+                                     "spec.headers.%zu.name: not a valid HTTP header name", j);
+            }
+            for (; *v; v++) {
+                if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+                    return res__errf(c->d, ERR_RES_INVALID, e->file, (unsigned)e->line,
+                                     "spec.headers.%zu (%.64s): the value contains a line break "
+                                     "or control character",
+                                     j, e->headers[j].name);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Resolves every pending secretKeyRef. */
 static int resolve_pending(struct ctx *c)
 {
@@ -751,6 +787,7 @@ static int finish(struct ctx *c, int rc, res_components_t **out)
 {
     rc = rc ? rc : build_stores(c);
     rc = rc ? rc : resolve_pending(c);
+    rc = rc ? rc : check_headers(c);
     for (size_t i = 0; i < c->npend; i++) {
         mem_free(c->pend[i].store);
         mem_free(c->pend[i].name);

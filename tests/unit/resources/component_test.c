@@ -269,6 +269,13 @@ TEST(components_errors_have_file_and_line)
                  "spec: {headers: []}\n",
                  ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: missing");
     ASSERT_FAILS("kind: Component\nmetadata: [\n", ERR_RES_YAML, "bad.yaml");
+    ASSERT_FAILS(
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
+        "spec:\n  baseUrl: http://x\n  headers:\n  - {name: X-Key, value: \"a\\r\\nb: s3cr3t\"}\n",
+        ERR_RES_INVALID, "bad.yaml:1: spec.headers.0 (X-Key): the value contains a line");
+    ASSERT_FAILS("apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
+                 "spec:\n  baseUrl: http://x\n  headers:\n  - {name: \"X Key\", value: v}\n",
+                 ERR_RES_INVALID, "bad.yaml:1: spec.headers.0.name: not a valid HTTP header name");
 }
 
 TEST(components_missing_secret_names_no_value)
