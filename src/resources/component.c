@@ -516,10 +516,13 @@ static int read_endpoint(struct ctx *c, const res_node_t *root)
     if (url == NULL || url[0] == '\0')
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(spec ? spec : root),
                          "spec.baseUrl: missing");
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        url[url[4] == 's' ? 8 : 7] == '\0' || strchr("/?#", url[url[4] == 's' ? 8 : 7]) != NULL)
         return res__errf(c->d, ERR_RES_INVALID, c->file,
                          res_node_line(res_node_child(spec, "baseUrl")),
-                         "spec.baseUrl: expected an http:// or https:// URL, found \"%.64s\"", url);
+                         "spec.baseUrl: expected an http:// or https:// URL with a host, found "
+                         "\"%.64s\"",
+                         url);
     if (reneg != NULL && strcmp(reneg, "Never") != 0)
         return res__errf(c->d, ERR_RES_INVALID, c->file,
                          res_node_line(res_node_child(tls, "renegotiation")),

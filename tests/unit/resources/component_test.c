@@ -269,6 +269,9 @@ TEST(components_errors_have_file_and_line)
                  "spec: {headers: []}\n",
                  ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: missing");
     ASSERT_FAILS("kind: Component\nmetadata: [\n", ERR_RES_YAML, "bad.yaml");
+    ASSERT_FAILS("apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
+                 "spec: {baseUrl: \"https://\"}\n",
+                 ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: expected an http:// or https:// URL");
     ASSERT_FAILS(
         "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
         "spec:\n  baseUrl: http://x\n  headers:\n  - {name: X-Key, value: \"a\\r\\nb: s3cr3t\"}\n",
