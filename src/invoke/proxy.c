@@ -42,6 +42,8 @@ typedef struct px {
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
     bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
     invoke_ext_target_t ext;        /* with external: where to (path points into target or ep) */
+    net_head_t mw_prev;             /* external: headers httpPipeline set (already in out), so
+                                       the client's copies stay dropped once appHttpPipeline runs */
     bool json_body;                 /* the request body is declared as JSON */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
@@ -71,6 +73,7 @@ typedef struct px {
 static void px_free(px_t *p)
 {
     net_head_free(&p->out);
+    net_head_free(&p->mw_prev);
     buf_free(&p->kept);
     if (p->mw)
         pol_call_free(&p->call);
@@ -210,6 +213,11 @@ static bool skip_client_header(const char *name, size_t len, void *arg)
             if (h->name_len == len && memcmp(h->name, name, len) == 0)
                 return true;
         }
+    }
+    for (size_t i = 0; i < p->mw_prev.header_count; i++) {
+        const net_header_t *h = &p->mw_prev.headers[i];
+        if (h->name_len == len && memcmp(h->name, name, len) == 0)
+            return true;
     }
     return is_sidecar_header(name, len) ||
            (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
@@ -510,6 +518,7 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     p->iw = iw;
     p->sreq = req;
     net_head_init(&p->out);
+    net_head_init(&p->mw_prev);
     p->out.method = in->method;
     p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
     buf_init(&p->kept, INVOKE_KEEP_BODY_MAX);
@@ -763,7 +772,29 @@ static void forward_external(px_t *p)
     buf_free(&u);
     str_copy(p->host, sizeof(p->host), p->ext.host);
     p->port = p->ext.port;
-    px_send(p);
+    /* appHttpPipeline runs on calls to HTTPEndpoints too (spec §1.6), after httpPipeline: keep
+     * what that one replaced, then judge the path the remote server sees. */
+    if (p->mw) {
+        for (size_t i = 0; rc == 0 && i < p->call.set_headers.header_count; i++) {
+            const net_header_t *h = &p->call.set_headers.headers[i];
+            rc = net_head_add(&p->mw_prev, h->name, h->name_len, h->value, h->value_len);
+        }
+        pol_call_free(&p->call);
+        p->mw = false;
+        buf_free(&p->mw_path);
+    }
+    buf_init(&u, 64 * 1024);
+    rc = rc ? rc : buf_append(&u, "/", 1);
+    rc = rc ? rc : buf_append(&u, buf_ptr(&p->route_method), p->route_method.len);
+    if (rc < 0) {
+        buf_free(&u);
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        return;
+    }
+    str_copy(p->caller_id, sizeof(p->caller_id), o->app_id);
+    px_pipeline(p, POL_SIDE_APP, u.ptr, u.len, px_send);
+    buf_free(&u);
 }
 
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)

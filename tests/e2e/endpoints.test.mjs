@@ -236,7 +236,7 @@ h.test('the key never shows up in the sidecar log (debug level) nor in metadata'
   assert.ok(!sc.proc.output().includes(SECRET), 'secret found in the sidecar log');
 });
 
-h.test('oauth2clientcredentials on httpPipeline puts a provider token on HTTPEndpoint calls', { skip: needsSidecar }, async () => {
+h.test('oauth2clientcredentials on httpPipeline or appHttpPipeline puts a provider token on HTTPEndpoint calls', { skip: needsSidecar }, async () => {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const keysFile = path.join(dir, 'idp-keys.json');
   fs.writeFileSync(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
@@ -271,4 +271,24 @@ h.test('oauth2clientcredentials on httpPipeline puts a provider token on HTTPEnd
   }
   assert.equal((idp.output().match(/\[idp\] token request/g) ?? []).length, 1, 'one token for three calls');
   assert.ok(!agent.proc.output().includes('agent-secret'), 'client secret in the sidecar log');
+
+  // The same middleware on appHttpPipeline: Dapr runs that pipeline on HTTPEndpoint calls too.
+  fs.writeFileSync(
+    path.join(dir, 'agent-config-app.yaml'),
+    'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: agent\nspec:\n  mtls:\n    enabled: false\n' +
+      '  appHttpPipeline:\n    handlers:\n    - name: idp-token\n      type: middleware.http.oauth2clientcredentials\n',
+  );
+  const agent2 = await h.startSidecar({
+    appId: 'token-agent-2',
+    home: dir,
+    extraArgs: ['--resources-path', res, '--config', path.join(dir, 'agent-config-app.yaml')],
+  });
+  const r = await httpRequest(`${agent2.url}/v1.0/invoke/remote-echo/method/echo`, {
+    method: 'POST',
+    body: '{}',
+    headers: { authorization: 'Bearer forged-by-the-client' },
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.json.headers.authorization ?? '', /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+  assert.equal((r.json.rawHeaders ?? []).filter((x) => /^authorization$/i.test(x)).length, 1, 'one Authorization header');
 });
