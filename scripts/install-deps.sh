@@ -11,7 +11,7 @@ E2E="$ROOT/tests/e2e"
 APT_PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libuv1-dev libhttp-parser-dev libjansson-dev libyaml-dev libsqlite3-dev libssl-dev
-  nginx-light wrk sqlite3 openssl
+  nginx-light wrk sqlite3 openssl prometheus
 )
 
 SUDO=()

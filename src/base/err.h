@@ -41,6 +41,9 @@
     X(RES_INVALID, -10301, "invalid resource")                                                     \
     X(RESOLVE_DB, -10400, "name resolution database error")                                        \
     X(RESOLVE_LOST, -10401, "host registration lost")                                              \
+    X(RESIL_CB_OPEN, -10450, "circuit breaker is open")                                            \
+    X(RESIL_CB_TOO_MANY, -10451, "too many requests")                                              \
+    X(RESIL_EXPR, -10452, "invalid expression")                                                    \
     X(IDENTITY_CRYPTO, -10500, "cryptographic operation failed")                                   \
     X(IDENTITY_CSR, -10501, "invalid certificate signing request")                                 \
     X(IDENTITY_DENIED, -10502, "identity request denied")                                          \
@@ -49,9 +52,16 @@
     X(IDENTITY_SENTRY, -10505, "sentry unavailable")                                               \
     X(IDENTITY_TLS, -10506, "TLS handshake or verification failed")                                \
     X(IDENTITY_BAD_SPIFFE_ID, -10550, "malformed SPIFFE ID")                                       \
-    X(POLICY_TOKEN, -10600, "token rejected")                                                      \
-    X(POLICY_UNKNOWN_KID, -10601, "signing key not in the key set")                                \
-    X(POLICY_UPSTREAM, -10602, "identity provider unavailable")
+    X(POLICY_TOKEN, -10650, "token rejected")                                                      \
+    X(POLICY_UNKNOWN_KID, -10651, "signing key not in the key set")                                \
+    X(POLICY_UPSTREAM, -10652, "identity provider unavailable")                                    \
+    X(REGO_PARSE, -10600, "Rego parse error")                                                      \
+    X(REGO_COMPILE, -10601, "Rego compile error")                                                  \
+    X(REGO_EVAL, -10602, "Rego evaluation error")                                                  \
+    X(REGO_CONFLICT, -10603, "Rego rule conflict")                                                 \
+    X(REGO_TYPE, -10604, "Rego type error")                                                        \
+    X(REGO_BUILTIN, -10605, "Rego builtin error")                                                  \
+    X(REGO_LIMIT, -10606, "Rego evaluation limit reached")
 
 enum err_code {
 #define ERR_ENUM(name, code, text) ERR_##name = (code),

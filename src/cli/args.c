@@ -84,6 +84,11 @@ static const cli_flag_t flags[] = {
      "One of debug, info, warn, error, fatal"},
     {"log-as-json", NULL, 0, FT_BOOL, SR | SE, 0, OFF(log_as_json), 0, 0, NULL, NULL,
      "Write logs as one JSON object per line"},
+    {"enable-api-logging", NULL, 0, FT_BOOL, SR, 0, OFF(enable_api_logging), 0, 0, NULL, NULL,
+     "Log one line per Dapr API call (default: the Configuration's logging.apiLogging.enabled)"},
+    {"enable-metrics", NULL, 0, FT_BOOL, SR, 0, OFF(enable_metrics), 0, 0, NULL, NULL,
+     "Serve Prometheus metrics on --metrics-port (default true; the Configuration's "
+     "metrics.enabled: false also turns them off)"},
     {"enable-mtls", NULL, 0, FT_BOOL, SR, 0, OFF(enable_mtls), 0, 0, NULL, NULL,
      "mTLS between sidecars with SPIFFE identities from the local sentry (default on; "
      "--enable-mtls=false turns it off)"},
@@ -577,6 +582,7 @@ void cli_usage(FILE *f)
             "  run       Start a sidecar and an app beside it (like dapr run)\n"
             "  list      List the sidecars and apps running on this machine\n"
             "  sentry    Run the certificate authority (like Dapr's sentry), or rotate its root\n"
+            "  opa       Evaluate and test Rego policies (eval, test, bench)\n"
             "  version   Print the version\n"
             "  help      Print this help, or the help of a command\n"
             "\n"

@@ -45,18 +45,20 @@ typedef enum cli_cmd {
 } cli_cmd_t;
 
 typedef struct cli_args {
-    invoke_opts_t opts;    /* the sidecar's options; strings borrowed from argv or owned below */
-    const char *log_level; /* --log-level, validated; default "info" */
-    log_level_t level;     /* log_level parsed */
-    bool log_as_json;      /* --log-as-json */
-    bool enable_mtls;      /* --enable-mtls (see invoke_opts_t.mtls) */
-    const char *output;    /* list --output / -o: "table" or "json" */
-    bool help;             /* -h / --help was given; nothing else is checked then */
-    char **command;        /* run: the app's argv (borrowed; command_argc entries), or NULL */
-    int command_argc;      /* entries in command */
-    uint64_t given;        /* bit i: flag table entry i was given (or marked by cli_args_mark) */
-    char *home_owned;      /* owned: storage behind opts.home */
-    char *app_id_owned;    /* owned: storage behind a generated opts.app_id, or NULL */
+    invoke_opts_t opts;      /* the sidecar's options; strings borrowed from argv or owned below */
+    const char *log_level;   /* --log-level, validated; default "info" */
+    log_level_t level;       /* log_level parsed */
+    bool log_as_json;        /* --log-as-json */
+    bool enable_mtls;        /* --enable-mtls (see invoke_opts_t.mtls) */
+    bool enable_api_logging; /* --enable-api-logging (see invoke_opts_t.api_logging) */
+    bool enable_metrics;     /* --enable-metrics (see invoke_opts_t.metrics) */
+    const char *output;      /* list --output / -o: "table" or "json" */
+    bool help;               /* -h / --help was given; nothing else is checked then */
+    char **command;          /* run: the app's argv (borrowed; command_argc entries), or NULL */
+    int command_argc;        /* entries in command */
+    uint64_t given;          /* bit i: flag table entry i was given (or marked by cli_args_mark) */
+    char *home_owned;        /* owned: storage behind opts.home */
+    char *app_id_owned;      /* owned: storage behind a generated opts.app_id, or NULL */
     identity_sentry_opts_t sentry; /* sentry: its options; strings borrowed or owned below */
     const char *allowed_uids;      /* sentry --allowed-uid: comma-separated, parsed into sentry */
     char *state_dir_owned;         /* owned: storage behind a defaulted sentry.state_dir */
@@ -120,6 +122,9 @@ int cli_cmd_list(int argc, char **argv);
 /** `outrigger sentry [rotate-root|activate-root|prune-roots|jwt] [flags]`: the CA, a rotation
  * step, or a JWT SVID fetched from the running sentry. */
 int cli_cmd_sentry(int argc, char **argv);
+
+/** `outrigger opa eval|test|bench`: the Rego engine offline (cli/opa.c). */
+int cli_cmd_opa(int argc, char **argv);
 
 /** `outrigger version`: the program and runtime API versions. */
 int cli_cmd_version(int argc, char **argv);

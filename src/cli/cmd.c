@@ -67,6 +67,9 @@ int cli_cmd_sidecar(int argc, char **argv)
         return code;
     log_init(a.level, a.log_as_json, a.opts.app_id);
     a.opts.mtls = cli_args_given(&a, "enable-mtls") ? (a.enable_mtls ? 1 : 0) : -1;
+    a.opts.api_logging =
+        cli_args_given(&a, "enable-api-logging") ? (a.enable_api_logging ? 1 : 0) : -1;
+    a.opts.metrics = cli_args_given(&a, "enable-metrics") ? (a.enable_metrics ? 1 : 0) : -1;
     adopted = adopt_run_parent();
     if (adopted < 0) {
         log_error("cli", "the outrigger run process that started this sidecar is gone");

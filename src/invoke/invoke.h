@@ -33,8 +33,10 @@ typedef struct invoke_opts {
     int max_connections;           /* --max-connections; per worker, default 10000 */
     int graceful_shutdown_seconds; /* --dapr-graceful-shutdown-seconds; default 5 */
     int stream_idle_timeout_s;     /* --stream-idle-timeout; default 3600 */
-    int mtls; /* --enable-mtls: 1 on, 0 off, -1 (default) on unless the Configuration's
-                 spec.mtls.enabled is false */
+    int mtls;        /* --enable-mtls: 1 on, 0 off, -1 (default) on unless the Configuration's
+                        spec.mtls.enabled is false */
+    int api_logging; /* --enable-api-logging: 1 on, 0 off, -1 (default) per the Configuration */
+    int metrics;     /* --enable-metrics: 0 off, else per the Configuration (default on) */
 } invoke_opts_t;
 
 /** Fills @p o with the defaults listed beside each field (app_id stays NULL). */

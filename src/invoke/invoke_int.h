@@ -63,6 +63,7 @@ int invoke_split_target(const char *target, const char *self_ns, char *id, size_
 /* ---- the running sidecar ------------------------------------------------------------------- */
 
 #include "invoke/invoke.h"
+#include "observe/observe.h"
 #include "resources/component.h"
 #include "resources/watch.h"
 
@@ -107,11 +108,13 @@ typedef struct invoke_sidecar {
     long long started_ms;         /* wall clock at start */
     invoke_mtls_t *mtls;          /* workload identity; NULL when mTLS is off */
     invoke_metrics_t *metrics;    /* counters; thread-safe */
+    obs_t *obs;                   /* metrics registry, tracing, API and audit logs; thread-safe */
     int metrics_port;             /* bound metrics port, 0 when none */
     res_slot_t config;            /* current Configuration snapshot (data: acl_t); may be empty */
     res_components_t *components; /* Components, HTTPEndpoints, secret stores of
                                      --resources-path; owned, immutable, never NULL once started */
     invoke_ext_t *ext;            /* TLS for external targets (external.c); owned */
+    struct resil *resil;          /* Resiliency policies (hot-reloaded) and their metrics; owned */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64
@@ -162,6 +165,8 @@ void invoke__on_metrics_request(net_sreq_t *req, void *ctx);
 
 /** Handler of the API port (Dapr HTTP API). ctx is the invoke_worker_t. */
 void invoke__on_api_request(net_sreq_t *req, void *ctx);
+/** End of an API request: metrics and the API log line. */
+void invoke__on_api_done(net_sreq_t *req, const net_sreq_stats_t *st, void *ctx);
 /** Handler of the sidecar-to-sidecar port. ctx is the invoke_worker_t. */
 void invoke__on_internal_request(net_sreq_t *req, void *ctx);
 /** Sends a Dapr error body {"errorCode":..,"message":..}. */

@@ -16,6 +16,7 @@
 #include "mcp/peek.h"
 #include "policy/acl.h"
 #include "policy/mw.h"
+#include "resiliency/resiliency.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
 #define RESOLVE_TRIES 5
@@ -40,11 +41,9 @@ typedef struct px {
     bool resp_started;              /* the response head went to the client */
     bool sse;                       /* the response is an event stream */
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
-    bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
-    invoke_ext_target_t ext;        /* with external: where to (path points into target or ep) */
-    net_head_t mw_prev;             /* external: headers httpPipeline set (already in out), so
-                                       the client's copies stay dropped once appHttpPipeline runs */
     bool json_body;                 /* the request body is declared as JSON */
+    bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
+    invoke_ext_target_t ext;        /* with external: where to; ext.path is dead after forward */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
@@ -55,10 +54,11 @@ typedef struct px {
     mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
     bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
     /* middleware */
-    pol_call_t call;               /* the pipeline's view of the request (when mw) */
-    bool mw;                       /* call is initialised */
-    bool mw_pending;               /* a middleware finishes later */
-    bool body_buffered;            /* the body was read whole before the upstream request */
+    pol_call_t call;    /* the pipeline's view of the request (when mw) */
+    net_head_t mw_set;  /* headers middleware set: the client's of these names are dropped */
+    bool mw;            /* call is initialised */
+    bool mw_pending;    /* a middleware finishes later */
+    bool body_buffered; /* the body was read whole before the upstream request */
     void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
     res_snapshot_t *snap;          /* the Configuration in force for this request */
     buf_t mw_path;                 /* path the middleware judges */
@@ -68,12 +68,25 @@ typedef struct px {
     buf_t route_method;            /* caller side: normalised method (the route outlives us) */
     const char *route_query;       /* caller side: raw query, borrowed from the request head */
     size_t route_query_len;
+    resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
+    bool body_read;      /* the client's body is being read (first attempt started) */
+    bool callee;         /* serving a peer sidecar's call (internal port) */
+    obs_call_t ocall;    /* metrics, span and audit of this exchange */
 } px_t;
+
+/*
+ * The callee sidecar marks the errors it produces itself (app unreachable, reset, timeout), so
+ * that the caller's resiliency treats them as the transport errors they are, not as the app's
+ * own HTTP status; Dapr keeps the two apart as a gRPC error versus the app's response.
+ */
+#define CALLEE_ERROR_HEADER "dapr-callee-error"
 
 static void px_free(px_t *p)
 {
+    resil_call_free(p->rcall);
+    obs_call_end(&p->ocall, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     net_head_free(&p->out);
-    net_head_free(&p->mw_prev);
+    net_head_free(&p->mw_set);
     buf_free(&p->kept);
     if (p->mw)
         pol_call_free(&p->call);
@@ -92,6 +105,33 @@ static void px_maybe_free(px_t *p)
 
 static void px_fail(px_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ERR_DIRECT_INVOKE 500 with CALLEE_ERROR_HEADER. */
+static void respond_callee_error(net_sreq_t *s, const char *target, const char *err)
+{
+    static const net_header_t mark = {CALLEE_ERROR_HEADER, sizeof(CALLEE_ERROR_HEADER) - 1, "1", 1};
+    net_head_t h;
+    buf_t b;
+    int rc;
+
+    net_head_init(&h);
+    buf_init(&b, 8192);
+    rc = buf_append_str(
+        &b, "{\"errorCode\":\"ERR_DIRECT_INVOKE\",\"message\":\"failed to invoke, id: ");
+    rc = rc ? rc : buf_append_json_str(&b, target, strlen(target));
+    rc = rc ? rc : buf_append_str(&b, ", err: ");
+    rc = rc ? rc : buf_append_json_str(&b, err, strlen(err));
+    rc = rc ? rc : buf_append_str(&b, "\"}");
+    rc = rc ? rc : net_head_add(&h, "content-type", 12, "application/json", 16);
+    rc = rc ? rc : net_sreq_respond_ex(s, 500, &h, &mark, 1, (int64_t)b.len);
+    rc = rc ? rc : net_sreq_write(s, b.ptr, b.len);
+    if (rc == 0)
+        net_sreq_end(s);
+    else
+        net_sreq_abort(s);
+    net_head_free(&h);
+    buf_free(&b);
+}
+
 /* Answers the client with ERR_DIRECT_INVOKE 500 ("failed to invoke, id: <t>, err: ..."), or cuts
  * the response if it already started. */
 static void px_fail(px_t *p, const char *fmt, ...)
@@ -106,14 +146,18 @@ static void px_fail(px_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, sizeof(err), fmt, ap);
     va_end(ap);
+    obs_call_end(&p->ocall, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     if (p->resp_started || net_sreq_responded(s)) {
         log_debug("invoke", "aborting response from %s: %s", p->target, err);
         net_sreq_abort(s);
         return;
     }
     log_debug("invoke", "failed to invoke %s: %s", p->target, err);
-    invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
-                          p->target, err);
+    if (p->callee)
+        respond_callee_error(s, p->target, err);
+    else
+        invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                              p->target, err);
 }
 
 /* --- client-side callbacks -------------------------------------------------------------------- */
@@ -141,6 +185,7 @@ static void px_kept_done(px_t *p)
     if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
         p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
         p->mcp = body;
+        obs_call_mcp(&p->ocall, body.method, body.name, NULL);
     }
 }
 
@@ -150,6 +195,7 @@ static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
     px_keep(p, d, n);
     if (p->creq == NULL)
         return;
+    obs_call_bytes(&p->ocall, n, 0);
     if (net_creq_write(p->creq, d, n) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -207,24 +253,41 @@ static bool is_sidecar_header(const char *n, size_t len);
 static bool skip_client_header(const char *name, size_t len, void *arg)
 {
     const px_t *p = arg;
-    if (p->mw && p->call.set_headers.header_count > 0) {
-        for (size_t i = 0; i < p->call.set_headers.header_count; i++) {
-            const net_header_t *h = &p->call.set_headers.headers[i];
-            if (h->name_len == len && memcmp(h->name, name, len) == 0)
-                return true;
-        }
-    }
-    for (size_t i = 0; i < p->mw_prev.header_count; i++) {
-        const net_header_t *h = &p->mw_prev.headers[i];
+    for (size_t i = 0; i < p->mw_set.header_count; i++) {
+        const net_header_t *h = &p->mw_set.headers[i];
         if (h->name_len == len && memcmp(h->name, name, len) == 0)
             return true;
     }
-    return is_sidecar_header(name, len) ||
+    return is_sidecar_header(name, len) || obs_skip_header(&p->ocall, name, len) ||
            (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
            (p->external && invoke__ext_overrides(&p->ext, name, len));
 }
 
 /* --- upstream callbacks ----------------------------------------------------------------------- */
+
+/*
+ * An attempt ended with @p out before any response byte reached the client: asks the resiliency
+ * policy whether to try again. Returns true when a retry is scheduled (the upstream request is
+ * then gone). A request is replayed only when its whole body was kept (spec §5.4: streaming
+ * requests are never retried).
+ */
+static bool px_retry(px_t *p, resil_outcome_t out, int status)
+{
+    resil_req_state_t rs;
+
+    if (p->rcall == NULL || p->sreq == NULL || p->resp_started)
+        return false;
+    rs.replayable = p->kept_all && p->body_len >= 0;
+    rs.tool_call = p->mcp.valid && (p->mcp.batch || strcmp(p->mcp.method, "tools/call") == 0);
+    rs.to_peer = !p->to_app;
+    if (!resil_call_failed(p->rcall, out, status, &rs))
+        return false;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    return true;
+}
 
 static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
 {
@@ -237,7 +300,15 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     (void)c;
     if (p->sreq == NULL)
         return;
+    if (h->status < 200 || h->status > 399) {
+        bool callee_error = !p->to_app && net_head_get(h, CALLEE_ERROR_HEADER) != NULL;
+        if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
+            return;
+    }
+    obs_call_response(&p->ocall, h->status);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
+    if (p->rcall != NULL)
+        resil_call_forwarding(p->rcall, h->status, p->sse);
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
     add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
@@ -258,6 +329,7 @@ static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
     px_t *p = ctx;
     if (p->sreq == NULL)
         return;
+    obs_call_bytes(&p->ocall, 0, n);
     if (net_sreq_write(p->sreq, d, n) < 0) {
         net_creq_abort(c);
         p->creq = NULL;
@@ -284,6 +356,13 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
     px_t *p = ctx;
     (void)c;
     p->creq = NULL;
+    if (status == ERR_NET_CONNECT && !p->to_app)
+        cache_forget(p->iw, p->id, p->ns);
+    if (status == 0 && p->rcall != NULL)
+        resil_call_end(p->rcall);
+    if (status != 0 &&
+        px_retry(p, status == ERR_NET_CONNECT ? RESIL_CONNECT_FAILED : RESIL_TRANSPORT_FAILED, 0))
+        return;
     if (status == 0) {
         if (p->sreq != NULL) {
             net_sreq_t *s = p->sreq;
@@ -299,8 +378,6 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
                 status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
                 detail ? detail : err_str(status));
     } else {
-        if (status == ERR_NET_CONNECT)
-            cache_forget(p->iw, p->id, p->ns);
         px_fail(p, "connection error to %s:%d: %s", p->host, p->port,
                 detail ? detail : err_str(status));
     }
@@ -335,6 +412,15 @@ static void px_send(px_t *p)
                          .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
+    if (p->rcall != NULL) {
+        /* An open breaker answers at once: nothing is sent upstream (spec §1.5). */
+        rc = resil_call_begin(p->rcall);
+        if (rc < 0) {
+            px_fail(p, "%s", err_str(rc));
+            px_maybe_free(p);
+            return;
+        }
+    }
     rc = 0;
     if (p->external) {
         /* The remote server's own name: Host as the URL wrote it, SNI and certificate check. */
@@ -354,18 +440,20 @@ static void px_send(px_t *p)
         px_maybe_free(p);
         return;
     }
-    if (p->body_buffered) {
-        /* A middleware read the body already: send it as a whole. */
-        if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
-            net_creq_end(p->creq) < 0) {
-            net_creq_abort(p->creq);
-            p->creq = NULL;
-            px_fail(p, "failed writing the request body upstream");
-            px_maybe_free(p);
-        }
+    if (!p->body_buffered && !p->body_read) {
+        p->body_read = true;
+        net_sreq_read_body(p->sreq, &client_cbs, p);
         return;
     }
-    net_sreq_read_body(p->sreq, &client_cbs, p);
+    /* The body is whole in kept: a middleware read it before deciding, or this is a retry
+     * (px_retry only retries when all of it was kept). */
+    if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
+        net_creq_end(p->creq) < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed writing the request body upstream");
+        px_maybe_free(p);
+    }
 }
 
 /* --- name resolution with a short per-worker cache -------------------------------------------- */
@@ -478,6 +566,60 @@ static void after_lookup(uv_work_t *w, int status)
     px_send(p);
 }
 
+/* Starts an attempt: straight to our own app, to a peer from the cache, else after a lookup. */
+static void px_route(px_t *p)
+{
+    const invoke_cache_entry_t *e;
+    int rc;
+
+    if (p->to_app || p->external) {
+        px_send(p);
+        return;
+    }
+    e = cache_get(p->iw, p->id, p->ns);
+    if (e != NULL) {
+        memcpy(p->host, e->host, sizeof(p->host));
+        p->port = e->port;
+        px_send(p);
+        return;
+    }
+    p->resolving = true;
+    p->work.data = p;
+    rc = uv_queue_work(net_worker_loop(p->iw->nw), &p->work, do_lookup, after_lookup);
+    if (rc < 0) {
+        p->resolving = false;
+        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
+        px_maybe_free(p);
+    }
+}
+
+/* The resiliency timeout of the running attempt fired (spec §1.5: "context deadline exceeded"). */
+static void on_attempt_timeout(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    if (!px_retry(p, RESIL_TIMED_OUT, 0)) {
+        px_fail(p, "context deadline exceeded");
+        px_maybe_free(p);
+    }
+}
+
+/* The pause before a retry ended: the next attempt (a peer is looked up again if it was lost). */
+static void on_retry_due(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->sreq == NULL) {
+        px_maybe_free(p);
+        return;
+    }
+    px_route(p);
+}
+
 /* --- building the upstream head --------------------------------------------------------------- */
 
 /* Identity and routing headers only the sidecar may set: whatever a client or app sends under
@@ -518,7 +660,7 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     p->iw = iw;
     p->sreq = req;
     net_head_init(&p->out);
-    net_head_init(&p->mw_prev);
+    net_head_init(&p->mw_set);
     p->out.method = in->method;
     p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
     buf_init(&p->kept, INVOKE_KEEP_BODY_MAX);
@@ -579,6 +721,12 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
         return;
     }
     if (v == POL_RESPOND) {
+        if (call->deny_layer != NULL)
+            obs_denied(p->iw->sc->obs, &p->ocall, call->deny_layer,
+                       call->side == POL_SIDE_APP ? p->caller_id : p->iw->sc->opts->app_id,
+                       call->side == POL_SIDE_APP ? p->iw->sc->opts->app_id : p->target,
+                       p->mcp.valid ? p->mcp.method : NULL, p->mcp.valid ? p->mcp.name : NULL);
+        obs_call_response(&p->ocall, call->status);
         log_debug("middleware", "%s answered %d for %s",
                   call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
         px_mw_respond(p);
@@ -587,7 +735,8 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
     }
     for (size_t i = 0; i < call->set_headers.header_count; i++) {
         const net_header_t *h = &call->set_headers.headers[i];
-        if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0) {
+        if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0 ||
+            net_head_add(&p->mw_set, h->name, h->name_len, "", 0) < 0) {
             px_fail(p, "request head too large");
             px_maybe_free(p);
             return;
@@ -662,6 +811,10 @@ static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_
         next(p);
         return;
     }
+    if (p->mw) { /* a second pipeline for the same request (httpPipeline, then appHttpPipeline) */
+        pol_call_free(&p->call);
+        buf_free(&p->mw_path);
+    }
     pol_call_init(&p->call);
     p->mw = true;
     p->mw_next = next;
@@ -706,31 +859,6 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
     return rc;
 }
 
-/* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
- * form, "/v1.0/invoke/<target>/method". */
-static void px_resource_base(px_t *p, bool from_header)
-{
-    const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
-    int n = snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
-                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
-    if (!from_header && n > 0 && (size_t)n < sizeof(p->res_base))
-        snprintf(p->res_base + n, sizeof(p->res_base) - (size_t)n, "/v1.0/invoke/%s/method",
-                 p->target);
-}
-
-/* Metadata URL of app @p id as the client reaches it through its sidecar. */
-static void px_prm_base(px_t *p, const char *id)
-{
-    const char *scheme_end = strstr(p->res_base, "://");
-    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
-    int olen = path ? (int)(path - p->res_base) : (int)strlen(p->res_base);
-    snprintf(p->prm_base, sizeof(p->prm_base),
-             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, p->res_base,
-             id);
-}
-
-static void forward_routed(px_t *p);
-
 /*
  * An HTTPEndpoint or full-URL target (spec §1.6): URL = base path + "/" + method (+ query); the
  * endpoint's headers replace the client's of the same name. The caller's identity goes along as
@@ -770,32 +898,36 @@ static void forward_external(px_t *p)
     log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
               p->ext.authority, buf_ptr(&u));
     buf_free(&u);
+    p->ext.path = NULL;
     str_copy(p->host, sizeof(p->host), p->ext.host);
     p->port = p->ext.port;
-    /* appHttpPipeline runs on calls to HTTPEndpoints too (spec §1.6), after httpPipeline: keep
-     * what that one replaced, then judge the path the remote server sees. */
-    if (p->mw) {
-        for (size_t i = 0; rc == 0 && i < p->call.set_headers.header_count; i++) {
-            const net_header_t *h = &p->call.set_headers.headers[i];
-            rc = net_head_add(&p->mw_prev, h->name, h->name_len, h->value, h->value_len);
-        }
-        pol_call_free(&p->call);
-        p->mw = false;
-        buf_free(&p->mw_path);
-    }
-    buf_init(&u, 64 * 1024);
-    rc = rc ? rc : buf_append(&u, "/", 1);
-    rc = rc ? rc : buf_append(&u, buf_ptr(&p->route_method), p->route_method.len);
-    if (rc < 0) {
-        buf_free(&u);
-        px_fail(p, "request head too large");
-        px_maybe_free(p);
-        return;
-    }
-    str_copy(p->caller_id, sizeof(p->caller_id), o->app_id);
-    px_pipeline(p, POL_SIDE_APP, u.ptr, u.len, px_send);
-    buf_free(&u);
+    px_send(p);
 }
+
+/* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
+ * form, "/v1.0/invoke/<target>/method". */
+static void px_resource_base(px_t *p, bool from_header)
+{
+    const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
+    int n = snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
+                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
+    if (!from_header && n > 0 && (size_t)n < sizeof(p->res_base))
+        snprintf(p->res_base + n, sizeof(p->res_base) - (size_t)n, "/v1.0/invoke/%s/method",
+                 p->target);
+}
+
+/* Metadata URL of app @p id as the client reaches it through its sidecar. */
+static void px_prm_base(px_t *p, const char *id)
+{
+    const char *scheme_end = strstr(p->res_base, "://");
+    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    int olen = path ? (int)(path - p->res_base) : (int)strlen(p->res_base);
+    snprintf(p->prm_base, sizeof(p->prm_base),
+             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, p->res_base,
+             id);
+}
+
+static void forward_routed(px_t *p);
 
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
 {
@@ -819,6 +951,10 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p->route_query = route->query;
     p->route_query_len = route->query_len;
+    /* Resiliency policies are looked up by the target as the caller named it (spec §5.4): an
+     * app id, or an HTTPEndpoint's name, which then gets the same policies as an app. */
+    p->rcall = resil_call_new(iw->sc->resil, net_worker_loop(iw->nw), p->target,
+                              buf_ptr(&p->route_method), on_attempt_timeout, on_retry_due, p);
     px_resource_base(p, route->from_header);
     /* httpPipeline: the app's call into its sidecar, judged on the path it used. */
     url_end = memchr(in->url, '?', in->url_len);
@@ -835,12 +971,17 @@ static void forward_routed(px_t *p)
     err_detail_t d = {{0}};
     int rc;
 
-    /* HTTPEndpoint names and full URLs before app ids, as Dapr does (spec §1.1). */
     rc = invoke__ext_target(sc->ext, sc->components, p->target, &p->ext, &d);
     if (rc != 0) {
-        if (rc > 0)
-            forward_external(p);
-        else {
+        if (rc > 0) {
+            /* appHttpPipeline also wraps calls to HTTPEndpoints and full URLs (as in Dapr). */
+            char path[2048];
+            int n = snprintf(path, sizeof(path), "/%.*s", (int)p->route_method.len,
+                             p->route_method.ptr ? p->route_method.ptr : "");
+            px_pipeline(p, POL_SIDE_APP, path,
+                        n > 0 && (size_t)n < sizeof(path) ? (size_t)n : sizeof(path) - 1,
+                        forward_external);
+        } else {
             px_fail(p, "%s", d.msg);
             px_maybe_free(p);
         }
@@ -854,6 +995,9 @@ static void forward_routed(px_t *p)
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
+    obs_call_start(sc->obs, &p->ocall, net_worker_index(iw->nw),
+                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, net_sreq_head(p->sreq), p->id,
+                   buf_ptr(&p->route_method), p->route_method.len);
     rc = set_url(&p->out, buf_ptr(&p->route_method), p->route_method.len, p->route_query,
                  p->route_query_len);
     p->drop_api_token = sc->api_token != NULL;
@@ -868,6 +1012,7 @@ static void forward_routed(px_t *p)
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
         rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->res_base);
     }
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -881,26 +1026,8 @@ static void forward_routed(px_t *p)
         }
         str_copy(p->host, sizeof(p->host), o->app_channel_address);
         p->port = o->app_port;
-        px_send(p);
-        return;
     }
-    {
-        const invoke_cache_entry_t *e = cache_get(iw, p->id, p->ns);
-        if (e != NULL) {
-            memcpy(p->host, e->host, sizeof(p->host));
-            p->port = e->port;
-            px_send(p);
-            return;
-        }
-    }
-    p->resolving = true;
-    p->work.data = p;
-    rc = uv_queue_work(net_worker_loop(iw->nw), &p->work, do_lookup, after_lookup);
-    if (rc < 0) {
-        p->resolving = false;
-        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
-        px_maybe_free(p);
-    }
+    px_route(p);
 }
 
 /* The callee side: a peer sidecar forwards a call for our app. */
@@ -990,6 +1117,13 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
                         sc->mtls ? peer_id.ns : "");
     if (!allowed) {
         buf_t msg;
+        char mm[64] = "", mn[OBS_LABEL_MAX] = "";
+        const net_header_t *hm = net_head_get(in, "mcp-method"), *hn = net_head_get(in, "mcp-name");
+        if (hm != NULL)
+            snprintf(mm, sizeof(mm), "%.*s", (int)hm->value_len, hm->value);
+        if (hn != NULL)
+            snprintf(mn, sizeof(mn), "%.*s", (int)hn->value_len, hn->value);
+        obs_denied(sc->obs, NULL, "acl", caller_id, o->app_id, mm, mn);
         buf_init(&msg, ACL_DENY_MESSAGE_MAX);
         log_debug("acl",
                   "denied caller=%s target=%s operation=%s verb=%s level=%s reason=%s "
@@ -1019,8 +1153,12 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
+    p->callee = true;
+    obs_call_start(sc->obs, &p->ocall, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
+                   path.ptr, path.len);
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);

@@ -15,6 +15,7 @@
 #include "invoke/resolve.h"
 #include "policy/acl.h"
 #include "policy/mw.h"
+#include "resiliency/resiliency.h"
 #include "resources/resources.h"
 
 #define MAX_WORKERS 64
@@ -32,6 +33,8 @@ void invoke_opts_defaults(invoke_opts_t *o)
     o->graceful_shutdown_seconds = 5;
     o->stream_idle_timeout_s = 3600;
     o->mtls = -1;
+    o->api_logging = -1;
+    o->metrics = -1;
 }
 
 typedef struct run_state {
@@ -47,6 +50,7 @@ typedef struct run_state {
     uint64_t drain_deadline;          /* loop time when draining gives up */
     bool stopping;                    /* a stop signal arrived */
     res_watch_t *watch;               /* Configuration hot reload; NULL without --config */
+    resil_watch_t *resil_watch;       /* Resiliency hot reload; NULL without --resources-path */
     char app_id[INVOKE_ID_MAX];       /* for re-registration */
 } run_state_t;
 
@@ -137,6 +141,8 @@ static void on_drain_tick(uv_timer_t *t)
     if (rs->watch != NULL)
         res_watch_close(rs->watch);
     rs->watch = NULL;
+    resil_watch_close(rs->resil_watch);
+    rs->resil_watch = NULL;
     uv_close((uv_handle_t *)&rs->heartbeat, NULL);
     uv_close((uv_handle_t *)&rs->sigint, NULL);
     uv_close((uv_handle_t *)&rs->sigterm, NULL);
@@ -196,6 +202,30 @@ static char *render_resources(const res_components_t *cs)
     return buf_take(&b);
 }
 
+/* Loads the Resiliency resources of --resources-path (an invalid one stops the start, as any
+ * invalid resource does). */
+static int load_resiliency(invoke_sidecar_t *sc, uint64_t *hash)
+{
+    const invoke_opts_t *o = sc->opts;
+    resil_spec_t *spec = NULL;
+    err_detail_t d = {{0}};
+    int rc = 0;
+
+    *hash = 0;
+    if (o->resources_path_count > 0)
+        rc = resil_spec_load(o->resources_paths, o->resources_path_count, o->app_id, &spec, hash,
+                             &d);
+    if (rc < 0) {
+        log_error("resiliency", "cannot load resiliency resources: %s",
+                  d.msg[0] ? d.msg : err_str(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < resil_spec_resource_count(spec); i++)
+        log_info("resiliency", "resiliency loaded: %s", resil_spec_resource_name(spec, i));
+    sc->resil = resil_new(o->app_id, o->namespace_, spec);
+    return 0;
+}
+
 static int listen_all(run_state_t *rs, net_server_cbs_t *api, net_server_cbs_t *internal)
 {
     const invoke_opts_t *o = rs->sc.opts;
@@ -233,7 +263,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
 {
     run_state_t *rs = mem_calloc(sizeof(*rs));
     invoke_sidecar_t *sc = &rs->sc;
-    net_server_cbs_t api = {.on_request = invoke__on_api_request};
+    net_server_cbs_t api = {.on_request = invoke__on_api_request, .on_done = invoke__on_api_done};
     net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
     const res_config_t *config = NULL;
     res_snapshot_t *snap = NULL;
@@ -244,6 +274,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     err_detail_t d = {{0}};
     net_limits_t limits;
     int rc = 0, started = 0, exit_code = 1;
+    uint64_t resil_hash = 0;
     bool registered = false;
     const char *host_ip = getenv("DAPR_HOST_IP");
 
@@ -286,6 +317,9 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         log_error("sidecar", "cannot set up HTTPEndpoints: %s", d.msg[0] ? d.msg : err_str(rc));
         goto out;
     }
+    rc = load_resiliency(sc, &resil_hash);
+    if (rc < 0)
+        goto out;
     if (opts->config_path != NULL) {
         rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
@@ -322,6 +356,20 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         rs->nworkers = MAX_WORKERS;
     if (rs->nworkers < 1)
         rs->nworkers = 1;
+    {
+        obs_opts_t oo = {.app_id = opts->app_id,
+                         .namespace_ = opts->namespace_,
+                         .config = config,
+                         .workers = rs->nworkers,
+                         .api_logging = opts->api_logging};
+        rc = obs_new(&oo, &sc->obs, &d);
+        if (rc < 0) {
+            log_error("sidecar", "invalid observability settings: %s",
+                      d.msg[0] ? d.msg : err_str(rc));
+            rs->nworkers = 0; /* none created yet */
+            goto out;
+        }
+    }
     rs->iw = mem_calloc(sizeof(*rs->iw) * (size_t)rs->nworkers);
     for (int i = 0; i < rs->nworkers; i++) {
         rs->nw[i] = net_worker_new(&limits, i);
@@ -336,7 +384,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     rc = listen_all(rs, &api, &internal);
     if (rc < 0)
         goto out;
-    if (opts->metrics_port > 0) {
+    if (opts->metrics_port > 0 && opts->metrics != 0 && obs_metrics_enabled(sc->obs)) {
         net_server_cbs_t mcbs = {.on_request = invoke__on_metrics_request};
         int mrc = net_listen(rs->nw[0], opts->listen_address, opts->metrics_port, &mcbs, &rs->iw[0],
                              &sc->metrics_port);
@@ -378,11 +426,17 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         if (res_watch_start(&rs->loop, &wo, &rs->watch, &d) < 0)
             log_warn("sidecar", "configuration changes will not be picked up: %s", d.msg);
     }
+    if (opts->resources_path_count > 0 &&
+        resil_watch_start(sc->resil, &rs->loop, opts->resources_paths, opts->resources_path_count,
+                          resil_hash, &rs->resil_watch, &d) < 0)
+        log_warn("resiliency", "resiliency changes will not be picked up: %s", d.msg);
     if (resolve_heartbeat_interval_ms(sc->resolve) > 0) /* 0: the backend needs none (dns) */
         uv_timer_start(&rs->heartbeat, on_heartbeat,
                        (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
                        (uint64_t)resolve_heartbeat_interval_ms(sc->resolve));
 
+    if (obs_start(sc->obs) < 0)
+        log_warn("trace", "cannot start the span exporter thread: spans are not exported");
     for (started = 0; started < rs->nworkers; started++) {
         rc = uv_thread_create(&rs->threads[started], worker_main, rs->nw[started]);
         if (rc < 0)
@@ -402,6 +456,7 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     for (int i = 0; i < started; i++)
         uv_thread_join(&rs->threads[i]);
     uv_loop_close(&rs->loop);
+    obs_stop(sc->obs); /* one last export of what the workers queued */
     exit_code = rc < 0 ? 1 : 0;
     log_info("sidecar", "stopped");
 out:
@@ -419,6 +474,8 @@ out:
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
     invoke__ext_free(sc->ext);
+    resil_free(sc->resil);
+    obs_free(sc->obs);
     res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);

@@ -151,10 +151,24 @@ void net_worker_free(net_worker_t *w);
 
 typedef struct net_sreq net_sreq_t;
 
+/* What a finished request cost, for metrics and access logs. */
+typedef struct net_sreq_stats {
+    int status;         /* response status sent; 0 when no head went out */
+    uint64_t start_ns;  /* uv_hrtime() when the request head was complete */
+    uint64_t end_ns;    /* uv_hrtime() when the response ended or was aborted */
+    uint64_t in_bytes;  /* request body bytes received (decoded) */
+    uint64_t out_bytes; /* response body bytes handed to the connection */
+    bool aborted;       /* cut (abort, client gone, timeout) instead of ended */
+} net_sreq_stats_t;
+
 typedef struct net_server_cbs {
     /* A request head arrived. The handler must eventually end or abort the response. The request
      * body (if any) is not delivered until net_sreq_read_body is called. */
     void (*on_request)(net_sreq_t *req, void *ctx);
+    /* Optional: the request is over (ended, aborted or its client left). Runs once per request
+     * given to on_request, on the worker's loop, while net_sreq_head(req) is still valid; it must
+     * not call any net_sreq_* function but net_sreq_head and net_sreq_peer_id. */
+    void (*on_done)(net_sreq_t *req, const net_sreq_stats_t *st, void *ctx);
 } net_server_cbs_t;
 
 typedef struct net_sreq_body_cbs {

@@ -62,6 +62,7 @@ struct net_sreq {
     bool continue_sent;      /* we answered it */
     bool drain_wanted;       /* queue went over high water; tell the handler when it drops */
     bool dispatched;         /* the handler has been given the request */
+    net_sreq_stats_t stats;  /* for the on_done hook */
 };
 
 typedef struct net_conn {
@@ -145,6 +146,20 @@ static void on_handle_closed(uv_handle_t *h)
     mem_free(c);
 }
 
+/* Marks the request over and reports it to on_done once (only requests the handler was given). */
+static void req_finish(net_conn_t *c, bool aborted)
+{
+    net_sreq_t *r = &c->req;
+    bool was_ended = r->ended;
+
+    r->ended = true;
+    if (was_ended || !r->dispatched || c->cbs.on_done == NULL)
+        return;
+    r->stats.end_ns = uv_hrtime();
+    r->stats.aborted = aborted;
+    c->cbs.on_done(r, &r->stats, c->ctx);
+}
+
 /* Closes the connection. If the handler still holds the request, it is told (on_close) first and
  * the request is dead when that returns. */
 static void conn_close(net_conn_t *c)
@@ -154,7 +169,7 @@ static void conn_close(net_conn_t *c)
     c->closing = true;
     stop_reading(c);
     if (c->state == CONN_ACTIVE && !c->req.ended) {
-        c->req.ended = true;
+        req_finish(c, true);
         if (c->req.watching && c->req.cbs.on_close)
             c->req.cbs.on_close(&c->req, ERR_CLOSED, c->req.ctx);
     }
@@ -173,7 +188,7 @@ static void conn_close_after_output(net_conn_t *c)
 {
     stop_reading(c);
     if (c->state == CONN_ACTIVE && !c->req.ended) {
-        c->req.ended = true;
+        req_finish(c, true);
         if (c->req.watching && c->req.cbs.on_close)
             c->req.cbs.on_close(&c->req, ERR_CLOSED, c->req.ctx);
     }
@@ -469,6 +484,7 @@ static int on_headers_complete(http_parser *p)
     /* Hand the request over. */
     net_head_free(&c->req.head);
     c->req = (net_sreq_t){.conn = c, .head = *h};
+    c->req.stats.start_ns = uv_hrtime();
     net_head_init(h);
     ex = net_head_get(&c->req.head, "expect");
     c->req.expect_continue = ex != NULL && str_ieq(ex->value, ex->value_len, "100-continue");
@@ -487,6 +503,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     net_sreq_t *r = &c->req;
 
     arm_timer(c, c->w->limits.body_idle_timeout_ms);
+    r->stats.in_bytes += n;
     if (!r->ended && r->cbs.on_body)
         r->cbs.on_body(r, at, n, r->ctx);
     if (c->closing)
@@ -1106,6 +1123,7 @@ int net_sreq_respond_ex(net_sreq_t *r, int status, const net_head_t *h, const ne
         if (!keep)
             r->head.keep_alive = false;
         r->responded = true;
+        r->stats.status = status;
         r->resp_no_body = no_body;
         if (c->out.pending.len == 0) {
             /* Hand the head's buffer to the output instead of copying it; the old, empty
@@ -1156,6 +1174,7 @@ int net_sreq_write(net_sreq_t *r, const char *p, size_t n)
     rc = net__out_chunk(c->w, &c->out, p, n, r->resp_chunked);
     if (rc < 0)
         return rc;
+    r->stats.out_bytes += n;
     if (net__out_queued(&c->out) > c->w->limits.high_water_bytes)
         r->drain_wanted = true;
     return 0;
@@ -1173,7 +1192,7 @@ void net_sreq_end(net_sreq_t *r)
 
     if (r->ended || c->closing)
         return;
-    r->ended = true;
+    req_finish(c, false);
     if (r->resp_chunked)
         conn_write(c, last, sizeof(last) - 1);
     if (!r->head.keep_alive || r->resp_until_close || !r->body_done || c->client_gone) {
@@ -1191,7 +1210,7 @@ void net_sreq_abort(net_sreq_t *r)
     net_conn_t *c = r->conn;
     if (c->closing)
         return;
-    r->ended = true;
+    req_finish(c, true);
     conn_close(c);
 }
 

@@ -1,0 +1,438 @@
+/*
+ * The span exporter: one thread, off the request path, that every delay_ms drains the worker
+ * rings and sends the spans in batches as OTLP/HTTP with JSON encoding (POST <path>,
+ * Content-Type: application/json), over TLS when isSecure, and/or logs them (tracing.stdout).
+ * Blocking I/O is fine here: a slow or dead collector only fills the rings, and a full ring drops
+ * spans (counted) instead of making a request wait.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <http_parser.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "observe/obs_int.h"
+
+#define OTLP_BODY_MAX (16 * 1024 * 1024) /* one request's JSON */
+
+static void hex(buf_t *b, const uint8_t *p, size_t n, int *rc)
+{
+    static const char digits[] = "0123456789abcdef";
+    char s[33];
+    for (size_t i = 0; i < n; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    *rc = *rc ? *rc : buf_append(b, s, 2 * n);
+}
+
+/* Appends a literal. */
+static void lit(buf_t *b, const char *s, int *rc)
+{
+    *rc = *rc ? *rc : buf_append(b, s, strlen(s));
+}
+
+/* Appends @p v JSON-escaped, in runs of bytes that need no escape (the exporter's hot loop). */
+static void jstr(buf_t *b, const char *v, int *rc)
+{
+    const char *run = v;
+    for (const char *p = v; *rc == 0; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != 0 && c != '"' && c != '\\' && c >= 0x20 && c != 0x7f)
+            continue;
+        *rc = buf_append(b, run, (size_t)(p - run));
+        if (c == 0 || *rc)
+            return;
+        *rc = buf_append_json_str(b, p, 1);
+        run = p + 1;
+    }
+}
+
+static void str_attr(buf_t *b, const char *key, const char *v, bool *first, int *rc)
+{
+    if (v == NULL || *v == '\0' || *rc)
+        return;
+    lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"", rc);
+    lit(b, key, rc);
+    lit(b, "\",\"value\":{\"stringValue\":\"", rc);
+    jstr(b, v, rc);
+    lit(b, "\"}}", rc);
+    *first = false;
+}
+
+static void int_attr(buf_t *b, const char *key, long long v, bool *first, int *rc)
+{
+    lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"", rc);
+    lit(b, key, rc);
+    lit(b, "\",\"value\":{\"intValue\":\"", rc);
+    *rc = *rc ? *rc : buf_append_u64(b, (uint64_t)(v < 0 ? 0 : v));
+    lit(b, "\"}}", rc);
+    *first = false;
+}
+
+/* Span name per the MCP semantic conventions ("{mcp.method.name} {target}"), else HTTP's
+ * ("{method} {path}"). */
+static void span_name(const obs_span_t *s, char *out, size_t n)
+{
+    const char *m = http_method_str((enum http_method)s->http_method);
+    if (s->mcp_method[0] && s->mcp_tool[0])
+        snprintf(out, n, "%s %s", s->mcp_method, s->mcp_tool);
+    else if (s->mcp_method[0])
+        snprintf(out, n, "%s", s->mcp_method);
+    else
+        snprintf(out, n, "%s %s", m, s->path[0] ? s->path : "/");
+}
+
+static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
+{
+    char name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
+    bool first = true, failed = s->error[0] != '\0' || s->status >= 500 || s->status == 0;
+    const char *caller = s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id;
+    const char *callee = s->side == OBS_SIDE_CALLEE ? o->app_id : s->peer_app;
+    int rc = buf_append_str(b, "{\"traceId\":\"");
+
+    span_name(s, name, sizeof(name));
+    hex(b, s->trace_id, 16, &rc);
+    rc = rc ? rc : buf_append_str(b, "\",\"spanId\":\"");
+    hex(b, s->span_id, 8, &rc);
+    if (s->has_parent) {
+        rc = rc ? rc : buf_append_str(b, "\",\"parentSpanId\":\"");
+        hex(b, s->parent_id, 8, &rc);
+    }
+    lit(b, "\",\"name\":\"", &rc);
+    jstr(b, name, &rc);
+    lit(b,
+        s->side == OBS_SIDE_CALLEE ? "\",\"kind\":2,\"startTimeUnixNano\":\""
+                                   : "\",\"kind\":3,\"startTimeUnixNano\":\"",
+        &rc);
+    rc = rc ? rc : buf_append_u64(b, s->start_unix_ns);
+    lit(b, "\",\"endTimeUnixNano\":\"", &rc);
+    rc = rc ? rc : buf_append_u64(b, s->end_unix_ns);
+    lit(b, "\",\"attributes\":[", &rc);
+    str_attr(b, "http.request.method", http_method_str((enum http_method)s->http_method), &first,
+             &rc);
+    str_attr(b, "url.path", s->path, &first, &rc);
+    if (s->status > 0)
+        int_attr(b, "http.response.status_code", s->status, &first, &rc);
+    str_attr(b, "dapr.caller_app_id", caller, &first, &rc);
+    str_attr(b, "dapr.callee_app_id", callee, &first, &rc);
+    str_attr(b, "dapr.namespace", o->namespace_, &first, &rc);
+    str_attr(b, "mcp.method.name", s->mcp_method, &first, &rc);
+    str_attr(b, "mcp.session.id", s->mcp_session, &first, &rc);
+    if (strcmp(s->mcp_method, "tools/call") == 0) {
+        str_attr(b, "gen_ai.tool.name", s->mcp_tool, &first, &rc);
+        str_attr(b, "gen_ai.operation.name", "execute_tool", &first, &rc);
+    } else if (strcmp(s->mcp_method, "prompts/get") == 0) {
+        str_attr(b, "gen_ai.prompt.name", s->mcp_tool, &first, &rc);
+    } else if (strncmp(s->mcp_method, "resources/", 10) == 0) {
+        str_attr(b, "mcp.resource.uri", s->mcp_tool, &first, &rc);
+    }
+    if (s->mcp_method[0])
+        str_attr(b, "network.protocol.name", "http", &first, &rc);
+    if (failed)
+        str_attr(b, "error.type", s->error[0] ? s->error : "", &first, &rc);
+    if (failed && s->error[0] == '\0' && s->status > 0) {
+        char st[16];
+        snprintf(st, sizeof(st), "%d", s->status);
+        str_attr(b, "error.type", st, &first, &rc);
+    }
+    rc = rc ? rc : buf_append_str(b, "]");
+    if (failed) {
+        rc = rc ? rc : buf_append_str(b, ",\"status\":{\"code\":2,\"message\":\"");
+        rc = rc ? rc : buf_append_json_str(b, s->error, strlen(s->error));
+        rc = rc ? rc : buf_append_str(b, "\"}");
+    }
+    return rc ? rc : buf_append_str(b, "}");
+}
+
+int obs__otlp_json(const obs_t *o, const obs_span_t *s, size_t n, buf_t *b)
+{
+    int rc = buf_append_str(b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+                               "\"service.name\",\"value\":{\"stringValue\":\"");
+    rc = rc ? rc : buf_append_json_str(b, o->app_id, strlen(o->app_id));
+    rc =
+        rc ? rc
+           : buf_append_str(b, "\"}},{\"key\":\"service.namespace\",\"value\":{\"stringValue\":\"");
+    rc = rc ? rc : buf_append_json_str(b, o->namespace_, strlen(o->namespace_));
+    rc = rc ? rc
+            : buf_printf(b,
+                         "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"outrigger\",\"version\":"
+                         "\"%s\"},\"spans\":[",
+                         OUTRIGGER_VERSION);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0)
+            rc = buf_append(b, ",", 1);
+        rc = rc ? rc : span_json(o, &s[i], b);
+    }
+    return rc ? rc : buf_append_str(b, "]}]}]}");
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Connects to host:port within @p deadline (monotonic ms); returns the fd or -1. */
+static int dial(const char *host, int port, uint64_t deadline)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char ps[16];
+    int fd = -1;
+
+    snprintf(ps, sizeof(ps), "%d", port);
+    if (getaddrinfo(host, ps, &hints, &res) != 0)
+        return -1;
+    for (struct addrinfo *a = res; a != NULL && fd < 0; a = a->ai_next) {
+        struct pollfd pfd;
+        int err = 0;
+        socklen_t el = sizeof(err);
+        uint64_t now = mono_ms();
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS)
+            goto next;
+        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+        if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) != 1)
+            goto next;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0)
+            goto next;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        continue;
+    next:
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+typedef struct conn {
+    int fd;
+    SSL *ssl;
+} conn_t;
+
+static int conn_write(conn_t *c, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w;
+        if (c->ssl != NULL) {
+            int r = SSL_write(c->ssl, p, (int)(n > 1 << 30 ? 1 << 30 : n));
+            w = r > 0 ? r : -1;
+        } else {
+            w = send(c->fd, p, n, MSG_NOSIGNAL);
+        }
+        if (w <= 0)
+            return ERR_IO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static ssize_t conn_read(conn_t *c, char *p, size_t n)
+{
+    if (c->ssl != NULL) {
+        int r = SSL_read(c->ssl, p, (int)n);
+        return r > 0 ? r : -1;
+    }
+    return recv(c->fd, p, n, 0);
+}
+
+/* POSTs @p body; returns the HTTP status, or a negative error. */
+static int post(obs_t *o, SSL_CTX *tls, const buf_t *body)
+{
+    uint64_t deadline = mono_ms() + o->export_timeout_ms;
+    conn_t c = {.fd = dial(o->endpoint_host, o->endpoint_port, deadline), .ssl = NULL};
+    struct timeval tv;
+    char head[2048], resp[64];
+    size_t got = 0;
+    int hl, status = ERR_IO;
+
+    if (c.fd < 0)
+        return ERR_NET_CONNECT;
+    tv.tv_sec = (time_t)(o->export_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(o->export_timeout_ms % 1000) * 1000;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (tls != NULL) {
+        ERR_clear_error();
+        c.ssl = SSL_new(tls);
+        if (c.ssl == NULL || SSL_set_fd(c.ssl, c.fd) != 1 ||
+            SSL_set_tlsext_host_name(c.ssl, o->endpoint_host) != 1 ||
+            SSL_set1_host(c.ssl, o->endpoint_host) != 1 || SSL_connect(c.ssl) != 1) {
+            status = ERR_NET_TLS;
+            goto out;
+        }
+    }
+    hl = snprintf(head, sizeof(head),
+                  "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\nUser-Agent: outrigger/%s\r\n",
+                  o->endpoint_path, o->endpoint_host, o->endpoint_port, body->len,
+                  OUTRIGGER_VERSION);
+    if (hl < 0 || (size_t)hl >= sizeof(head) || conn_write(&c, head, (size_t)hl) < 0 ||
+        (o->headers && conn_write(&c, o->headers, strlen(o->headers)) < 0) ||
+        conn_write(&c, "\r\n", 2) < 0 || conn_write(&c, body->ptr, body->len) < 0)
+        goto out;
+    while (got < 12) {
+        ssize_t r = conn_read(&c, resp + got, sizeof(resp) - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got >= 12 && memcmp(resp, "HTTP/1.", 7) == 0 && resp[9] >= '1' && resp[9] <= '5')
+        status = (resp[9] - '0') * 100 + (resp[10] - '0') * 10 + (resp[11] - '0');
+out:
+    if (c.ssl != NULL) {
+        SSL_shutdown(c.ssl);
+        SSL_free(c.ssl);
+    }
+    close(c.fd);
+    return status;
+}
+
+static void log_span(const obs_t *o, const obs_span_t *s)
+{
+    char tid[33], sid[17], pid[17] = "", name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
+    obs_trace_t t;
+    char tp[56];
+
+    memcpy(t.trace_id, s->trace_id, 16);
+    memcpy(t.span_id, s->span_id, 8);
+    t.sampled = true;
+    obs_traceparent_format(&t, tp);
+    memcpy(tid, tp + 3, 32);
+    tid[32] = '\0';
+    memcpy(sid, tp + 36, 16);
+    sid[16] = '\0';
+    if (s->has_parent) {
+        memcpy(t.span_id, s->parent_id, 8);
+        obs_traceparent_format(&t, tp);
+        memcpy(pid, tp + 36, 16);
+        pid[16] = '\0';
+    }
+    span_name(s, name, sizeof(name));
+    log_info("trace",
+             "span name=\"%s\" trace_id=%s span_id=%s parent_span_id=%s kind=%s status=%d "
+             "duration_ms=%.3f caller=%s callee=%s%s%s",
+             name, tid, sid, pid, s->side == OBS_SIDE_CALLEE ? "server" : "client", s->status,
+             (double)(s->end_unix_ns - s->start_unix_ns) / 1e6,
+             s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id,
+             s->side == OBS_SIDE_CALLEE ? o->app_id : s->peer_app, s->error[0] ? " error=" : "",
+             s->error);
+}
+
+static void send_batch(obs_t *o, SSL_CTX *tls, const obs_span_t *s, size_t n, bool *warned)
+{
+    static const char *const exported[] = {"exported"}, *const failed[] = {"failed"};
+    buf_t b;
+    int status;
+
+    if (n == 0)
+        return;
+    if (o->stdout_spans)
+        for (size_t i = 0; i < n; i++)
+            log_span(o, &s[i]);
+    if (o->endpoint_host[0] == '\0')
+        return;
+    buf_init(&b, OTLP_BODY_MAX);
+    status = obs__otlp_json(o, s, n, &b) == 0 ? post(o, tls, &b) : ERR_TOO_LARGE;
+    buf_free(&b);
+    if (status >= 200 && status < 300) {
+        obs__count(o, OBS_F_SPANS, exported, n);
+        *warned = false;
+        return;
+    }
+    obs__count(o, OBS_F_SPANS, failed, n);
+    if (!*warned) /* once per outage, not once per batch */
+        log_warn("trace", "exporting %zu spans to %s:%d%s failed: %s", n, o->endpoint_host,
+                 o->endpoint_port, o->endpoint_path,
+                 status < 0 ? err_str(status) : "collector answered an error status");
+    *warned = true;
+}
+
+/* Spans waiting in all rings (a snapshot; producers keep adding). */
+static size_t queued(obs_t *o)
+{
+    size_t n = 0;
+    for (int w = 0; w < o->workers; w++)
+        n += atomic_load_explicit(&o->rings[w].head, memory_order_acquire) -
+             atomic_load_explicit(&o->rings[w].tail, memory_order_relaxed);
+    return n;
+}
+
+static void export_main(void *arg)
+{
+    obs_t *o = arg;
+    obs_span_t *batch = mem_alloc(sizeof(*batch) * o->batch);
+    SSL_CTX *tls = NULL;
+    uint64_t next = mono_ms() + o->delay_ms;
+    bool warned = false;
+
+    if (o->secure && o->endpoint_host[0]) {
+        tls = SSL_CTX_new(TLS_client_method());
+        if (tls != NULL) {
+            SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, NULL);
+            SSL_CTX_set_default_verify_paths(tls);
+            SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
+        }
+    }
+    for (;;) {
+        bool stopping = atomic_load(&o->stop);
+        size_t n = 0;
+        /* Like OpenTelemetry's batch processor: export every delay_ms, or as soon as a full batch
+         * is queued, so that a busy sidecar drops only what a slow collector cannot take. */
+        if (!stopping && mono_ms() < next && queued(o) < o->batch) {
+            struct timespec nap = {0, 20 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
+        next = mono_ms() + o->delay_ms;
+        for (int w = 0; w < o->workers; w++) {
+            size_t got;
+            while ((got = obs__ring_pop(&o->rings[w], batch + n, o->batch - n)) > 0) {
+                n += got;
+                if (n == o->batch) {
+                    send_batch(o, tls, batch, n, &warned);
+                    n = 0;
+                }
+            }
+        }
+        send_batch(o, tls, batch, n, &warned);
+        if (stopping)
+            break;
+    }
+    SSL_CTX_free(tls);
+    mem_free(batch);
+}
+
+int obs__export_start(obs_t *o)
+{
+    int rc;
+    if (!o->tracing)
+        return 0;
+    rc = uv_thread_create(&o->thread, export_main, o);
+    if (rc == 0)
+        o->thread_started = true;
+    return rc;
+}
+
+void obs__export_stop(obs_t *o)
+{
+    if (!o->thread_started)
+        return;
+    atomic_store(&o->stop, true);
+    uv_thread_join(&o->thread);
+    o->thread_started = false;
+}

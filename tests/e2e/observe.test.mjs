@@ -1,0 +1,301 @@
+// Observability (issue 7), end to end with real sidecars (mTLS on), the official MCP SDK as client
+// and server, a real Prometheus server and an OTLP/HTTP receiver fed by the sidecars and by the
+// OpenTelemetry JS SDK:
+//   1. Prometheus scrapes both sidecars during an MCP run; its HTTP API returns the invocation
+//      counts by caller/target, an ACL denial (Dapr's counter and the MCP denial counter with
+//      layer="acl") and the per-tool counter with the right tool name;
+//   2. one trace: agent span (OpenTelemetry JS) → agent sidecar span → server sidecar span → the
+//      app, for a tools/call, with parent/child links, the client's trace id kept and the MCP
+//      attributes set;
+//   3. --log-as-json output parses line by line, with the API log and the audit line of the
+//      tool call (caller, target, tool, outcome, latency, trace id; arguments redacted);
+//   4. samplingRate "0" exports nothing;
+//   5. an unreachable collector does not slow requests (measured against tracing off).
+import { before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { context, trace, SpanKind, defaultTextMapSetter } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { TracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { Harness, MCP_SERVER_APP, RAW_APP, OUTRIGGER_BIN, DIRECT, HOOK_TIMEOUT, freePort, haveCommand, httpRequest, sleep, waitFor } from './lib/harness.mjs';
+
+const h = new Harness();
+const skip = DIRECT
+  ? 'E2E_DIRECT=1: needs real sidecars'
+  : /fake-outrigger\.mjs$/.test(OUTRIGGER_BIN)
+    ? 'the fake sidecar has no observability'
+    : false;
+
+/** An OTLP/HTTP (JSON) receiver: collects every span POSTed to /v1/traces. */
+async function startReceiver() {
+  const spans = [];
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      requests++;
+      if (req.method !== 'POST' || req.url !== '/v1/traces' || !/json/.test(req.headers['content-type'] ?? '')) {
+        res.writeHead(415).end();
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(chunks).toString());
+      for (const rs of body.resourceSpans ?? []) {
+        const attrs = Object.fromEntries((rs.resource?.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]));
+        for (const ss of rs.scopeSpans ?? [])
+          for (const s of ss.spans ?? [])
+            spans.push({ ...s, service: attrs['service.name'], attrs: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]])), headers: req.headers });
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  h.onCleanup(() => new Promise((r) => server.close(r)));
+  return { port, spans, get requests() { return requests; } };
+}
+
+/** A Configuration with the given spec body (YAML, indented 2). */
+function writeConfig(dir, name, spec) {
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(file, `apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: ${name}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`);
+  return file;
+}
+
+let home, confDir, receiver, server, agent, intruder;
+const TRACE_ENV = { OTEL_BSP_SCHEDULE_DELAY: '200' };
+
+before(async () => {
+  if (skip) return;
+  home = h.tmpHome();
+  confDir = h.tmpHome('outrigger-obs-conf-');
+  receiver = await startReceiver();
+  const tracing = `
+tracing:
+  samplingRate: "1"
+  otel:
+    endpointAddress: 127.0.0.1:${receiver.port}
+    protocol: http
+    isSecure: false
+    headers:
+      - name: x-collector-key
+        value: e2e
+logging:
+  apiLogging:
+    enabled: true
+    omitHealthChecks: true
+  mcpAudit:
+    arguments: true
+    redact: [message]`;
+  const serverConf = writeConfig(confDir, 'server', `${tracing}
+accessControl:
+  defaultAction: deny
+  trustDomain: public
+  policies:
+    - appId: analyst-agent
+      defaultAction: allow
+      trustDomain: public
+      namespace: default
+    - appId: zero-agent
+      defaultAction: allow
+      trustDomain: public
+      namespace: default`);
+  const agentConf = writeConfig(confDir, 'agent', tracing);
+  const app = await h.startNodeApp('mcp-server-app', MCP_SERVER_APP);
+  server = await h.startSidecar({ appId: 'mcp-server', appPort: app.port, home, extraArgs: ['--config', serverConf, '--log-as-json'], env: TRACE_ENV });
+  agent = await h.startSidecar({ appId: 'analyst-agent', home, extraArgs: ['--config', agentConf, '--log-as-json'], env: TRACE_ENV });
+  intruder = await h.startSidecar({ appId: 'intruder-agent', home });
+}, HOOK_TIMEOUT);
+
+const mcpUrl = (sidecar) => `${sidecar.url}/v1.0/invoke/mcp-server/method/mcp`;
+
+/** Runs initialize + tools/call echo through the agent's sidecar; returns the tool's text. */
+async function echoThrough(sidecar, message, headers = {}) {
+  const { client } = await h.mcpClient(mcpUrl(sidecar), { headers });
+  const r = await client.callTool({ name: 'echo', arguments: { message } });
+  await client.close();
+  return r.content[0].text;
+}
+
+let promPort;
+async function promQuery(q) {
+  const r = await httpRequest(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
+  const j = r.json;
+  assert.equal(j?.status, 'success', r.text);
+  return j.data.result;
+}
+
+h.test('Prometheus scrapes both sidecars: counts by caller/target, an ACL denial, a per-tool counter', { skip: skip || (!haveCommand('prometheus') && 'prometheus is not installed (scripts/install-deps.sh)'), timeout: 120000 }, async () => {
+  const dir = h.tmpHome('outrigger-prom-');
+  promPort = await freePort();
+  fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: outrigger\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['127.0.0.1:${server.metricsPort}', '127.0.0.1:${agent.metricsPort}', '127.0.0.1:${intruder.metricsPort}']\n`);
+  const prom = h.spawn('prometheus', 'prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`]);
+  await waitFor('prometheus ready', async () => (await httpRequest(`http://127.0.0.1:${promPort}/-/ready`, { timeoutMs: 1000 }).catch(() => ({}))).status === 200, { timeoutMs: 30000, proc: prom });
+
+  for (let i = 0; i < 3; i++) assert.equal(await echoThrough(agent, `hello ${i}`), `Echo: hello ${i}`);
+  // The intruder is refused by accessControl on the server's sidecar.
+  const denied = await httpRequest(mcpUrl(intruder), { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } }) });
+  assert.equal(denied.status, 403);
+
+  const q = {
+    sent: 'sum(dapr_runtime_service_invocation_req_sent_total{app_id="analyst-agent",dst_app_id="mcp-server"})',
+    recv: 'sum(dapr_runtime_service_invocation_req_recv_total{app_id="mcp-server",src_app_id="analyst-agent"})',
+    resRecv: 'sum(dapr_runtime_service_invocation_res_recv_total{app_id="analyst-agent",src_app_id="mcp-server",status="200"})',
+    aclBlocked: 'sum(dapr_runtime_acl_global_policy_action_blocked_total{app_id="mcp-server"})',
+    mcpDenied: 'sum(outrigger_mcp_denied_total{app_id="mcp-server",layer="acl",caller_app_id="intruder-agent",target_app_id="mcp-server",mcp_method="tools/call",tool="echo"})',
+    tool: 'sum(outrigger_mcp_requests_total{app_id="mcp-server",side="server",caller_app_id="analyst-agent",target_app_id="mcp-server",mcp_method="tools/call",tool="echo",status="200"})',
+    toolClient: 'sum(outrigger_mcp_requests_total{app_id="analyst-agent",side="client",target_app_id="mcp-server",mcp_method="tools/call",tool="echo"})',
+    latency: 'sum(outrigger_mcp_request_latency_ms_count{app_id="mcp-server",tool="echo"})',
+    httpServer: 'sum(dapr_http_server_request_count{app_id="analyst-agent",method="POST",path="/v1.0/invoke/mcp-server/method/mcp",status="200"})',
+    appChannel: 'sum(dapr_http_client_completed_count{app_id="mcp-server",method="POST",path="/mcp",status="200"})',
+  };
+  const want = { sent: 3 * 3, recv: 3 * 3, resRecv: 3 * 2, aclBlocked: 1, mcpDenied: 1, tool: 3, toolClient: 3, latency: 3, httpServer: 3 * 2, appChannel: 3 * 2 };
+  let got = {};
+  await waitFor('expected series in Prometheus', async () => {
+    got = {};
+    for (const [k, expr] of Object.entries(q)) {
+      const r = await promQuery(expr);
+      got[k] = r.length ? Number(r[0].value[1]) : 0;
+    }
+    return Object.keys(want).every((k) => got[k] >= want[k]);
+  }, { timeoutMs: 20000, intervalMs: 500 }).catch(() => {});
+  // Each MCP session: initialize (POST), notifications/initialized (POST, 202), tools/call (POST),
+  // plus the GET stream and DELETE; the exact totals depend on the SDK, the minima do not.
+  for (const k of Object.keys(want)) assert.ok(got[k] >= want[k], `${k}: ${q[k]} = ${got[k]}, want >= ${want[k]} (all: ${JSON.stringify(got)})`);
+  assert.equal(got.tool, 3, 'exactly one server-side tools/call per echo');
+  assert.equal(got.mcpDenied, 1);
+});
+
+h.test('one trace spans agent → agent sidecar → server sidecar → app for a tools/call', { skip }, async () => {
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: `http://127.0.0.1:${receiver.port}/v1/traces` }) })] });
+  const tracer = provider.getTracer('e2e-agent');
+  const root = tracer.startSpan('agent turn', { kind: SpanKind.CLIENT });
+  const carrier = {};
+  new W3CTraceContextPropagator().inject(trace.setSpan(context.active(), root), carrier, defaultTextMapSetter);
+  const traceId = root.spanContext().traceId;
+  assert.match(carrier.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+
+  const { client } = await h.mcpClient(mcpUrl(agent), { headers: { traceparent: carrier.traceparent, tracestate: 'e2e=1', baggage: 'user=alice' } });
+  const r = await client.callTool({ name: 'whoami', arguments: {} });
+  await client.close();
+  root.end();
+  await provider.forceFlush();
+  const seen = JSON.parse(r.content[0].text).headers;
+
+  const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
+  await waitFor('spans of both sidecars', () => inTrace().some((s) => s.service === 'mcp-server' && s.attrs['mcp.method.name'] === 'tools/call') && inTrace().some((s) => s.service === 'analyst-agent' && s.attrs['mcp.method.name'] === 'tools/call'), { timeoutMs: 10000 });
+  const spans = inTrace();
+  const agentRoot = spans.find((s) => s.name === 'agent turn');
+  const a = spans.find((s) => s.service === 'analyst-agent' && s.attrs['mcp.method.name'] === 'tools/call');
+  const b = spans.find((s) => s.service === 'mcp-server' && s.attrs['mcp.method.name'] === 'tools/call');
+  assert.ok(agentRoot, 'the OpenTelemetry JS span reached the receiver');
+  // Parent/child: agent span → agent sidecar (client) → server sidecar (server) → the app.
+  assert.equal(a.parentSpanId, agentRoot.spanId);
+  assert.equal(b.parentSpanId, a.spanId);
+  assert.equal(a.kind, 3);
+  assert.equal(b.kind, 2);
+  const [, appTrace, appParent, appFlags] = seen.traceparent.split('-');
+  assert.equal(appTrace, traceId, 'the app sees the client trace id');
+  assert.equal(appParent, b.spanId, "the app's parent is the server sidecar's span");
+  assert.equal(appFlags, '01');
+  assert.equal(seen.tracestate, 'e2e=1');
+  assert.equal(seen.baggage, 'user=alice');
+  // MCP and HTTP semantic conventions.
+  for (const s of [a, b]) {
+    assert.equal(s.name, 'tools/call whoami');
+    assert.equal(s.attrs['gen_ai.tool.name'], 'whoami');
+    assert.equal(s.attrs['gen_ai.operation.name'], 'execute_tool');
+    assert.equal(s.attrs['http.request.method'], 'POST');
+    assert.equal(s.attrs['http.response.status_code'], '200');
+    assert.equal(s.attrs['dapr.caller_app_id'], 'analyst-agent');
+    assert.equal(s.attrs['dapr.callee_app_id'], 'mcp-server');
+    assert.match(s.attrs['mcp.session.id'], /^[0-9a-f-]{36}$/);
+    assert.ok(BigInt(s.endTimeUnixNano) >= BigInt(s.startTimeUnixNano));
+  }
+  assert.equal(a.attrs['mcp.session.id'], b.attrs['mcp.session.id']);
+  assert.equal(b.headers['x-collector-key'], 'e2e', 'tracing.otel.headers are sent to the collector');
+  await provider.shutdown();
+});
+
+h.test('JSON logs parse line by line; API log and the audit line of each tool call', { skip }, async () => {
+  assert.equal(await echoThrough(agent, 'audit me'), 'Echo: audit me');
+  let audit = [];
+  await waitFor('audit line', () => {
+    audit = server.proc.output().split('\n').filter((l) => l.includes('"scope":"audit"'));
+    return audit.some((l) => l.includes('tool=echo'));
+  }, { timeoutMs: 5000 });
+  for (const s of [server, agent]) {
+    const lines = s.proc.output().split('\n').filter((l) => l.trim() && !l.startsWith('<<'));
+    assert.ok(lines.length > 5);
+    for (const l of lines) {
+      const j = JSON.parse(l); // throws on any line that is not one JSON object
+      for (const k of ['time', 'level', 'app_id', 'scope', 'message']) assert.ok(k in j, `${k} in ${l}`);
+      assert.equal(j.app_id, s.appId);
+    }
+  }
+  const msgs = audit.map((l) => JSON.parse(l).message);
+  const m = msgs.find((x) => x.includes('tool=echo') && x.includes('caller=analyst-agent'));
+  assert.match(m, /^mcp tool call caller=analyst-agent target=mcp-server tool=echo outcome=ok status=200 latency_ms=\d+\.\d+ trace_id=[0-9a-f]{32} session=[0-9a-f-]{36} arguments=\{"message":"\[REDACTED\]"\}$/);
+  assert.ok(!msgs.some((x) => x.includes('audit me')), 'redacted argument values never reach the log');
+  const api = agent.proc.output().split('\n').filter((l) => l.includes('"scope":"api"')).map((l) => JSON.parse(l).message);
+  assert.ok(api.some((x) => /^HTTP API Called method=POST url=\/v1\.0\/invoke\/mcp-server\/method\/mcp code=200 duration_ms=/.test(x)), api.join('\n'));
+  assert.ok(!api.some((x) => x.includes('healthz')), 'omitHealthChecks');
+});
+
+h.test('samplingRate "0" exports nothing', { skip }, async () => {
+  const conf = writeConfig(confDir, 'zero', `tracing:\n  samplingRate: "0"\n  otel:\n    endpointAddress: 127.0.0.1:${receiver.port}\n    protocol: http\n    isSecure: false`);
+  const zeroAgent = await h.startSidecar({ appId: 'zero-agent', home, extraArgs: ['--config', conf], env: TRACE_ENV });
+  const before = receiver.spans.length;
+  for (let i = 0; i < 3; i++) assert.equal(await echoThrough(zeroAgent, `z${i}`), `Echo: z${i}`);
+  await sleep(1000); // five export intervals
+  assert.equal(receiver.spans.filter((s) => s.service === 'zero-agent').length, 0);
+  // The server side still follows the caller's decision (sampled=0): no server span either.
+  const serverSpans = receiver.spans.slice(before).filter((s) => s.service === 'mcp-server' && s.attrs['dapr.caller_app_id'] === 'zero-agent');
+  assert.equal(serverSpans.length, 0);
+});
+
+/** Median latency (ms) of n sequential GETs through a sidecar to the raw app. */
+async function medianLatency(sidecar, n) {
+  const t = [];
+  for (let i = 0; i < n; i++) {
+    const s = process.hrtime.bigint();
+    const r = await httpRequest(`${sidecar.url}/v1.0/invoke/raw/method/healthz`);
+    assert.equal(r.status, 200);
+    t.push(Number(process.hrtime.bigint() - s) / 1e6);
+  }
+  t.sort((x, y) => x - y);
+  return t[Math.floor(n / 2)];
+}
+
+h.test('an unreachable collector does not slow requests (measured)', { skip, timeout: 120000 }, async () => {
+  // A collector that accepts connections and never answers: the worst case for an exporter.
+  const sockets = [];
+  const black = http.createServer(() => {});
+  black.on('connection', (s) => sockets.push(s));
+  const blackPort = await freePort();
+  await new Promise((r) => black.listen(blackPort, '127.0.0.1', r));
+  h.onCleanup(() => { sockets.forEach((s) => s.destroy()); return new Promise((r) => black.close(r)); });
+
+  const raw = await h.startNodeApp('raw', RAW_APP);
+  const rawSidecar = await h.startSidecar({ appId: 'raw', appPort: raw.port, home });
+  const off = await h.startSidecar({ appId: 'plain-agent', home });
+  const dead = await h.startSidecar({
+    appId: 'traced-agent', home,
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${blackPort}`, OTEL_EXPORTER_OTLP_TIMEOUT: '3000', OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_BSP_MAX_QUEUE_SIZE: '64' },
+  });
+  await medianLatency(off, 20); // warm up connections and caches
+  await medianLatency(dead, 20);
+  const n = 300;
+  const mOff = await medianLatency(off, n);
+  const mDead = await medianLatency(dead, n);
+  process.stderr.write(`unreachable collector: median ${mDead.toFixed(3)} ms vs tracing off ${mOff.toFixed(3)} ms over ${n} requests\n`);
+  assert.ok(mDead < mOff * 1.5 + 0.5, `median with a dead collector ${mDead} ms vs ${mOff} ms without tracing`);
+  // The spans were dropped (queue full) or failed, and counted.
+  const m = (await httpRequest(`http://127.0.0.1:${dead.metricsPort}/metrics`)).text;
+  const dropped = Number(/outrigger_trace_spans_total\{app_id="traced-agent",outcome="dropped"\} (\d+)/.exec(m)?.[1] ?? 0);
+  assert.ok(dropped > 0, `spans dropped while the collector hangs:\n${m.split('\n').filter((l) => l.includes('spans')).join('\n')}`);
+  void rawSidecar;
+});
