@@ -28,7 +28,7 @@ const EVERYTHING = packageFile('@modelcontextprotocol', 'server-everything', 'di
 const GATE = path.join(APPS_DIR, 'auth-gate.mjs');
 const SECRET = `sk-live-${crypto.randomBytes(12).toString('hex')}`;
 const h = new Harness();
-let dir, sc, gate, gateTls;
+let dir, sc, gate, gateTls, gateMtls;
 
 function openssl(args) {
   const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
@@ -44,11 +44,15 @@ function makeCerts() {
   fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
   openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
     '-extfile', 'ext.cnf', '-out', 'server.pem']);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=agent-client',
+    '-keyout', 'client.key', '-out', 'client.csr']);
+  openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+    '-out', 'client.pem']);
 }
 
 const indent = (text, n) => text.trimEnd().split('\n').map((l) => ' '.repeat(n) + l).join('\n');
 
-function resources(gatePort, tlsPort) {
+function resources(gatePort, tlsPort, mtlsPort) {
   const ca = fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8');
   const ep = (name, baseUrl, extra = '') =>
     `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: ${name}\nspec:\n  baseUrl: ${baseUrl}\n${extra}`;
@@ -61,6 +65,12 @@ function resources(gatePort, tlsPort) {
     ep('remote-mcp-tls', `https://localhost:${tlsPort}`, `  headers:\n  - name: x-api-key\n    envRef: E2E_GATE_KEY\n${tls}`),
     ep('remote-mcp-tls-wrong-name', `https://127.0.0.1:${tlsPort}`, `  headers:\n  - name: x-api-key\n    envRef: E2E_GATE_KEY\n${tls}`),
     ep('not-for-us', `http://127.0.0.1:${gatePort}`, 'scopes:\n- someone-else\n'),
+    `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pems\nspec:\n  type: secretstores.local.file\n  metadata:\n  - name: secretsFile\n    value: ${path.join(dir, 'pems.json')}\n`,
+    ep('remote-mcp-mtls', `https://localhost:${mtlsPort}`,
+      `${keyFromStore.replace('secretKeyRef:\n      name: everything-key\n      key: everything-key', 'envRef: E2E_GATE_KEY')}${tls}` +
+      '    certificate:\n      secretKeyRef: {name: client-cert, key: client-cert}\n' +
+      '    privateKey:\n      secretKeyRef: {name: client-key, key: client-key}\nauth:\n  secretStore: pems\n'),
+    ep('remote-mcp-mtls-nocert', `https://localhost:${mtlsPort}`, `  headers:\n  - name: x-api-key\n    envRef: E2E_GATE_KEY\n${tls}`),
   ].join('---\n');
 }
 
@@ -75,8 +85,24 @@ before(async () => {
   gateTls = await h.startNodeApp('gate-tls', GATE, {
     env: { UPSTREAM: upstream, GATE_SECRET: SECRET, TLS_CERT: path.join(dir, 'server.pem'), TLS_KEY: path.join(dir, 'server.key') },
   });
+  gateMtls = await h.startNodeApp('gate-mtls', GATE, {
+    env: {
+      UPSTREAM: upstream,
+      GATE_SECRET: SECRET,
+      TLS_CERT: path.join(dir, 'server.pem'),
+      TLS_KEY: path.join(dir, 'server.key'),
+      TLS_CLIENT_CA: path.join(dir, 'ca.pem'),
+    },
+  });
+  fs.writeFileSync(
+    path.join(dir, 'pems.json'),
+    JSON.stringify({
+      'client-cert': fs.readFileSync(path.join(dir, 'client.pem'), 'utf8'),
+      'client-key': fs.readFileSync(path.join(dir, 'client.key'), 'utf8'),
+    }),
+  );
   fs.mkdirSync(path.join(dir, 'resources'));
-  fs.writeFileSync(path.join(dir, 'resources', 'endpoints.yaml'), resources(gate.port, gateTls.port));
+  fs.writeFileSync(path.join(dir, 'resources', 'endpoints.yaml'), resources(gate.port, gateTls.port, gateMtls.port));
   fs.writeFileSync(
     path.join(dir, 'config.yaml'),
     'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: cfg\nspec:\n  mtls:\n    enabled: false\n' +
@@ -146,8 +172,15 @@ h.test('an endpoint without the key gets the remote 401 unchanged; out-of-scope 
   assert.equal(r.status, 401);
   assert.deepEqual(r.json, { error: 'missing or wrong key' });
   const m = (await httpRequest(`${sc.url}/v1.0/metadata`)).json;
-  assert.deepEqual(m.httpEndpoints.map((e) => e.name).sort(), ['remote-mcp', 'remote-mcp-nokey', 'remote-mcp-tls', 'remote-mcp-tls-wrong-name']);
-  assert.deepEqual(m.components, [{ name: 'localsecrets', type: 'secretstores.local.file', version: 'v1', capabilities: [] }]);
+  assert.deepEqual(m.httpEndpoints.map((e) => e.name).sort(), [
+    'remote-mcp',
+    'remote-mcp-mtls',
+    'remote-mcp-mtls-nocert',
+    'remote-mcp-nokey',
+    'remote-mcp-tls',
+    'remote-mcp-tls-wrong-name',
+  ]);
+  assert.deepEqual(m.components.map((c) => `${c.name} ${c.type} ${c.version}`), ['localsecrets secretstores.local.file v1', 'pems secretstores.local.file v1']);
   // not-for-us is scoped to another app: the name means an app id here, which does not exist.
   const nf = await httpRequest(`${sc.url}/v1.0/invoke/not-for-us/method/mcp`, { method: 'POST', body: '{}' });
   assert.equal(nf.status, 500);
@@ -172,6 +205,17 @@ h.test('HTTPS endpoint verified against its clientTLS rootCA, key from envRef', 
   const after = await stats(gateTls);
   assert.ok(after.accepted > before.accepted);
   assert.equal(after.lastHost, `localhost:${gateTls.port}`);
+});
+
+h.test('clientTLS certificate and privateKey (from a secret store) authenticate the sidecar to the server', { skip: needsSidecar }, async () => {
+  const { client } = await h.mcpClient(`${sc.url}/v1.0/invoke/remote-mcp-mtls/method/mcp`);
+  await echo(client, 'mutual tls');
+  await client.close();
+  const r = await httpRequest(`${sc.url}/v1.0/invoke/remote-mcp-mtls/method/gate/stats`);
+  assert.equal(r.json.lastClientCN, 'agent-client');
+  const refused = await httpRequest(`${sc.url}/v1.0/invoke/remote-mcp-mtls-nocert/method/mcp`, { method: 'POST', body: '{}' });
+  assert.equal(refused.status, 500);
+  assert.equal(refused.json.errorCode, 'ERR_DIRECT_INVOKE');
 });
 
 h.test('HTTPS refuses a certificate for another name, and one the system CAs do not trust', { skip: needsSidecar }, async () => {
@@ -231,6 +275,8 @@ h.test('a missing secret stops the sidecar at start with file and line', { skip:
 h.test('the key never shows up in the sidecar log (debug level) nor in metadata', { skip: needsSidecar }, async () => {
   const m = await httpRequest(`${sc.url}/v1.0/metadata`);
   assert.ok(!m.text.includes(SECRET));
+  const key = fs.readFileSync(path.join(dir, 'client.key'), 'utf8').split('\n')[1];
+  assert.ok(!sc.proc.output().includes(key), 'client private key in the sidecar log');
   await waitFor('debug lines in the log', () => /level=debug/.test(sc.proc.output()));
   assert.match(sc.proc.output(), /external call remote-mcp/);
   assert.ok(!sc.proc.output().includes(SECRET), 'secret found in the sidecar log');
