@@ -232,6 +232,24 @@ h.test('HTTPS refuses a certificate for another name, and one the system CAs do 
   assert.equal(after.accepted + after.rejected, before.accepted + before.rejected, 'no request reached the server');
 });
 
+h.test('full-URL HTTPS verified against the system CA store (here: SSL_CERT_FILE), with the host name checked', { skip: needsSidecar }, async () => {
+  // OpenSSL's default verify paths honour SSL_CERT_FILE: this sidecar's "system" store is the test CA.
+  const sys = await h.startSidecar({
+    appId: 'system-ca-agent',
+    home: dir,
+    env: { SSL_CERT_FILE: path.join(dir, 'ca.pem') },
+    extraArgs: ['--enable-mtls=false'],
+  });
+  const ok = encodeURIComponent(`https://localhost:${gateTls.port}`);
+  const { client } = await h.mcpClient(`${sys.url}/v1.0/invoke/${ok}/method/mcp`, { headers: { 'x-api-key': SECRET } });
+  await echo(client, 'system store');
+  await client.close();
+  const byIp = encodeURIComponent(`https://127.0.0.1:${gateTls.port}`);
+  const r = await httpRequest(`${sys.url}/v1.0/invoke/${byIp}/method/mcp`, { method: 'POST', body: '{}', headers: { 'x-api-key': SECRET } });
+  assert.equal(r.status, 500);
+  assert.match(r.json.message, /IP address mismatch/);
+});
+
 h.test('secrets API: get, nested key, scopes, bulk, errors', { skip: needsSidecar }, async () => {
   const base = `${sc.url}/v1.0/secrets`;
   let r = await httpRequest(`${base}/localsecrets/everything-key`);
