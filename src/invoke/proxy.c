@@ -14,6 +14,7 @@
 #include "identity/spiffe.h"
 #include "invoke/resolve.h"
 #include "mcp/peek.h"
+#include "mcp/toolfilter.h"
 #include "policy/acl.h"
 #include "policy/mw.h"
 #include "resiliency/resiliency.h"
@@ -54,11 +55,14 @@ typedef struct px {
     mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
     bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
     /* middleware */
-    pol_call_t call;    /* the pipeline's view of the request (when mw) */
-    net_head_t mw_set;  /* headers middleware set: the client's of these names are dropped */
-    bool mw;            /* call is initialised */
-    bool mw_pending;    /* a middleware finishes later */
-    bool body_buffered; /* the body was read whole before the upstream request */
+    pol_call_t call;      /* the pipeline's view of the request (when mw) */
+    net_head_t mw_set;    /* headers middleware set: the client's of these names are dropped */
+    mcp_toolfilter_t *tf; /* tools/list results are filtered (OPA visible_tools); owned */
+    int tf_mode;          /* 0 off, 1 JSON body (buffered), 2 SSE (event by event) */
+    buf_t tf_buf;         /* JSON mode: the body; SSE mode: the filtered output */
+    bool mw;              /* call is initialised */
+    bool mw_pending;      /* a middleware finishes later */
+    bool body_buffered;   /* the body was read whole before the upstream request */
     void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
     res_snapshot_t *snap;          /* the Configuration in force for this request */
     buf_t mw_path;                 /* path the middleware judges */
@@ -66,7 +70,7 @@ typedef struct px {
     char prm_base[1100];           /* URL of the app's Protected Resource Metadata */
     char caller_id[INVOKE_ID_MAX]; /* callee side: the verified caller app id */
     buf_t route_method;            /* caller side: normalised method (the route outlives us) */
-    const char *route_query;       /* caller side: raw query, borrowed from the request head */
+    const char *route_query;       /* raw query, borrowed from the request head */
     size_t route_query_len;
     resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
     bool body_read;      /* the client's body is being read (first attempt started) */
@@ -87,6 +91,8 @@ static void px_free(px_t *p)
     obs_call_end(&p->ocall, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     net_head_free(&p->out);
     net_head_free(&p->mw_set);
+    mcp_toolfilter_free(p->tf);
+    buf_free(&p->tf_buf);
     buf_free(&p->kept);
     if (p->mw)
         pol_call_free(&p->call);
@@ -312,8 +318,16 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
     add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
+    if (p->tf != NULL && h->status == 200)
+        p->tf_mode =
+            p->sse                                                                              ? 2
+            : (ct != NULL && ct->value_len >= 16 && str_ieq(ct->value, 16, "application/json")) ? 1
+                                                                                                : 0;
+    buf_init(&p->tf_buf, MCP_FILTER_MAX + 1);
     rc = net_sreq_respond_ex(p->sreq, h->status, h, add ? &no_buffering : NULL, add ? 1 : 0,
-                             h->chunked ? -1 : h->content_length);
+                             p->tf_mode   ? -1
+                             : h->chunked ? -1
+                                          : h->content_length);
     if (rc < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -330,7 +344,24 @@ static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
     if (p->sreq == NULL)
         return;
     obs_call_bytes(&p->ocall, 0, n);
-    if (net_sreq_write(p->sreq, d, n) < 0) {
+    if (p->tf_mode == 1) { /* the whole JSON body is needed to filter it */
+        if (buf_append(&p->tf_buf, d, n) < 0)
+            p->tf_buf.len = p->tf_buf.max; /* too large: refused at the end */
+        return;
+    }
+    if (p->tf_mode == 2) {
+        buf_reset(&p->tf_buf);
+        if (mcp_toolfilter_sse(p->tf, d, n, &p->tf_buf) < 0) {
+            net_creq_abort(c);
+            p->creq = NULL;
+            px_fail(p, "failed filtering the event stream");
+            px_maybe_free(p);
+            return;
+        }
+        d = p->tf_buf.ptr ? p->tf_buf.ptr : "";
+        n = p->tf_buf.len;
+    }
+    if (n > 0 && net_sreq_write(p->sreq, d, n) < 0) {
         net_creq_abort(c);
         p->creq = NULL;
         px_fail(p, "failed writing the response body");
@@ -351,6 +382,25 @@ static void on_up_drain(net_creq_t *c, void *ctx)
 
 static void cache_forget(invoke_worker_t *iw, const char *id, const char *ns);
 
+/* The upstream body ended: the filtered rest of a tools/list result goes out. */
+static int px_filter_end(px_t *p)
+{
+    buf_t out;
+    int rc;
+    buf_init(&out, MCP_FILTER_MAX * 2);
+    if (p->tf_mode == 1)
+        rc = mcp_toolfilter_json(p->tf, p->tf_buf.ptr ? p->tf_buf.ptr : "", p->tf_buf.len, &out);
+    else
+        rc = mcp_toolfilter_sse_end(p->tf, &out);
+    if (rc == 0 && out.len > 0)
+        rc = net_sreq_write(p->sreq, out.ptr, out.len);
+    buf_free(&out);
+    if (mcp_toolfilter_removed(p->tf) > 0)
+        log_debug("opa", "tools/list for %s: %zu tools hidden", p->caller_id,
+                  mcp_toolfilter_removed(p->tf));
+    return rc;
+}
+
 static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
 {
     px_t *p = ctx;
@@ -364,7 +414,9 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
         px_retry(p, status == ERR_NET_CONNECT ? RESIL_CONNECT_FAILED : RESIL_TRANSPORT_FAILED, 0))
         return;
     if (status == 0) {
-        if (p->sreq != NULL) {
+        if (p->sreq != NULL && p->tf_mode != 0 && px_filter_end(p) < 0) {
+            px_fail(p, "failed filtering the tools/list result");
+        } else if (p->sreq != NULL) {
             net_sreq_t *s = p->sreq;
             p->sreq = NULL;
             net_sreq_end(s);
@@ -733,6 +785,11 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
         px_maybe_free(p);
         return;
     }
+    if (call->tool_filter != NULL) {
+        mcp_toolfilter_free(p->tf);
+        p->tf = call->tool_filter;
+        call->tool_filter = NULL;
+    }
     for (size_t i = 0; i < call->set_headers.header_count; i++) {
         const net_header_t *h = &call->set_headers.headers[i];
         if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0 ||
@@ -751,6 +808,15 @@ static void px_mw_run(px_t *p)
     const pol_pipeline_t *pl = p->call.side == POL_SIDE_HTTP ? cfg->http : cfg->app;
     pol_verdict_t v;
 
+    if (p->mcp_conflict) {
+        /* Routing and policy would judge another call than the one the app runs. */
+        net_sreq_t *r = p->sreq;
+        p->sreq = NULL;
+        invoke__respond_error(r, 400, "ERR_MCP_HEADER_MISMATCH",
+                              "Mcp-Method/Mcp-Name headers do not match the JSON-RPC body");
+        px_maybe_free(p);
+        return;
+    }
     p->call.body = p->body_buffered ? (p->kept.ptr ? p->kept.ptr : "") : NULL;
     p->call.body_len = p->body_buffered ? p->kept.len : 0;
     p->mw_pending = true;
@@ -827,6 +893,8 @@ static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_
     p->call.head = in;
     p->call.path = p->mw_path.ptr;
     p->call.path_len = p->mw_path.len;
+    p->call.query = p->route_query;
+    p->call.query_len = p->route_query_len;
     p->call.mcp = &p->mcp;
     p->call.app_id = p->iw->sc->opts->app_id;
     p->call.caller = p->caller_id;
@@ -1189,6 +1257,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
         px_prm_base(p, id);
     }
     str_copy(p->caller_id, sizeof(p->caller_id), caller_id);
+    p->route_query = q; /* borrowed from the request head, like the caller side's */
+    p->route_query_len = qlen;
     /* appHttpPipeline: after accessControl, before the app; judged on the path the app sees. */
     buf_reset(&path);
     if (buf_append(&path, "/", 1) < 0 ||
