@@ -300,7 +300,7 @@ h.test('the key never shows up in the sidecar log (debug level) nor in metadata'
   assert.ok(!sc.proc.output().includes(SECRET), 'secret found in the sidecar log');
 });
 
-h.test('oauth2clientcredentials on httpPipeline or appHttpPipeline puts a provider token on HTTPEndpoint calls', { skip: needsSidecar }, async () => {
+h.test('oauth2clientcredentials on httpPipeline or appHttpPipeline puts a provider token on HTTPEndpoint calls; bearer on httpPipeline guards the secrets API', { skip: needsSidecar }, async () => {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const keysFile = path.join(dir, 'idp-keys.json');
   fs.writeFileSync(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
@@ -355,4 +355,36 @@ h.test('oauth2clientcredentials on httpPipeline or appHttpPipeline puts a provid
   assert.equal(r.status, 200, r.text);
   assert.match(r.json.headers.authorization ?? '', /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
   assert.equal((r.json.rawHeaders ?? []).filter((x) => /^authorization$/i.test(x)).length, 1, 'one Authorization header');
+
+  // httpPipeline wraps every Dapr API route (spec §4.1): bearer there guards the secrets API too.
+  const issuer = `http://127.0.0.1:${idp.port}`;
+  const guarded = path.join(dir, 'guarded-resources');
+  fs.mkdirSync(guarded);
+  fs.writeFileSync(
+    path.join(guarded, 'all.yaml'),
+    `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: localsecrets\nspec:\n  type: secretstores.local.file\n  metadata:\n  - name: secretsFile\n    value: ${path.join(dir, 'secrets.json')}\n---\n` +
+      `apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: api-auth\nspec:\n  type: middleware.http.bearer\n  version: v1\n  metadata:\n` +
+      `  - {name: issuer, value: "${issuer}"}\n  - {name: audience, value: mcp-server}\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, 'guarded-config.yaml'),
+    'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: guarded\nspec:\n  mtls:\n    enabled: false\n' +
+      '  httpPipeline:\n    handlers:\n    - name: api-auth\n      type: middleware.http.bearer\n',
+  );
+  const g = await h.startSidecar({
+    appId: 'guarded-agent',
+    home: dir,
+    extraArgs: ['--resources-path', guarded, '--config', path.join(dir, 'guarded-config.yaml')],
+  });
+  const denied = await httpRequest(`${g.url}/v1.0/secrets/localsecrets/everything-key`);
+  assert.equal(denied.status, 401);
+  assert.ok(!denied.text.includes(SECRET));
+  const tok = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('agent:agent-secret').toString('base64')}` },
+    body: 'grant_type=client_credentials&scope=mcp',
+  }).then((x) => x.json());
+  const allowed = await httpRequest(`${g.url}/v1.0/secrets/localsecrets/everything-key`, { headers: { authorization: `Bearer ${tok.access_token}` } });
+  assert.equal(allowed.status, 200, allowed.text);
+  assert.deepEqual(allowed.json, { 'everything-key': SECRET });
 });
