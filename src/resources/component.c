@@ -691,11 +691,15 @@ static int build_stores(struct ctx *c)
 
         if (strncmp(comp->type, "secretstores.", 13) != 0)
             continue;
-        if (!secrets_type_supported(comp->type))
-            return res__errf(c->d, ERR_RES_INVALID, comp->file, (unsigned)comp->line,
-                             "spec.type: secret store type %.64s is not supported (only "
-                             "secretstores.local.file and secretstores.local.env)",
-                             comp->type);
+        if (!secrets_type_supported(comp->type)) {
+            /* A Dapr resources folder may hold stores meant for other runtimes: only a reference
+             * to one (resolve_pending) is an error. */
+            log_warn("resources",
+                     "%s:%d: secret store %s has type %s, which is not supported (only "
+                     "secretstores.local.file and secretstores.local.env): not loaded",
+                     comp->file, comp->line, comp->name, comp->type);
+            continue;
+        }
         for (size_t j = 0; j < c->npend; j++) {
             if (c->pend[j].owner == i)
                 return res__errf(c->d, ERR_RES_INVALID, comp->file, c->pend[j].line,
@@ -771,6 +775,11 @@ static int resolve_pending(struct ctx *c)
             return res__errf(c->d, ERR_RES_INVALID, p->file, p->line,
                              "%s.secretKeyRef: the resource names no auth.secretStore", p->field);
         s = res_components_secret_store(c->cs, p->store);
+        if (s == NULL && res_components_find(c->cs, p->store) != NULL)
+            return res__errf(c->d, ERR_RES_INVALID, p->file, p->line,
+                             "%s.secretKeyRef: secret store %.64s has type %.64s, which is not "
+                             "supported",
+                             p->field, p->store, res_components_find(c->cs, p->store)->type);
         if (s == NULL)
             return res__errf(c->d, ERR_NOT_FOUND, p->file, p->line,
                              "%s.secretKeyRef: secret store %.64s is not loaded", p->field,

@@ -260,8 +260,12 @@ TEST(components_errors_have_file_and_line)
                  "bad.yaml:1: apiVersion: expected");
     ASSERT_FAILS(HDR "metadata: {name: s}\nspec:\n  type: secretstores.local.file\n", ERR_INVAL,
                  "bad.yaml:1: secret store s: missing local secrets file in metadata");
-    ASSERT_FAILS(HDR "metadata: {name: s}\nspec:\n  type: secretstores.hashicorp.vault\n",
-                 ERR_RES_INVALID, "secret store type secretstores.hashicorp.vault is not");
+    ASSERT_FAILS(HDR "metadata: {name: s}\nspec:\n  type: secretstores.hashicorp.vault\n---\n" HDR
+                     "metadata: {name: x}\nspec:\n  type: a.b\n  metadata:\n"
+                     "  - name: k\n    secretKeyRef: {name: tok}\nauth: {secretStore: s}\n",
+                 ERR_RES_INVALID,
+                 "bad.yaml:14: spec.metadata.0.secretKeyRef: secret store s has type "
+                 "secretstores.hashicorp.vault, which is not supported");
     ASSERT_FAILS("apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
                  "spec: {baseUrl: ftp://x}\n",
                  ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: expected an http:// or https:// URL");
@@ -308,6 +312,21 @@ TEST(components_missing_secret_names_no_value)
     ASSERT(strstr(got, "a.yaml:16: spec.metadata.0.secretKeyRef: store st: key other not found "
                        "in secret tok") != NULL);
     ASSERT(strstr(got, "s3cr3t") == NULL);
+}
+
+TEST(components_unsupported_store_unreferenced_is_skipped)
+{
+    res_components_t *cs = NULL;
+    err_detail_t d = {{0}};
+
+    mkdir_tmp();
+    write_file("vault.yaml",
+               HDR "metadata: {name: vault}\nspec:\n  type: secretstores.hashicorp.vault\n");
+    ASSERT_EQ(load("agent", &cs, &d), 0);
+    ASSERT_EQ(res_components_count(cs), 1);
+    ASSERT_EQ(res_components_secret_store_count(cs), 0);
+    res_components_free(cs);
+    cleanup();
 }
 
 TEST(components_missing_dir_is_empty)
