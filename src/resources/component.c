@@ -311,13 +311,81 @@ static char *expand_template(const struct ctx *c, const char *v)
     return buf_take(&b);
 }
 
+/* True when plain scalar @p t reads as a JSON number, boolean or null in YAML 1.2's core schema. */
+static bool json_literal(const char *t)
+{
+    const char *p = t;
+
+    if (strcmp(t, "true") == 0 || strcmp(t, "false") == 0 || strcmp(t, "null") == 0)
+        return true;
+    if (*p == '-')
+        p++;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+        return false;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
+}
+
+/* Appends @p n as JSON: what Dapr's DynamicValue holds for a mapping or sequence `value`. */
+static int append_json(buf_t *b, const res_node_t *n)
+{
+    size_t count = res_node_count(n);
+    int rc = 0;
+
+    switch (res_node_kind(n)) {
+    case RES_NODE_MAP:
+        rc = buf_append(b, "{", 1);
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            const char *k = res_node_key_at(n, i);
+            rc = buf_append_str(b, i ? ",\"" : "\"");
+            rc = rc ? rc : buf_append_json_str(b, k, strlen(k));
+            rc = rc ? rc : buf_append(b, "\":", 2);
+            rc = rc ? rc : append_json(b, res_node_at(n, i));
+        }
+        return rc ? rc : buf_append(b, "}", 1);
+    case RES_NODE_SEQ:
+        rc = buf_append(b, "[", 1);
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            rc = i ? buf_append(b, ",", 1) : 0;
+            rc = rc ? rc : append_json(b, res_node_at(n, i));
+        }
+        return rc ? rc : buf_append(b, "]", 1);
+    default:
+        if (res_node_is_null(n))
+            return buf_append_str(b, "null");
+        if (n->plain && json_literal(n->str))
+            return buf_append_str(b, n->str);
+        rc = buf_append(b, "\"", 1);
+        rc = rc ? rc : buf_append_json_str(b, n->str, strlen(n->str));
+        return rc ? rc : buf_append(b, "\"", 1);
+    }
+}
+
 /*
  * Reads a value holder (a metadata item, a header, a clientTLS field) @p item at @p path:
  * `value`, `secretKeyRef: {name, key}` or `envRef`. Stores the value in *@p slot now (value,
- * envRef) or records a pending secretKeyRef. @p allow_env is false where envRef is not Dapr's.
+ * envRef) or records a pending secretKeyRef. @p allow_env is false where envRef is not Dapr's;
+ * @p component: a Component's metadata (templating; any YAML value, kept as JSON).
  */
 static int read_value(struct ctx *c, const res_node_t *item, const char *path, const char *store,
-                      char **slot, size_t owner, bool allow_env, bool templated)
+                      char **slot, size_t owner, bool allow_env, bool component)
 {
     const res_node_t *v = res_node_child(item, "value"), *skr = NULL;
     const char *env = NULL, *skname = NULL, *skkey = NULL;
@@ -330,7 +398,7 @@ static int read_value(struct ctx *c, const res_node_t *item, const char *path, c
         return rc;
     if (v != NULL && res_node_is_null(v))
         v = NULL;
-    if (v != NULL && res_node_kind(v) != RES_NODE_SCALAR)
+    if (v != NULL && res_node_kind(v) != RES_NODE_SCALAR && !component)
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(v),
                          "%s.value: expected a string, found %s", path, res_node_kind_name(v));
     if (skr != NULL) {
@@ -348,8 +416,19 @@ static int read_value(struct ctx *c, const res_node_t *item, const char *path, c
         *slot = mem_strdup("");
         return add_pending(c, slot, store, skname, skkey, res_node_line(skr), path, owner);
     }
+    if (v != NULL && res_node_kind(v) != RES_NODE_SCALAR) {
+        /* A Component value may be any YAML: Dapr keeps it as JSON text (DynamicValue). */
+        buf_t b;
+        buf_init(&b, RES_MAX_FILE_BYTES);
+        rc = append_json(&b, v);
+        *slot = rc == 0 ? buf_take(&b) : NULL;
+        buf_free(&b);
+        if (rc < 0)
+            return res__errf(c->d, rc, c->file, res_node_line(v), "%s.value: too large", path);
+        return 0;
+    }
     if (v != NULL) {
-        *slot = templated ? expand_template(c, res_node_scalar(v)) : mem_strdup(res_node_scalar(v));
+        *slot = component ? expand_template(c, res_node_scalar(v)) : mem_strdup(res_node_scalar(v));
         return 0;
     }
     if (env != NULL) {

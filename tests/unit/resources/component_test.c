@@ -69,6 +69,10 @@ TEST(components_multi_document_scopes_namespace)
                          "    value: https://issuer.example\n"
                          "  - name: audience\n"
                          "    value: 42\n"
+                         "  - name: structured\n"
+                         "    value: {list: [1, -2.5e3, \"3\", x, true, null, 01], m: {}}\n"
+                         "  - name: emptyList\n"
+                         "    value: []\n"
                          "  - name: consumerID\n"
                          "    value: \"{appID}|{namespace}|{uuid}|{other}\"\n"
                          "---\n"
@@ -113,6 +117,9 @@ TEST(components_multi_document_scopes_namespace)
     ASSERT_STREQ(res_component_meta(c, "ISSUER"), "https://issuer.example");
     ASSERT_STREQ(res_component_meta(c, "audience"), "42");
     ASSERT(res_component_meta(c, "nope") == NULL);
+    ASSERT_STREQ(res_component_meta(c, "structured"),
+                 "{\"list\":[1,-2.5e3,\"3\",\"x\",true,null,\"01\"],\"m\":{}}");
+    ASSERT_STREQ(res_component_meta(c, "emptyList"), "[]");
     {
         const char *v = res_component_meta(c, "consumerID");
         ASSERT_EQ(strlen(v), strlen("agent|default.agent|") + 36 + strlen("|{other}"));
