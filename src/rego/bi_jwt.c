@@ -35,14 +35,7 @@ typedef struct jwt_parts {
 
 static rv_t *parse_json_bytes(rego_eval_t *ev, const char *s, size_t n)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(s, n, JSON_DECODE_INT_AS_REAL, &jerr);
-    rv_t *v;
-    if (j == NULL)
-        return NULL;
-    v = rego__from_json(A, j, 0);
-    json_decref(j);
-    return v;
+    return rego__json_parse(A, s, n);
 }
 
 /* Index of the first byte that is not base64url, or @p n. */

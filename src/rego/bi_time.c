@@ -536,7 +536,7 @@ static rv_t *bi_format(rego_eval_t *ev, rv_t **args, uint32_t n)
     int len = snprintf(out, sizeof(out), "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)t.year,
                        t.month, t.day, t.hour, t.min, t.sec);
     if (t.nsec > 0 && !(a->kind == REGO_ARRAY && a->len == 3)) {
-        char frac[16];
+        char frac[32];
         snprintf(frac, sizeof(frac), ".%09lld", (long long)t.nsec);
         size_t fl = strlen(frac);
         while (fl > 1 && frac[fl - 1] == '0')

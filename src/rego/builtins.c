@@ -1666,16 +1666,20 @@ static rv_t *bi_json_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* Policies often unmarshal the same body in several rules: remember the last few per
+ * evaluation (values are immutable, so sharing is safe). */
 static rv_t *parse_json(rego_eval_t *ev, const rv_t *s)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(s->str, s->len,
-                           JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     rv_t *v;
-    if (j == NULL)
-        return NULL;
-    v = rego__from_json(A, j, 0);
-    json_decref(j);
+    for (uint32_t i = 0; i < 4; i++)
+        if (ev->unm_key[i] == s)
+            return ev->unm_val[i];
+    v = rego__json_parse(A, s->str, s->len);
+    if (v != NULL) {
+        ev->unm_key[ev->unm_next % 4] = s;
+        ev->unm_val[ev->unm_next % 4] = v;
+        ev->unm_next++;
+    }
     return v;
 }
 

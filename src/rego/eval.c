@@ -1481,14 +1481,15 @@ int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t 
 
 int rego_eval_set_input_text(rego_eval_t *ev, const char *text, size_t len, err_detail_t *detail)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    int rc;
-    if (j == NULL)
-        return err_set(detail, ERR_PARSE, "input: %s (line %d)", jerr.text, jerr.line);
-    rc = rego_eval_set_input_json(ev, j, detail);
-    json_decref(j);
-    return rc;
+    rv_t *v;
+    ev->arena.jb = NULL;
+    if (len > ev->max_bytes / 4)
+        return err_set(detail, ERR_TOO_LARGE, "input larger than %zu bytes", ev->max_bytes / 4);
+    v = rego__json_parse(&ev->arena, text, len);
+    if (v == NULL)
+        return err_set(detail, ERR_PARSE, "input is not valid JSON (or nested too deeply)");
+    ev->input = v;
+    return 0;
 }
 
 typedef struct solk {
@@ -1543,6 +1544,8 @@ static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *det
     ev->steps = 0;
     ev->depth = 0;
     ev->in_mock = 0;
+    memset(ev->unm_key, 0, sizeof(ev->unm_key));
+    ev->unm_next = 0;
     ev->code = 0;
     ev->opa_code = NULL;
     ev->ntrail = 0;

@@ -61,6 +61,8 @@ int rego__cmp(const rv_t *x, const rv_t *y);
 bool rego__eq(const rv_t *x, const rv_t *y);
 bool rego__is_int(const rv_t *v);
 rv_t *rego__copy(rego__arena_t *a, const rv_t *v);
+/* Parses JSON text into arena values; NULL when malformed or nested too deeply. */
+rv_t *rego__json_parse(rego__arena_t *a, const char *text, size_t len);
 rv_t *rego__from_json(rego__arena_t *a, const json_t *j, int depth);
 /* Writes JSON text; sets become arrays; returns 0 or ERR_TOO_LARGE. */
 struct buf;
@@ -238,7 +240,10 @@ struct rego_eval {
     rego__ovr_t *ovr;
     uint32_t novr, capovr;
     uint32_t depth;
-    uint32_t in_mock; /* inside a replacement function: mocks are off */
+    uint32_t in_mock;       /* inside a replacement function: mocks are off */
+    const rv_t *unm_key[4]; /* json.unmarshal memo: argument ... */
+    rv_t *unm_val[4];       /* ... and its parsed value, per evaluation */
+    uint32_t unm_next;
     size_t max_bytes;
 };
 
