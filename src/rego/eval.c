@@ -35,6 +35,12 @@ _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const
 
 void rego__step(rego_eval_t *ev)
 {
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    /* The evaluator recurses per literal and per nested rule: bound the stack it may use so a
+     * hostile policy or input cannot overflow a worker thread's stack. */
+    if (ev->stack_base - sp > REGO_MAX_STACK_BYTES && sp < ev->stack_base)
+        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "evaluation nested too deeply");
     if (++ev->steps > ev->max_steps)
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "evaluation exceeded %llu steps",
                    (unsigned long long)ev->max_steps);
@@ -1537,8 +1543,10 @@ static int sol_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return sk->first_only ? 1 : 0;
 }
 
-static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *detail)
+static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *detail,
+                       uintptr_t stack_base)
 {
+    ev->stack_base = stack_base;
     ev->pol = q->pol;
     ev->detail = detail != NULL ? detail : &ev->own_detail;
     ev->steps = 0;
@@ -1576,7 +1584,8 @@ int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
     rego_result_t res = {0};
     solk_t sk;
 
-    eval_setup(ev, q, detail);
+    char base;
+    eval_setup(ev, q, detail, (uintptr_t)&base);
     if (setjmp(ev->jb) != 0) {
         ev->arena.jb = NULL;
         if (opa_code != NULL)
@@ -1600,7 +1609,8 @@ int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
 int rego_eval_value(rego_eval_t *ev, const rego_query_t *q, rego_val_t **out, err_detail_t *detail)
 {
     rv_t *v = NULL;
-    eval_setup(ev, q, detail);
+    char base;
+    eval_setup(ev, q, detail, (uintptr_t)&base);
     if (setjmp(ev->jb) != 0) {
         ev->arena.jb = NULL;
         if (ev->code == ERR_REGO_LIMIT && ev->opa_code == NULL)

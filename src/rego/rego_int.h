@@ -241,6 +241,7 @@ struct rego_eval {
     uint32_t novr, capovr;
     uint32_t depth;
     uint32_t in_mock;       /* inside a replacement function: mocks are off */
+    uintptr_t stack_base; /* address of a local at the entry point (stack guard) */
     const rv_t *unm_key[4]; /* json.unmarshal memo: argument ... */
     rv_t *unm_val[4];       /* ... and its parsed value, per evaluation */
     uint32_t unm_next;
