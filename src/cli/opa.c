@@ -472,6 +472,7 @@ static int run_case(json_t *c, char *why, size_t whylen)
     bool strict = json_is_true(json_object_get(c, "strict_error"));
     bool sort = json_is_true(json_object_get(c, "sort_bindings"));
     rego_module_src_t ms[64];
+    static char names[64][32];
     size_t nm = 0;
     rego_policy_t *pol = NULL;
     rego_query_t *q = NULL;
@@ -490,7 +491,8 @@ static int run_case(json_t *c, char *why, size_t whylen)
         const char *t = json_string_value(json_array_get(mods, i));
         if (t == NULL)
             continue;
-        ms[nm].name = "module.rego";
+        snprintf(names[nm], sizeof(names[nm]), "test-%zu.rego", nm);
+        ms[nm].name = names[nm];
         ms[nm].text = t;
         ms[nm].len = strlen(t);
         nm++;

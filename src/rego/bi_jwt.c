@@ -124,7 +124,7 @@ static rv_t *bi_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
     jwt_parts_t jp;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "io.jwt.decode", 1, "string", args[0]);
+        return rego__type_err(ev, "io.jwt.decode", 1, "string", args[0]);
     const char *err = jwt_split(ev, args[0], &jp);
     if (err != NULL)
         return rego__bi_err(ev, "io.jwt.decode: %s", err);
@@ -345,9 +345,9 @@ static rv_t *verify_fn(rego_eval_t *ev, rv_t **args, const char *name, const cha
 {
     jwt_parts_t jp;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, name, 1, "string", args[0]);
+        return rego__type_err(ev, name, 1, "string", args[0]);
     if (args[1]->kind != REGO_STRING)
-        rego__type_err(ev, name, 2, "string", args[1]);
+        return rego__type_err(ev, name, 2, "string", args[1]);
     const char *err = jwt_split(ev, args[0], &jp);
     if (err != NULL)
         return rego__bi_err(ev, "%s: %s", name, err);
@@ -407,9 +407,9 @@ static rv_t *bi_decode_verify(rego_eval_t *ev, rv_t **args, uint32_t n)
     double now, exp, nbf;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "io.jwt.decode_verify", 1, "string", args[0]);
+        return rego__type_err(ev, "io.jwt.decode_verify", 1, "string", args[0]);
     if (c->kind != REGO_OBJECT)
-        rego__type_err(ev, "io.jwt.decode_verify", 2, "object", c);
+        return rego__type_err(ev, "io.jwt.decode_verify", 2, "object", c);
     for (uint32_t i = 0; i < c->len; i++) {
         static const char *const known[] = {"cert", "secret", "alg", "iss", "aud", "time", NULL};
         bool ok = false;

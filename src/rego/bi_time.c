@@ -90,6 +90,7 @@ static bool ns_arg(rego_eval_t *ev, const char *fn, rv_t *a, double *ns, int64_t
         return false;
     }
     rego__type_err(ev, fn, 1, "one of {number, array}", a);
+    return false;
 }
 
 static rv_t *bi_now_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
@@ -168,7 +169,7 @@ static rv_t *bi_parse_rfc3339_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
     bool range;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_rfc3339_ns", 1, "string", args[0]);
+        return rego__type_err(ev, "time.parse_rfc3339_ns", 1, "string", args[0]);
     if (!parse_rfc3339(args[0]->str, args[0]->len, &ns, &range))
         return rego__bi_err(ev,
                             range ? "time.parse_rfc3339_ns: time outside of valid range"
@@ -329,9 +330,9 @@ static rv_t *bi_parse_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
     bool range;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_ns", 1, "string", args[0]);
+        return rego__type_err(ev, "time.parse_ns", 1, "string", args[0]);
     if (args[1]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_ns", 2, "string", args[1]);
+        return rego__type_err(ev, "time.parse_ns", 2, "string", args[1]);
     if (!parse_layout(args[0], args[1], &ns, &range))
         return rego__bi_err(ev,
                             range ? "time.parse_ns: time outside of valid range"
@@ -344,7 +345,7 @@ static rv_t *bi_parse_duration_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_duration_ns", 1, "string", args[0]);
+        return rego__type_err(ev, "time.parse_duration_ns", 1, "string", args[0]);
     const char *p = args[0]->str, *e = p + args[0]->len;
     double total = 0;
     int sign = 1;
@@ -450,7 +451,7 @@ static rv_t *bi_add_date(rego_eval_t *ev, rv_t **args, uint32_t n)
     (void)n;
     for (int i = 0; i < 4; i++)
         if (args[i]->kind != REGO_NUMBER)
-            rego__type_err(ev, "time.add_date", i + 1, "number", args[i]);
+            return rego__type_err(ev, "time.add_date", i + 1, "number", args[i]);
     split_ns(args[0]->num, 0, &t);
     /* Go's AddDate: add to the fields, then normalise (Oct 31 + 1 month = Dec 1). */
     int64_t y = t.year + (int64_t)args[1]->num;

@@ -36,9 +36,12 @@ rv_t *rego__bi_err(rego_eval_t *ev, const char *fmt, ...)
     rego__fail(ev, ERR_REGO_BUILTIN, "eval_builtin_error", "%s", msg);
 }
 
-_Noreturn void rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want,
-                              const rv_t *got)
+/* OPA reports operand type errors only with strict builtin errors; otherwise the call is
+ * undefined. Returns NULL (undefined). */
+rv_t *rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want, const rv_t *got)
 {
+    if (!ev->strict)
+        return NULL;
     rego__fail(ev, ERR_REGO_TYPE, "eval_type_error", "%s: operand %d must be %s but got %s", fn,
                pos, want, rego__type_name(got));
 }
@@ -46,7 +49,7 @@ _Noreturn void rego__type_err(rego_eval_t *ev, const char *fn, int pos, const ch
 #define NEED(i, k, want)                                                                           \
     do {                                                                                           \
         if (args[i]->kind != (k))                                                                  \
-            rego__type_err(ev, NAME, (i) + 1, want, args[i]);                                      \
+            return rego__type_err(ev, NAME, (i) + 1, want, args[i]);                               \
     } while (0)
 #define NEED_NUM(i) NEED(i, REGO_NUMBER, "number")
 #define NEED_STR(i) NEED(i, REGO_STRING, "string")
@@ -99,9 +102,9 @@ static rv_t *bi_minus(rego_eval_t *ev, rv_t **args, uint32_t n)
         return s;
     }
     if (args[0]->kind != REGO_NUMBER && args[0]->kind != REGO_SET)
-        rego__type_err(ev, NAME, 1, "one of {number, set}", args[0]);
+        return rego__type_err(ev, NAME, 1, "one of {number, set}", args[0]);
     if (args[1]->kind != args[0]->kind)
-        rego__type_err(ev, NAME, 2, args[0]->kind == REGO_SET ? "set" : "number", args[1]);
+        return rego__type_err(ev, NAME, 2, args[0]->kind == REGO_SET ? "set" : "number", args[1]);
     return rego__num(A, args[0]->num - args[1]->num);
 }
 
@@ -256,24 +259,28 @@ static rv_t *bi_count(rego_eval_t *ev, rv_t **args, uint32_t n)
         return rego__num(A, c);
     }
     if (args[0]->kind < REGO_STRING)
-        rego__type_err(ev, NAME, 1, "one of {array, object, set, string}", args[0]);
+        return rego__type_err(ev, NAME, 1, "one of {array, object, set, string}", args[0]);
     return rego__num(A, args[0]->len);
 }
 
-static void need_coll(rego_eval_t *ev, const char *name, rv_t *v)
+static bool need_coll(rego_eval_t *ev, const char *name, rv_t *v)
 {
-    if (v->kind != REGO_ARRAY && v->kind != REGO_SET)
+    if (v->kind != REGO_ARRAY && v->kind != REGO_SET) {
         rego__type_err(ev, name, 1, "one of {array, set}", v);
+        return false;
+    }
+    return true;
 }
 
 static rv_t *bi_sum(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     double s = 0;
     (void)n;
-    need_coll(ev, "sum", args[0]);
+    if (!need_coll(ev, "sum", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_NUMBER)
-            rego__type_err(ev, "sum", 1, "any<array[number], set[number]>", args[0]);
+            return rego__type_err(ev, "sum", 1, "any<array[number], set[number]>", args[0]);
         s += args[0]->a[i]->num;
     }
     return rego__num(A, s);
@@ -283,10 +290,11 @@ static rv_t *bi_product(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     double s = 1;
     (void)n;
-    need_coll(ev, "product", args[0]);
+    if (!need_coll(ev, "product", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_NUMBER)
-            rego__type_err(ev, "product", 1, "any<array[number], set[number]>", args[0]);
+            return rego__type_err(ev, "product", 1, "any<array[number], set[number]>", args[0]);
         s *= args[0]->a[i]->num;
     }
     return rego__num(A, s);
@@ -296,7 +304,8 @@ static rv_t *bi_max(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     rv_t *m = NULL;
     (void)n;
-    need_coll(ev, "max", args[0]);
+    if (!need_coll(ev, "max", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (m == NULL || rego__cmp(args[0]->a[i], m) > 0)
             m = args[0]->a[i];
@@ -307,7 +316,8 @@ static rv_t *bi_min(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     rv_t *m = NULL;
     (void)n;
-    need_coll(ev, "min", args[0]);
+    if (!need_coll(ev, "min", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (m == NULL || rego__cmp(args[0]->a[i], m) < 0)
             m = args[0]->a[i];
@@ -322,7 +332,8 @@ static int cmp_ptr(const void *x, const void *y)
 static rv_t *bi_sort(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    need_coll(ev, "sort", args[0]);
+    if (!need_coll(ev, "sort", args[0]))
+        return NULL;
     rv_t *r = rego__arr(A, args[0]->len);
     for (uint32_t i = 0; i < args[0]->len; i++)
         rego__arr_push(A, r, args[0]->a[i]);
@@ -334,7 +345,8 @@ static rv_t *bi_sort(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *bi_all(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    need_coll(ev, "all", args[0]);
+    if (!need_coll(ev, "all", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (!(args[0]->a[i]->kind == REGO_BOOL && args[0]->a[i]->b))
             return &rego__false;
@@ -344,7 +356,8 @@ static rv_t *bi_all(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *bi_any(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    need_coll(ev, "any", args[0]);
+    if (!need_coll(ev, "any", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (args[0]->a[i]->kind == REGO_BOOL && args[0]->a[i]->b)
             return &rego__true;
@@ -404,7 +417,7 @@ static rv_t *bi_to_number(rego_eval_t *ev, rv_t **args, uint32_t n)
         return rego__num(A, d);
     }
     default:
-        rego__type_err(ev, NAME, 1, "one of {boolean, null, number, string}", v);
+        return rego__type_err(ev, NAME, 1, "one of {boolean, null, number, string}", v);
     }
 }
 
@@ -480,7 +493,7 @@ static rv_t *prefix_any(rego_eval_t *ev, rv_t **args, const char *name, bool suf
         ss = s->a;
         ns = s->len;
     } else {
-        rego__type_err(ev, name, 1, "one of {array, set, string}", s);
+        return rego__type_err(ev, name, 1, "one of {string, set, array}", s);
     }
     if (p->kind == REGO_STRING) {
         pl[0] = p;
@@ -490,14 +503,24 @@ static rv_t *prefix_any(rego_eval_t *ev, rv_t **args, const char *name, bool suf
         ps = p->a;
         np = p->len;
     } else {
-        rego__type_err(ev, name, 2, "one of {array, set, string}", p);
+        return rego__type_err(ev, name, 2, "one of {string, set, array}", p);
     }
     for (uint32_t i = 0; i < ns; i++) {
-        if (ss[i]->kind != REGO_STRING)
-            rego__type_err(ev, name, 1, "string", ss[i]);
+        if (ss[i]->kind != REGO_STRING) {
+            if (ev->strict)
+                rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                           "%s: operand 1 must be array of strings but got array containing %s",
+                           name, rego__type_name(ss[i]));
+            return NULL;
+        }
         for (uint32_t j = 0; j < np; j++) {
-            if (ps[j]->kind != REGO_STRING)
-                rego__type_err(ev, name, 2, "string", ps[j]);
+            if (ps[j]->kind != REGO_STRING) {
+                if (ev->strict)
+                    rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                               "%s: operand 2 must be array of strings but got array containing %s",
+                               name, rego__type_name(ps[j]));
+                return NULL;
+            }
             if (suffix ? has_suffix(ss[i], ps[j]) : has_prefix(ss[i], ps[j]))
                 return &rego__true;
         }
@@ -518,7 +541,7 @@ static rv_t *bi_any_suffix(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *map_case(rego_eval_t *ev, rv_t **args, const char *name, bool up)
 {
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, name, 1, "string", args[0]);
+        return rego__type_err(ev, name, 1, "string", args[0]);
     char *o = rego__strndup(A, args[0]->str, args[0]->len);
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (up && o[i] >= 'a' && o[i] <= 'z')
@@ -579,12 +602,12 @@ static rv_t *bi_concat(rego_eval_t *ev, rv_t **args, uint32_t n)
     (void)n;
     NEED_STR(0);
     if (args[1]->kind != REGO_ARRAY && args[1]->kind != REGO_SET)
-        rego__type_err(ev, NAME, 2, "one of {array, set}", args[1]);
+        return rego__type_err(ev, NAME, 2, "one of {array, set}", args[1]);
     buf_init(&b, 64u << 20);
     for (uint32_t i = 0; i < args[1]->len; i++) {
         if (args[1]->a[i]->kind != REGO_STRING) {
             buf_free(&b);
-            rego__type_err(ev, NAME, 2, "any<array[string], set[string]>", args[1]);
+            return rego__type_err(ev, NAME, 2, "any<array[string], set[string]>", args[1]);
         }
         if ((i > 0 && buf_append(&b, args[0]->str, args[0]->len) < 0) ||
             buf_append(&b, args[1]->a[i]->str, args[1]->a[i]->len) < 0) {
@@ -627,9 +650,9 @@ static rv_t *bi_substring(rego_eval_t *ev, rv_t **args, uint32_t n)
     NEED_NUM(1);
     NEED_NUM(2);
     if (!rego__is_int(args[1]))
-        rego__type_err(ev, NAME, 2, "integer number", args[1]);
+        return rego__type_err(ev, NAME, 2, "integer number", args[1]);
     if (!rego__is_int(args[2]))
-        rego__type_err(ev, NAME, 3, "integer number", args[2]);
+        return rego__type_err(ev, NAME, 3, "integer number", args[2]);
     double start = args[1]->num, len = args[2]->num;
     if (start < 0)
         return rego__bi_err(ev, "substring: negative offset");
@@ -694,9 +717,9 @@ static bool in_cutset(const rv_t *cut, const char *p, size_t l)
 static rv_t *do_trim(rego_eval_t *ev, rv_t **args, const char *name, bool left, bool right)
 {
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, name, 1, "string", args[0]);
+        return rego__type_err(ev, name, 1, "string", args[0]);
     if (args[1]->kind != REGO_STRING)
-        rego__type_err(ev, name, 2, "string", args[1]);
+        return rego__type_err(ev, name, 2, "string", args[1]);
     const char *s = args[0]->str, *e = s + args[0]->len;
     while (left && s < e) {
         size_t l = 1;
@@ -839,9 +862,9 @@ static rv_t *bi_replace_n(rego_eval_t *ev, rv_t **args, uint32_t n)
      * order; OPA passes keys sorted) that matches. */
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_STRING)
-            rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
+            return rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
         if (args[0]->v[i]->kind != REGO_STRING)
-            rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
+            return rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
     }
     buf_t b;
     buf_init(&b, 64u << 20);
@@ -875,7 +898,7 @@ static rv_t *bi_reverse(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "reverse", 1, "string", args[0]);
+        return rego__type_err(ev, "reverse", 1, "string", args[0]);
     char *o = rego__alloc(A, args[0]->len + 1);
     const char *s = args[0]->str;
     size_t len = args[0]->len, w = len;
@@ -1173,9 +1196,15 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
 static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
 {
     const char *p = pat->str, *e = p + pat->len;
-    bool in_class = false;
+    bool in_class = false, prev_quant = false;
     int rc = 0;
+    unsigned long reps = 0;
     *flags = REG_EXTENDED;
+    /* glibc's regcomp expands repetitions into a tree, so stacked or large counted repetitions
+     * cost exponential time and memory: refuse them as RE2 does (RE2 rejects `a**` and counts
+     * above 1000), and bound the pattern. */
+    if (pat->len > REGO_MAX_REGEX_BYTES)
+        return false;
     if (e - p >= 4 && memcmp(p, "(?i)", 4) == 0) {
         *flags |= REG_ICASE;
         p += 4;
@@ -1189,6 +1218,7 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
         if (c == '\\' && p + 1 < e) {
             char d = p[1];
             p += 2;
+            prev_quant = false;
             switch (d) {
             case 'd':
                 rc = buf_append_str(out, in_class ? "0-9" : "[0-9]");
@@ -1255,12 +1285,14 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
             continue;
         }
         if (in_class) {
+            prev_quant = false;
             if (c == ']')
                 in_class = false;
             rc = buf_append(out, p++, 1);
             continue;
         }
         if (c == '[') {
+            prev_quant = false;
             in_class = true;
             rc = buf_append(out, p++, 1);
             if (p < e && *p == '^')
@@ -1288,11 +1320,40 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
             }
             return false;
         }
-        if ((c == '*' || c == '+' || c == '?' || c == '}') && p + 1 < e && p[1] == '?') {
-            rc = buf_append(out, p, 1);
-            p += 2;
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (prev_quant)
+                return false;
+            if (c == '{') {
+                const char *q = p + 1;
+                unsigned long a = 0, b = 0;
+                while (q < e && *q >= '0' && *q <= '9' && a <= 100000)
+                    a = a * 10 + (unsigned long)(*q++ - '0');
+                b = a;
+                if (q < e && *q == ',') {
+                    q++;
+                    b = 0;
+                    while (q < e && *q >= '0' && *q <= '9' && b <= 100000)
+                        b = b * 10 + (unsigned long)(*q++ - '0');
+                    if (b < a)
+                        b = a;
+                }
+                reps += b > 1 ? b : 1;
+                if (a > 1000 || b > 1000 || reps > 1000)
+                    return false;
+                while (p < e && *p != '}')
+                    rc = rc != 0 ? rc : buf_append(out, p++, 1);
+                if (p >= e)
+                    return false;
+                rc = rc != 0 ? rc : buf_append(out, p++, 1);
+            } else {
+                rc = buf_append(out, p++, 1);
+            }
+            if (p < e && *p == '?')
+                p++; /* lazy: POSIX has only greedy */
+            prev_quant = true;
             continue;
         }
+        prev_quant = false;
         rc = buf_append(out, p++, 1);
     }
     return rc == 0 && !in_class;
@@ -1609,7 +1670,7 @@ static rv_t *bi_glob_match(rego_eval_t *ev, rv_t **args, uint32_t n)
     (void)n;
     NEED_STR(0);
     if (args[1]->kind != REGO_ARRAY && args[1]->kind != REGO_NULL)
-        rego__type_err(ev, NAME, 2, "array[string]", args[1]);
+        return rego__type_err(ev, NAME, 2, "array[string]", args[1]);
     NEED_STR(2);
     rv_t *delims = args[1];
     if (delims->kind == REGO_NULL) {
@@ -1620,7 +1681,7 @@ static rv_t *bi_glob_match(rego_eval_t *ev, rv_t **args, uint32_t n)
     }
     for (uint32_t i = 0; i < delims->len; i++)
         if (delims->a[i]->kind != REGO_STRING)
-            rego__type_err(ev, NAME, 2, "array[string]", args[1]);
+            return rego__type_err(ev, NAME, 2, "array[string]", args[1]);
     int r = glob_rec(ev, args[0]->str, args[0]->str + args[0]->len, args[2]->str,
                      args[2]->str + args[2]->len, delims, 0);
     if (r < 0)
@@ -1958,7 +2019,7 @@ static rv_t *bi_object_union_n(rego_eval_t *ev, rv_t **args, uint32_t n)
     rv_t *r = rego__obj(A, 0);
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_OBJECT)
-            rego__type_err(ev, NAME, 1, "array[object]", args[0]);
+            return rego__type_err(ev, NAME, 1, "array[object]", args[0]);
         r = merge(ev, r, args[0]->a[i]);
     }
     return r;
@@ -1980,7 +2041,7 @@ static rv_t *key_set(rego_eval_t *ev, const char *name, rv_t *k)
             rego__set_add(A, s, k->a[i]);
         return s;
     }
-    rego__type_err(ev, name, 2, "one of {object, set, array}", k);
+    return rego__type_err(ev, name, 2, "one of {object, set, array}", k);
 }
 
 #undef NAME
@@ -2021,7 +2082,7 @@ static rv_t *bi_union(rego_eval_t *ev, rv_t **args, uint32_t n)
     for (uint32_t i = 0; i < args[0]->len; i++) {
         rv_t *x = args[0]->a[i];
         if (x->kind != REGO_SET)
-            rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
+            return rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
         for (uint32_t j = 0; j < x->len; j++)
             rego__set_add(A, s, x->a[j]);
     }
@@ -2040,7 +2101,7 @@ static rv_t *bi_intersection(rego_eval_t *ev, rv_t **args, uint32_t n)
     for (uint32_t i = 0; i < args[0]->len; i++) {
         rv_t *x = args[0]->a[i];
         if (x->kind != REGO_SET)
-            rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
+            return rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
         if (s == NULL) {
             s = x;
             continue;

@@ -27,7 +27,11 @@ _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    err_set(ev->detail, code, "%s: %s", opa_code, msg);
+    if ((code == ERR_REGO_TYPE || code == ERR_REGO_BUILTIN) && ev->cur_call != NULL)
+        err_set(ev->detail, code, "%s:%u: %s: %s", ev->cur_file != NULL ? ev->cur_file : "query",
+                ev->cur_call->line, opa_code, msg);
+    else
+        err_set(ev->detail, code, "%s: %s", opa_code, msg);
     ev->code = code;
     ev->opa_code = opa_code;
     longjmp(ev->jb, 1);
@@ -575,6 +579,9 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
     ev->cstate[node->id] = 1;
     enter_call(ev);
     uint32_t mark = ev->ntrail;
+    const char *file = ev->cur_file;
+    if (node->nrules > 0)
+        ev->cur_file = node->rules[0]->file;
     switch (node->kind) {
     case R_COMPLETE:
         for (uint32_t i = 0; i < node->nrules; i++) {
@@ -637,6 +644,7 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
         }
     }
     ev->depth--;
+    ev->cur_file = file;
     ev->cstate[node->id] = 2;
     ev->cache[node->id] = res;
     return res;
@@ -672,7 +680,10 @@ static rv_t *call_user(rego_eval_t *ev, rego__node_t *node, rv_t **args, uint32_
 {
     rv_t *res = NULL;
     uint32_t mark = ev->ntrail;
+    const char *file = ev->cur_file;
     enter_call(ev);
+    if (node->nrules > 0)
+        ev->cur_file = node->rules[0]->file;
     for (uint32_t i = 0; i < node->nrules; i++) {
         for (rego__rule_t *r = node->rules[i]; r != NULL; r = r->els) {
             rulek_t rk;
@@ -693,6 +704,7 @@ static rv_t *call_user(rego_eval_t *ev, rego__node_t *node, rv_t **args, uint32_
     if (res == NULL && node->dflt != NULL)
         res = first_value(ev, new_slots(ev, node->dflt->nslots), node->dflt->value);
     ev->depth--;
+    ev->cur_file = file;
     return res;
 }
 
@@ -836,7 +848,9 @@ static int call_done(rego_eval_t *ev, rego__kont_t *k, rv_t *unused)
     callk_t *ck = CONTAINER(k, callk_t, k);
     rv_t *r;
     (void)unused;
+    ev->cur_call = ck->t;
     r = apply_call(ev, ck->t, ck->lk.vals, ck->nin);
+    ev->cur_call = NULL;
     if (r == NULL)
         return 0;
     if (ck->nin < ck->t->n) {
@@ -1552,6 +1566,8 @@ static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *det
     ev->steps = 0;
     ev->depth = 0;
     ev->in_mock = 0;
+    ev->cur_file = NULL;
+    ev->cur_call = NULL;
     memset(ev->unm_key, 0, sizeof(ev->unm_key));
     ev->unm_next = 0;
     ev->code = 0;

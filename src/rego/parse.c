@@ -1237,14 +1237,14 @@ rego__module_t *rego__parse_module(rego__cctx_t *c, const char *file, const char
         }
         if (ref->kind == T_REF && ref->head->kind == T_VAR &&
             strcmp(ref->head->name, "rego") == 0 && ref->n == 1 && ref->items[0]->kind == T_VAL &&
-            strcmp(ref->items[0]->val->str, "v1") == 0) {
+            ref->items[0]->val->kind == REGO_STRING && strcmp(ref->items[0]->val->str, "v1") == 0) {
             p.kw = KW_ALL;
             p.v1 = true;
             continue;
         }
-        const char *root = ref->kind == T_VAR         ? ref->name
-                           : ref->head->kind == T_VAR ? ref->head->name
-                                                      : "";
+        const char *root = ref->kind == T_VAR                               ? ref->name
+                           : ref->kind == T_REF && ref->head->kind == T_VAR ? ref->head->name
+                                                                            : "";
         if (strcmp(root, "data") != 0 && strcmp(root, "input") != 0)
             PFAIL(&p, at, "invalid import path, must begin with input or data");
         if (nimp == 64)

@@ -35,7 +35,8 @@ typedef struct rego_val rego_val_t;
 #define REGO_MAX_NESTING 200                       /* parser and JSON nesting depth */
 #define REGO_DEFAULT_MAX_STEPS 1000000u            /* evaluation steps per query */
 #define REGO_DEFAULT_MAX_BYTES (64u * 1024 * 1024) /* arena bytes per evaluation */
-#define REGO_MAX_STACK_BYTES (1024u * 1024)       /* C stack an evaluation may use */
+#define REGO_MAX_REGEX_BYTES 4096                  /* regex pattern */
+#define REGO_MAX_STACK_BYTES (1024u * 1024)        /* C stack an evaluation may use */
 
 typedef enum rego_syntax {
     REGO_SYNTAX_V1 = 0, /* `if`/`contains` required, keywords on (OPA 1.x default) */

@@ -240,10 +240,12 @@ struct rego_eval {
     rego__ovr_t *ovr;
     uint32_t novr, capovr;
     uint32_t depth;
-    uint32_t in_mock;       /* inside a replacement function: mocks are off */
-    uintptr_t stack_base; /* address of a local at the entry point (stack guard) */
-    const rv_t *unm_key[4]; /* json.unmarshal memo: argument ... */
-    rv_t *unm_val[4];       /* ... and its parsed value, per evaluation */
+    const char *cur_file;         /* module of the rule being evaluated (messages) */
+    const rego__term_t *cur_call; /* builtin call being evaluated (messages) */
+    uint32_t in_mock;             /* inside a replacement function: mocks are off */
+    uintptr_t stack_base;         /* address of a local at the entry point (stack guard) */
+    const rv_t *unm_key[4];       /* json.unmarshal memo: argument ... */
+    rv_t *unm_val[4];             /* ... and its parsed value, per evaluation */
     uint32_t unm_next;
     size_t max_bytes;
 };
@@ -267,9 +269,8 @@ struct rego__builtin {
 const rego__builtin_t *rego__builtin_find(const char *name);
 /* A builtin failure: error when strict, else undefined. Returns NULL. */
 rv_t *rego__bi_err(rego_eval_t *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* An operand type error (always an error, as in OPA). */
-_Noreturn void rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want,
-                              const rv_t *got);
+/* An operand type error: eval_type_error with strict builtin errors, else undefined (NULL). */
+rv_t *rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want, const rv_t *got);
 
 /* ---- parser / compiler ---- */
 typedef struct rego__module rego__module_t;
