@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/buf.h"
 #include "rego/rego_int.h"
@@ -404,6 +405,17 @@ static rv_t *bi_to_number(rego_eval_t *ev, rv_t **args, uint32_t n)
     case REGO_STRING: {
         char *end = NULL;
         const char *s = v->str;
+        {
+            /* Go's ParseFloat takes inf and nan; OPA then refuses them as a type error. */
+            const char *t = s + (v->len > 0 && (s[0] == '-' || s[0] == '+'));
+            if (strcasecmp(t, "inf") == 0 || strcasecmp(t, "infinity") == 0 ||
+                strcasecmp(t, "nan") == 0) {
+                if (!ev->strict)
+                    return NULL;
+                rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                           "to_number: operand 1 must be a finite number but got %s", s);
+            }
+        }
         if (v->len == 0 || v->len > 64 || s[0] == ' ' || s[0] == '+')
             return rego__bi_err(ev, "to_number: invalid syntax");
         for (uint32_t i = 0; i < v->len; i++)
@@ -861,10 +873,13 @@ static rv_t *bi_replace_n(rego_eval_t *ev, rv_t **args, uint32_t n)
     /* Go's strings.NewReplacer: all patterns at once, at each position the first (in argument
      * order; OPA passes keys sorted) that matches. */
     for (uint32_t i = 0; i < args[0]->len; i++) {
-        if (args[0]->a[i]->kind != REGO_STRING)
-            return rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
-        if (args[0]->v[i]->kind != REGO_STRING)
-            return rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
+        if (args[0]->a[i]->kind != REGO_STRING || args[0]->v[i]->kind != REGO_STRING) {
+            if (!ev->strict)
+                return NULL;
+            rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                       "strings.replace_n: operand 1 non-string %s found in pattern object",
+                       args[0]->a[i]->kind != REGO_STRING ? "key" : "value");
+        }
     }
     buf_t b;
     buf_init(&b, 64u << 20);
@@ -1937,8 +1952,13 @@ static rv_t *bi_hex_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
     char *o = rego__alloc(A, len / 2 + 1);
     for (uint32_t i = 0; i + 1 < len + 1 && i < len; i += 2) {
         int h = hexv(args[0]->str[i]), l = i + 1 < len ? hexv(args[0]->str[i + 1]) : -1;
-        if (h < 0 || l < 0)
-            return rego__bi_err(ev, "hex.decode: invalid byte");
+        if (h < 0 || l < 0) {
+            unsigned char bad = (unsigned char)args[0]->str[h < 0 ? i : i + 1];
+            if (i + 1 >= len && h >= 0)
+                return rego__bi_err(ev, "hex.decode: encoding/hex: odd length hex string");
+            return rego__bi_err(ev, "hex.decode: encoding/hex: invalid byte: U+%04X '%c'", bad,
+                                bad);
+        }
         o[i / 2] = (char)(h * 16 + l);
     }
     o[len / 2] = '\0';
@@ -2163,12 +2183,13 @@ static rv_t *bi_array_reverse(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* OPA's array.flatten removes one level of nesting. */
 static void flatten(rego_eval_t *ev, rv_t *out, rv_t *in)
 {
-    rego__step(ev);
     for (uint32_t i = 0; i < in->len; i++) {
         if (in->a[i]->kind == REGO_ARRAY)
-            flatten(ev, out, in->a[i]);
+            for (uint32_t j = 0; j < in->a[i]->len; j++)
+                rego__arr_push(A, out, in->a[i]->a[j]);
         else
             rego__arr_push(A, out, in->a[i]);
     }
