@@ -2260,6 +2260,22 @@ static rv_t *bi_numbers_range_step(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* No I/O in the engine: these exist so that policies compile and tests can mock them with
+ * `with`; called for real they fail (undefined, or an error when strict). */
+static rv_t *bi_http_send(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    (void)args;
+    (void)n;
+    return rego__bi_err(ev, "http.send: not supported: the policy engine does no I/O");
+}
+
+static rv_t *bi_opa_runtime(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    (void)args;
+    (void)n;
+    return rego__obj(A, 0);
+}
+
 static rv_t *bi_print(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)ev;
@@ -2363,6 +2379,8 @@ static const rego__builtin_t table[] = {
     {"numbers.range", 2, bi_numbers_range},
     {"numbers.range_step", 3, bi_numbers_range_step},
     {"print", -1, bi_print},
+    {"http.send", 1, bi_http_send},
+    {"opa.runtime", 0, bi_opa_runtime},
     {NULL, 0, NULL},
 };
 

@@ -794,9 +794,7 @@ typedef struct callk {
 
 static const rego__ovr_t *fn_override(rego_eval_t *ev, const rego__term_t *t)
 {
-    if (ev->in_mock > 0)
-        return NULL;
-    for (uint32_t o = ev->novr; o-- > 0;) {
+    for (uint32_t o = ev->novr; o-- > ev->in_mock;) {
         rego__ovr_t *ov = &ev->ovr[o];
         if (ov->root != T_CALL)
             continue;
@@ -816,13 +814,15 @@ static rv_t *apply_call(rego_eval_t *ev, const rego__term_t *t, rv_t **vals, uin
             rv_t *r;
             if (ov->with_val != NULL)
                 return ov->with_val;
-            /* A replacement calls the originals, never other replacements. */
-            ev->in_mock++;
+            /* A replacement calls the originals, never the replacements in force where it was
+             * called; `with` inside it still applies. */
+            uint32_t floor = ev->in_mock;
+            ev->in_mock = ev->novr;
             if (ov->with_node != NULL)
                 r = n == ov->with_node->nargs ? call_user(ev, ov->with_node, vals, n) : NULL;
             else
                 r = ov->with_bi != NULL ? ov->with_bi->fn(ev, vals, n) : NULL;
-            ev->in_mock--;
+            ev->in_mock = floor;
             return r;
         }
     }
