@@ -1179,6 +1179,13 @@ static int truth_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return tk->next->fn(ev, tk->next, NULL);
 }
 
+static int capture_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
+{
+    truthk_t *tk = CONTAINER(k, truthk_t, k);
+    (void)v;
+    return tk->next->fn(ev, tk->next, NULL);
+}
+
 typedef struct iterk {
     rego__kont_t k;  /* collection value */
     rego__kont_t k2; /* key unified */
@@ -1388,7 +1395,7 @@ static int eval_expr(rego_eval_t *ev, rv_t **slots, rego__expr_t *e, rego__kont_
         return eval_with(ev, slots, e, k);
     switch (e->kind) {
     case E_TERM: {
-        truthk_t tk = {{truth_fn}, k};
+        truthk_t tk = {{e->capture ? capture_fn : truth_fn}, k};
         return rego__eval_term(ev, slots, e->a, &tk.k);
     }
     case E_UNIFY:

@@ -142,6 +142,7 @@ typedef struct rego__with {
 struct rego__expr {
     uint8_t kind; /* rego__ekind_t */
     bool assign;  /* := */
+    bool capture; /* top-level query term: its value is the result, false included */
     uint32_t line, col;
     rego__term_t *a, *b,
         *c;              /* E_TERM: a; E_UNIFY: a = b; E_SOMEIN/E_EVERY: key a, value b, coll c */

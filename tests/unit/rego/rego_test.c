@@ -312,3 +312,25 @@ TEST(no_leaks)
     rego_policy_unref(p);
     ASSERT_EQ(mem_used(), before);
 }
+
+TEST(query_term_false_is_a_result)
+{
+    rego_policy_t *p =
+        compile("package t\ndefault allow := false\n", REGO_SYNTAX_V1, NULL, NULL, 0);
+    rego_eval_t *ev = rego_eval_new(NULL);
+    rego_query_t *q = NULL;
+    rego_result_t r;
+    ASSERT(p != NULL);
+    ASSERT_EQ(rego_query_new(p, "data.t.allow", &q, NULL, NULL), 0);
+    ASSERT_EQ(rego_eval_query(ev, q, &r, NULL, NULL), 0);
+    ASSERT_EQ(r.count, 1);
+    ASSERT(rego_val_kind(r.exprs[0][0]) == REGO_BOOL && !rego_val_bool(r.exprs[0][0]));
+    rego_query_free(q);
+    /* In a body, false fails: no solution. */
+    ASSERT_EQ(rego_query_new(p, "x := 1; data.t.allow == true", &q, NULL, NULL), 0);
+    ASSERT_EQ(rego_eval_query(ev, q, &r, NULL, NULL), 0);
+    ASSERT_EQ(r.count, 0);
+    rego_query_free(q);
+    rego_eval_free(ev);
+    rego_policy_unref(p);
+}
