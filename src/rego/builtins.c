@@ -2264,9 +2264,118 @@ static rv_t *bi_numbers_range_step(rego_eval_t *ev, rv_t **args, uint32_t n)
  * `with`; called for real they fail (undefined, or an error when strict). */
 static rv_t *bi_http_send(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    (void)args;
+    static const char *const keys[] = {"method",
+                                       "url",
+                                       "body",
+                                       "enable_redirect",
+                                       "force_json_decode",
+                                       "force_yaml_decode",
+                                       "headers",
+                                       "raw_body",
+                                       "tls_use_system_certs",
+                                       "tls_ca_cert",
+                                       "tls_ca_cert_file",
+                                       "tls_ca_cert_env_variable",
+                                       "tls_client_cert",
+                                       "tls_client_cert_file",
+                                       "tls_client_cert_env_variable",
+                                       "tls_client_key",
+                                       "tls_client_key_file",
+                                       "tls_client_key_env_variable",
+                                       "tls_insecure_skip_verify",
+                                       "tls_server_name",
+                                       "timeout",
+                                       "cache",
+                                       "force_cache",
+                                       "force_cache_duration_seconds",
+                                       "raise_error",
+                                       "caching_mode",
+                                       "max_retry_attempts",
+                                       "cache_ignored_headers",
+                                       NULL};
+    rv_t *req = args[0];
     (void)n;
+    if (req->kind != REGO_OBJECT)
+        return rego__type_err(ev, "http.send", 1, "object", req);
+    /* The request is checked as OPA does, so mistakes show offline too. */
+    for (uint32_t i = 0; i < req->len; i++) {
+        bool known = false;
+        for (int k = 0; keys[k] != NULL && !known; k++)
+            known = req->a[i]->kind == REGO_STRING && strcmp(req->a[i]->str, keys[k]) == 0;
+        if (!known) {
+            buf_t b;
+            buf_init(&b, 256);
+            if (rego__to_json_text(req->a[i], &b) < 0)
+                buf_free(&b);
+            if (ev->strict) {
+                char bad[200];
+                snprintf(bad, sizeof(bad), "%s", b.len > 0 ? buf_ptr(&b) : "?");
+                buf_free(&b);
+                rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                           "http.send: invalid request parameters(s): {%s}", bad);
+            }
+            buf_free(&b);
+            return NULL;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        if (rego__obj_gets(req, keys[k], strlen(keys[k])) == NULL) {
+            if (!ev->strict)
+                return NULL;
+            rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                       "http.send: missing required request parameters(s): {\"%s\"}", keys[k]);
+        }
+    }
     return rego__bi_err(ev, "http.send: not supported: the policy engine does no I/O");
+}
+
+/* units.parse_bytes: "10KB" = 10000, "1KiB" = 1024, case-insensitive, no unit = bytes. */
+static rv_t *bi_units_parse_bytes(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    static const struct {
+        const char *u;
+        double m;
+    } units[] = {{"", 1},
+                 {"b", 1},
+                 {"k", 1e3},
+                 {"kb", 1e3},
+                 {"ki", 1024.0},
+                 {"kib", 1024.0},
+                 {"m", 1e6},
+                 {"mb", 1e6},
+                 {"mi", 1048576.0},
+                 {"mib", 1048576.0},
+                 {"g", 1e9},
+                 {"gb", 1e9},
+                 {"gi", 1073741824.0},
+                 {"gib", 1073741824.0},
+                 {"t", 1e12},
+                 {"tb", 1e12},
+                 {"ti", 1099511627776.0},
+                 {"tib", 1099511627776.0}};
+    char num[64];
+    (void)n;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, "units.parse_bytes", 1, "string", args[0]);
+    const char *s = args[0]->str, *e = s + args[0]->len, *p = s;
+    while (p < e && ((*p >= '0' && *p <= '9') || *p == '.'))
+        p++;
+    size_t nl = (size_t)(p - s);
+    if (nl == 0 || nl >= sizeof(num))
+        return rego__bi_err(ev, "units.parse_bytes: no byte amount provided");
+    memcpy(num, s, nl);
+    num[nl] = '\0';
+    char *end = NULL;
+    double v = strtod(num, &end);
+    if (end != num + nl)
+        return rego__bi_err(ev, "units.parse_bytes: could not parse byte amount to a number");
+    while (p < e && *p == ' ')
+        p++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if ((size_t)(e - p) == strlen(units[i].u) &&
+            strncasecmp(p, units[i].u, (size_t)(e - p)) == 0)
+            return rego__num(A, round(v * units[i].m));
+    return rego__bi_err(ev, "units.parse_bytes: byte size unit not recognized");
 }
 
 static rv_t *bi_opa_runtime(rego_eval_t *ev, rv_t **args, uint32_t n)
@@ -2380,6 +2489,7 @@ static const rego__builtin_t table[] = {
     {"numbers.range_step", 3, bi_numbers_range_step},
     {"print", -1, bi_print},
     {"http.send", 1, bi_http_send},
+    {"units.parse_bytes", 1, bi_units_parse_bytes},
     {"opa.runtime", 0, bi_opa_runtime},
     {NULL, 0, NULL},
 };

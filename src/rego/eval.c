@@ -401,7 +401,11 @@ static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base)
     for (uint32_t j = 0; j < node->nkids; j++) {
         rego__node_t *kid = node->kids[j];
         rv_t *kv = node_value(ev, kid, base_child(base, kid->name));
-        if (kv != NULL)
+        if (kv != NULL && kid->kind >= 0)
+            /* Where base data and a rule define the same key, OPA shows the base document. */
+            (void)rego__obj_put(&ev->arena, obj,
+                                rego__str(&ev->arena, kid->name, strlen(kid->name)), kv);
+        else if (kv != NULL)
             rego__obj_set(&ev->arena, obj, rego__str(&ev->arena, kid->name, strlen(kid->name)), kv);
         else if (kid->kind < 0 && kid->nkids > 0 && base_child(base, kid->name) == NULL)
             rego__obj_set(&ev->arena, obj, rego__str(&ev->arena, kid->name, strlen(kid->name)),
