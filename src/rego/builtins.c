@@ -22,6 +22,7 @@
 
 extern const rego__builtin_t rego__bi_time[];
 extern const rego__builtin_t rego__bi_jwt[];
+extern const rego__builtin_t rego__bi_yaml[];
 
 static const char *cur_name = "";
 
@@ -2496,7 +2497,7 @@ static const rego__builtin_t table[] = {
 
 const rego__builtin_t *rego__builtin_find(const char *name)
 {
-    const rego__builtin_t *tables[] = {table, rego__bi_time, rego__bi_jwt};
+    const rego__builtin_t *tables[] = {table, rego__bi_time, rego__bi_jwt, rego__bi_yaml};
     (void)cur_name;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (const rego__builtin_t *b = tables[t]; b->name != NULL; b++)
