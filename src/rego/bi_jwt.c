@@ -97,8 +97,10 @@ static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
         return "JWT is a JWE object, which is not supported";
     const rv_t *cty = rego__obj_gets(out->header, "cty", 3);
     if (cty != NULL && cty->kind == REGO_STRING && strcmp(cty->str, "JWT") == 0) {
+        /* The payload is the inner token, possibly as a JSON string. */
         rv_t inner = {.kind = REGO_STRING, .str = p, .len = (uint32_t)pn};
-        return jwt_split(ev, &inner, out);
+        rv_t *quoted = pn > 0 && p[0] == '"' ? rego__json_parse(A, p, pn) : NULL;
+        return jwt_split(ev, quoted != NULL && quoted->kind == REGO_STRING ? quoted : &inner, out);
     }
     out->payload = parse_json_bytes(ev, p, pn);
     if (out->payload == NULL)

@@ -249,17 +249,42 @@ static rv_t *bi_floor(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 /* ---- aggregates ---- */
 
+/* Runes as Go counts them: each byte of an invalid sequence is one rune (U+FFFD). */
+static size_t utf8_runes(const char *s, size_t n)
+{
+    size_t c = 0, i = 0;
+    while (i < n) {
+        unsigned char b = (unsigned char)s[i];
+        size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok && len == 2 && b < 0xC2)
+            ok = false;
+        if (ok && len == 3) {
+            unsigned cp = ((b & 0x0Fu) << 12) | (((unsigned char)s[i + 1] & 0x3Fu) << 6) |
+                          ((unsigned char)s[i + 2] & 0x3Fu);
+            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((b & 0x07u) << 18) | (((unsigned char)s[i + 1] & 0x3Fu) << 12) |
+                          (((unsigned char)s[i + 2] & 0x3Fu) << 6) |
+                          ((unsigned char)s[i + 3] & 0x3Fu);
+            ok = cp >= 0x10000 && cp <= 0x10FFFF;
+        }
+        i += ok ? len : 1;
+        c++;
+    }
+    return c;
+}
+
 #undef NAME
 #define NAME "count"
 static rv_t *bi_count(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    if (args[0]->kind == REGO_STRING) {
-        uint32_t c = 0;
-        for (uint32_t i = 0; i < args[0]->len; i++)
-            c += ((unsigned char)args[0]->str[i] & 0xC0) != 0x80;
-        return rego__num(A, c);
-    }
+    if (args[0]->kind == REGO_STRING)
+        return rego__num(A, (double)utf8_runes(args[0]->str, args[0]->len));
     if (args[0]->kind < REGO_STRING)
         return rego__type_err(ev, NAME, 1, "one of {array, object, set, string}", args[0]);
     return rego__num(A, args[0]->len);

@@ -941,6 +941,11 @@ static rego__expr_t *parse_literal(parser_t *p)
         args[1] = v;
         args[2] = parse_or(p);
         t = mk_call(p, "internal.member_3", args, 3, &at);
+        while (is_kw(p, &p->t, KW_IN, "in") && !(p->nlsens && p->t.nl)) {
+            tok_t iat = p->t;
+            next(p);
+            t = binop(p, "internal.member_2", t, parse_or(p), &iat);
+        }
     }
     if ((is_op(&p->t, "=") || is_op(&p->t, ":=")) && !(p->t.nl && p->nlsens)) {
         e = mk_expr(p, E_UNIFY, &at);
@@ -996,7 +1001,23 @@ static rego__body_t parse_rule_body(parser_t *p, const tok_t *at, bool *had)
         kw_if = true;
         next(p);
     }
-    if (is_op(&p->t, "{") && (kw_if || !p->t.nl)) {
+    if (is_op(&p->t, "{") && kw_if) {
+        /* `if {` starts a body, unless what follows only parses as a term (`if {x: 1 | …}`):
+         * then back up and read one literal. */
+        parser_t saved = *p;
+        jmp_buf outer;
+        memcpy(&outer, &p->c->jb, sizeof(outer));
+        if (setjmp(p->c->jb) == 0) {
+            rego__body_t b;
+            next(p);
+            b = parse_body_until(p, "}");
+            memcpy(&p->c->jb, &outer, sizeof(outer));
+            *had = true;
+            return b;
+        }
+        memcpy(&p->c->jb, &outer, sizeof(outer));
+        *p = saved;
+    } else if (is_op(&p->t, "{") && !p->t.nl) {
         next(p);
         *had = true;
         return parse_body_until(p, "}");
