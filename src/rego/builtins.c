@@ -24,8 +24,6 @@ extern const rego__builtin_t rego__bi_time[];
 extern const rego__builtin_t rego__bi_jwt[];
 extern const rego__builtin_t rego__bi_yaml[];
 
-static const char *cur_name = "";
-
 rv_t *rego__bi_err(rego_eval_t *ev, const char *fmt, ...)
 {
     va_list ap;
@@ -2523,7 +2521,6 @@ static const rego__builtin_t table[] = {
 const rego__builtin_t *rego__builtin_find(const char *name)
 {
     const rego__builtin_t *tables[] = {table, rego__bi_time, rego__bi_jwt, rego__bi_yaml};
-    (void)cur_name;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (const rego__builtin_t *b = tables[t]; b->name != NULL; b++)
             if (strcmp(b->name, name) == 0)

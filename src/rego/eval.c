@@ -258,15 +258,6 @@ static rv_t *data_override(rego_eval_t *ev, rego__node_t *node)
     return NULL;
 }
 
-static bool overridden_below(rego_eval_t *ev, rego__node_t *node)
-{
-    /* True when a replacement sits at or above @p node (then the value comes from it). */
-    for (rego__node_t *n = node; n != NULL; n = n->parent)
-        if (data_override(ev, n) != NULL)
-            return true;
-    return false;
-}
-
 static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base);
 
 static rv_t *base_child(rv_t *base, const char *name)
@@ -1382,7 +1373,6 @@ static int eval_with(rego_eval_t *ev, rv_t **slots, rego__expr_t *e, rego__kont_
     ev->cache = rego__alloc(&ev->arena, (ev->pol->nnodes + 1) * sizeof(*ev->cache));
     ev->cstate = rego__alloc(&ev->arena, ev->pol->nnodes + 1);
     memset(ev->cstate, 0, ev->pol->nnodes + 1);
-    (void)overridden_below;
     get_state(ev, &wk.inner);
     wk.k.fn = with_fn;
     wk.next = k;
@@ -1651,18 +1641,4 @@ int rego_eval_value(rego_eval_t *ev, const rego_query_t *q, rego_val_t **out, er
     ev->arena.jb = NULL;
     *out = v;
     return 0;
-}
-
-rv_t *rego__eval_const_term(rego_eval_t *ev, rego__term_t *t)
-{
-    return first_value(ev, new_slots(ev, 64), t);
-}
-
-rv_t *rego__call_value(rego_eval_t *ev, rv_t *fnval, rv_t **args, uint32_t n)
-{
-    (void)ev;
-    (void)fnval;
-    (void)args;
-    (void)n;
-    return NULL;
 }

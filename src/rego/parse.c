@@ -121,14 +121,12 @@ static void advance(parser_t *p, size_t n)
     }
 }
 
-static const char *const ops3[] = {NULL};
 static const char *const ops2[] = {":=", "==", "!=", "<=", ">=", NULL};
 
 static void lex(parser_t *p, tok_t *t)
 {
     bool nl = false, ws = false;
     memset(t, 0, sizeof(*t));
-    (void)ops3;
     for (;;) {
         if (p->cur >= p->end)
             break;
@@ -993,6 +991,25 @@ static rego__body_t true_body(parser_t *p, const tok_t *at)
 }
 
 /* Parses what follows a head: `if` and/or a body, or nothing. */
+/* `if {` starts a body, unless what follows only parses as a term (`if {x: 1 | …}`): then
+ * this returns false with the parser backed up to the '{', to read one literal instead. */
+static bool try_body(parser_t *p, rego__body_t *out)
+{
+    parser_t saved = *p;
+    jmp_buf outer;
+    bool ok = false;
+    memcpy(&outer, &p->c->jb, sizeof(outer));
+    if (setjmp(p->c->jb) == 0) {
+        next(p);
+        *out = parse_body_until(p, "}");
+        ok = true;
+    } else {
+        *p = saved;
+    }
+    memcpy(&p->c->jb, &outer, sizeof(outer));
+    return ok;
+}
+
 static rego__body_t parse_rule_body(parser_t *p, const tok_t *at, bool *had)
 {
     bool kw_if = false;
@@ -1002,21 +1019,11 @@ static rego__body_t parse_rule_body(parser_t *p, const tok_t *at, bool *had)
         next(p);
     }
     if (is_op(&p->t, "{") && kw_if) {
-        /* `if {` starts a body, unless what follows only parses as a term (`if {x: 1 | …}`):
-         * then back up and read one literal. */
-        parser_t saved = *p;
-        jmp_buf outer;
-        memcpy(&outer, &p->c->jb, sizeof(outer));
-        if (setjmp(p->c->jb) == 0) {
-            rego__body_t b;
-            next(p);
-            b = parse_body_until(p, "}");
-            memcpy(&p->c->jb, &outer, sizeof(outer));
+        rego__body_t b;
+        if (try_body(p, &b)) {
             *had = true;
             return b;
         }
-        memcpy(&p->c->jb, &outer, sizeof(outer));
-        *p = saved;
     } else if (is_op(&p->t, "{") && !p->t.nl) {
         next(p);
         *had = true;

@@ -310,8 +310,6 @@ void rego__compile_query(rego__cctx_t *c, rego_policy_t *p, rego_query_t *q);
 
 /* ---- evaluator entry points ---- */
 int rego__eval_term(rego_eval_t *ev, rv_t **slots, rego__term_t *t, rego__kont_t *k);
-rv_t *rego__eval_const_term(rego_eval_t *ev, rego__term_t *t);
-rv_t *rego__call_value(rego_eval_t *ev, rv_t *fnval, rv_t **args, uint32_t n);
 void rego__step(rego_eval_t *ev);
 
 #endif
