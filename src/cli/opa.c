@@ -890,8 +890,10 @@ static int cmd_bench(int argc, char **argv)
     ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
     vj = v != NULL ? rego_val_to_json(v) : NULL;
     vs = vj != NULL ? json_dumps(vj, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    printf("decisions %llu  result %s  %.0f ns/decision (parsing the input JSON included)\n",
-           (unsigned long long)count, vs != NULL ? vs : "undefined", ns / (double)count);
+    printf("decisions %llu  result %s  %.0f ns/decision (parsing the input JSON included), "
+           "arena %zu bytes\n",
+           (unsigned long long)count, vs != NULL ? vs : "undefined", ns / (double)count,
+           rego_eval_bytes(ev));
     rc = 0;
 out:
     free(vs); /* checksrc: allow free (jansson allocates with malloc) */

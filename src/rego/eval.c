@@ -1450,6 +1450,11 @@ void rego_eval_reset(rego_eval_t *ev)
     ev->novr = 0;
 }
 
+size_t rego_eval_bytes(const rego_eval_t *ev)
+{
+    return ev->arena.used;
+}
+
 rego_val_t *rego_val_new_object(rego_eval_t *ev)
 {
     return rego__obj(&ev->arena, 8);

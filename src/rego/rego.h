@@ -90,6 +90,8 @@ rego_eval_t *rego_eval_new(const rego_eval_opts_t *opts);
 void rego_eval_free(rego_eval_t *ev);
 /** Drops every value of the previous query; keeps the arena's first block for reuse. */
 void rego_eval_reset(rego_eval_t *ev);
+/** Arena bytes the context holds now (for metrics and benchmarks). */
+size_t rego_eval_bytes(const rego_eval_t *ev);
 
 /** Sets the input document from JSON (copied into the eval arena). NULL: input undefined. */
 int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t *detail)
