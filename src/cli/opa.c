@@ -497,7 +497,10 @@ static int run_case(json_t *c, char *why, size_t whylen)
         ms[nm].len = strlen(t);
         nm++;
     }
-    rego_compile_opts_t co = {.default_syntax = REGO_SYNTAX_V1};
+    /* Not an OPA key: Outrigger's own cases use it for Dapr's v0 policies. */
+    rego_compile_opts_t co = {.default_syntax = json_is_true(json_object_get(c, "v0_compatible"))
+                                                    ? REGO_SYNTAX_V0
+                                                    : REGO_SYNTAX_V1};
     rc = rego_policy_new(ms, nm, json_is_object(data) ? data : NULL, &co, &pol, &d, &code);
     if (rc == 0)
         rc = rego_query_new(pol, query, &q, &d, &code);
