@@ -6,14 +6,18 @@
  * answer queries such as `data.http.allow` against an input document, cheaply, per request.
  * Ownership: rego_policy_new returns a policy with one reference; rego_policy_ref/unref share it
  * (the last unref frees it). A rego_eval_t belongs to one caller at a time; it owns every value it
- * returns (an arena), and those values die at the next rego_eval_reset or rego_eval_free.
- * rego_query_t is owned by the caller and borrows the policy (keep a reference while it lives).
+ * builds or returns (input, results: one arena), and those values die at the next
+ * rego_eval_reset or rego_eval_free. rego_query_t is owned by the caller and borrows the policy
+ * (keep a reference while it lives). Inputs passed in (json_t, text) are copied.
  * Threading: a compiled policy and compiled queries are read-only and may be used by any number of
- * threads at once; each thread uses its own rego_eval_t.
+ * threads at once; each thread uses its own rego_eval_t. Refcounts are atomic.
  * Errors: 0 or a negative code (ERR_REGO_PARSE, ERR_REGO_COMPILE, ERR_REGO_EVAL, ERR_REGO_CONFLICT,
- * ERR_REGO_TYPE, ERR_REGO_BUILTIN, ERR_REGO_LIMIT, ERR_INVAL) with OPA's error code name and a
- * message ("file:line:col: ...") in the err_detail_t. Evaluation stops at the step limit or the
- * memory bound with ERR_REGO_LIMIT: a caller that authorizes must treat any error as deny.
+ * ERR_REGO_TYPE, ERR_REGO_BUILTIN, ERR_REGO_LIMIT, ERR_INVAL, ERR_PARSE/ERR_TOO_LARGE for input)
+ * with OPA's error code name and a message ("file:line:col: ...") in the err_detail_t.
+ * Evaluation stops at the step limit, the memory bound, the nesting limit or the stack guard with
+ * ERR_REGO_LIMIT: a caller that authorizes must treat any error as deny. Builtin failures make
+ * the call undefined unless strict_builtins is set (then ERR_REGO_BUILTIN / ERR_REGO_TYPE).
+ * After an error the rego_eval_t is still usable. Nothing here blocks, locks or logs.
  */
 #ifndef OUTRIGGER_REGO_H
 #define OUTRIGGER_REGO_H
