@@ -441,7 +441,7 @@ static rv_t *bi_decode_verify(rego_eval_t *ev, rv_t **args, uint32_t n)
         if (cert == NULL || cert->kind != REGO_STRING || !verify_asym(ev, alg->str, cert, &jp))
             return dv_false(ev);
     }
-    now = tv != NULL && tv->kind == REGO_NUMBER ? tv->num : (double)ev->now_ns;
+    now = tv != NULL && tv->kind == REGO_NUMBER ? tv->num : (double)rego__now(ev);
     if (num_claim(jp.payload, "exp", &exp) && now >= exp * 1e9)
         return dv_false(ev);
     if (num_claim(jp.payload, "nbf", &nbf) && now < nbf * 1e9)

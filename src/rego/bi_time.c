@@ -97,7 +97,7 @@ static rv_t *bi_now_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)args;
     (void)n;
-    return rego__num(A, (double)ev->now_ns);
+    return rego__num(A, (double)rego__now(ev));
 }
 
 static int digits(const char **p, const char *e, int min, int max, int64_t *out)

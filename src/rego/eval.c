@@ -37,6 +37,17 @@ _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const
     longjmp(ev->jb, 1);
 }
 
+/* One time per evaluation, as OPA's time.now_ns: the clock is read on first use. */
+int64_t rego__now(rego_eval_t *ev)
+{
+    if (ev->now_ns == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ev->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    return ev->now_ns;
+}
+
 void rego__step(rego_eval_t *ev)
 {
     char here;
@@ -1584,12 +1595,7 @@ static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *det
     ev->arena.jb = &ev->jb;
     ev->arena.jcode = &ev->code;
     ev->data = q->pol->data;
-    ev->now_ns = ev->fixed_now_ns;
-    if (ev->now_ns == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ev->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    }
+    ev->now_ns = ev->fixed_now_ns; /* 0: read the clock on first use (rego__now) */
 }
 
 static void eval_caches(rego_eval_t *ev)

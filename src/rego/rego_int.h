@@ -311,5 +311,6 @@ void rego__compile_query(rego__cctx_t *c, rego_policy_t *p, rego_query_t *q);
 /* ---- evaluator entry points ---- */
 int rego__eval_term(rego_eval_t *ev, rv_t **slots, rego__term_t *t, rego__kont_t *k);
 void rego__step(rego_eval_t *ev);
+int64_t rego__now(rego_eval_t *ev);
 
 #endif
