@@ -55,6 +55,27 @@ out:
     return rc;
 }
 
+bool rego_policy_defines(const rego_policy_t *p, const char *path)
+{
+    const rego__node_t *node = p->root;
+    const char *s = path;
+    if (strncmp(s, "data.", 5) == 0)
+        s += 5;
+    while (node != NULL && *s != '\0') {
+        const char *dot = strchr(s, '.');
+        size_t len = dot != NULL ? (size_t)(dot - s) : strlen(s);
+        const rego__node_t *next = NULL;
+        for (uint32_t i = 0; i < node->nkids && next == NULL; i++)
+            if (strlen(node->kids[i]->name) == len && memcmp(node->kids[i]->name, s, len) == 0)
+                next = node->kids[i];
+        node = next;
+        s += len;
+        if (*s == '.')
+            s++;
+    }
+    return node != NULL && (node->nrules > 0 || node->dflt != NULL);
+}
+
 rego_policy_t *rego_policy_ref(rego_policy_t *p)
 {
     atomic_fetch_add(&p->refs, 1);

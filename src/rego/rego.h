@@ -66,6 +66,12 @@ typedef struct rego_compile_opts {
 int rego_policy_new(const rego_module_src_t *mods, size_t n, const json_t *data,
                     const rego_compile_opts_t *opts, rego_policy_t **out, err_detail_t *detail,
                     const char **opa_code) __attribute__((warn_unused_result));
+/**
+ * True when the policy has rules (or a default) at @p path, a dotted path with or without the
+ * leading "data." ("http.visible_tools"). Compile-time only: the rule may still be undefined for
+ * a given input. Lets the caller skip work for features a policy does not use.
+ */
+bool rego_policy_defines(const rego_policy_t *p, const char *path);
 rego_policy_t *rego_policy_ref(rego_policy_t *p);
 void rego_policy_unref(rego_policy_t *p);
 

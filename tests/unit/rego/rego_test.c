@@ -218,6 +218,10 @@ TEST(visible_tools_set_and_result_object)
     rego_query_t *q = NULL, *qa = NULL;
     rego_val_t *v = NULL;
     ASSERT(p != NULL);
+    ASSERT(rego_policy_defines(p, "http.visible_tools"));
+    ASSERT(rego_policy_defines(p, "data.http.allow"));
+    ASSERT(!rego_policy_defines(p, "http.nothing"));
+    ASSERT(!rego_policy_defines(p, "http"));
     ASSERT_EQ(rego_query_new(p, "data.http.visible_tools", &q, NULL, NULL), 0);
     ASSERT_EQ(rego_query_new(p, "data.http.allow", &qa, NULL, NULL), 0);
     ASSERT_EQ(rego_eval_set_input_text(ev, "{\"caller\":\"a\"}", 14, NULL), 0);
