@@ -343,6 +343,28 @@ static bool verify_asym(rego_eval_t *ev, const char *alg, const rv_t *keytext,
     return ok;
 }
 
+/* What is wrong with a key argument, in OPA's words, or NULL when it is usable. */
+static const char *key_problem(const rv_t *k, int nkeys)
+{
+    static const char cert_begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char cert_end[] = "-----END CERTIFICATE-----";
+    const char *s = k->str;
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+        s++;
+    if (*s == '{')
+        return nkeys > 0 ? NULL : "failed to parse a JWK key (set)";
+    if (strncmp(s, cert_begin, sizeof(cert_begin) - 1) == 0) {
+        const char *end = strstr(s, cert_end);
+        if (end != NULL) {
+            for (const char *t = end + sizeof(cert_end) - 1; *t != '\0'; t++)
+                if (*t != ' ' && *t != '\n' && *t != '\r' && *t != '\t')
+                    return "extra data after a PEM certificate block";
+        }
+        return nkeys > 0 ? NULL : "failed to parse a PEM certificate";
+    }
+    return nkeys > 0 ? NULL : "failed to extract a Key from the PEM certificate";
+}
+
 static rv_t *verify_fn(rego_eval_t *ev, rv_t **args, const char *name, const char *alg)
 {
     jwt_parts_t jp;
@@ -359,8 +381,9 @@ static rv_t *verify_fn(rego_eval_t *ev, rv_t **args, const char *name, const cha
     int nk = load_keys(ev, args[1], probe, 16);
     for (int i = 0; i < nk; i++)
         EVP_PKEY_free(probe[i]);
-    if (nk == 0)
-        return rego__bi_err(ev, "%s: failed to extract a Key from the PEM certificate", name);
+    const char *why = key_problem(args[1], nk);
+    if (why != NULL)
+        return rego__bi_err(ev, "%s: %s", name, why);
     return verify_asym(ev, alg, args[1], &jp) ? &rego__true : &rego__false;
 }
 
