@@ -396,6 +396,7 @@ static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base)
         return base != NULL ? base : node->pkg ? rego__obj(&ev->arena, 0) : NULL;
     obj = rego__obj(&ev->arena,
                     (base != NULL && base->kind == REGO_OBJECT ? base->len : 0) + node->nkids);
+    obj->b = true; /* a document made of rules and base data: rules may add to it */
     if (base != NULL && base->kind == REGO_OBJECT) {
         for (uint32_t j = 0; j < base->len; j++)
             (void)rego__obj_put(&ev->arena, obj, base->a[j], base->v[j]);
@@ -475,6 +476,7 @@ static void obj_insert(rego_eval_t *ev, rv_t *obj, rv_t **keys, uint32_t nk, rv_
         rv_t *sub = rego__obj_get(obj, keys[i]);
         if (sub == NULL) {
             sub = rego__obj(&ev->arena, 2);
+            sub->b = true; /* a container made by the rule head, not a rule's value */
             rego__obj_put(&ev->arena, obj, keys[i], sub);
         } else if (sub->kind != REGO_OBJECT) {
             rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
@@ -496,6 +498,7 @@ static void set_insert(rego_eval_t *ev, rv_t *obj, rv_t **keys, uint32_t nk, rv_
         rv_t *sub = rego__obj_get(obj, keys[i]);
         if (sub == NULL) {
             sub = last ? rego__set(&ev->arena, 2) : rego__obj(&ev->arena, 2);
+            sub->b = true;
             rego__obj_put(&ev->arena, obj, keys[i], sub);
         } else if (sub->kind != (last ? REGO_SET : REGO_OBJECT)) {
             rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
@@ -541,11 +544,15 @@ static int obj_body_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return obj_step(ev, rk);
 }
 
-/* Two rules' contributions at one key: sets unite, objects merge, anything else conflicts. */
+/* Two rules' contributions at one key: sets and objects that rule heads built (b set) unite;
+ * a rule's own value never takes keys from another rule (eval_conflict_error). */
 static rv_t *merge_docs(rego_eval_t *ev, rv_t *a, rv_t *b)
 {
+    if (!a->b || !b->b)
+        rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
     if (a->kind == REGO_SET && b->kind == REGO_SET) {
         rv_t *s = rego__set(&ev->arena, a->len + b->len);
+        s->b = true;
         for (uint32_t i = 0; i < a->len; i++)
             rego__set_add(&ev->arena, s, a->a[i]);
         for (uint32_t i = 0; i < b->len; i++)
@@ -554,6 +561,7 @@ static rv_t *merge_docs(rego_eval_t *ev, rv_t *a, rv_t *b)
     }
     if (a->kind == REGO_OBJECT && b->kind == REGO_OBJECT) {
         rv_t *o = rego__obj(&ev->arena, a->len + b->len);
+        o->b = true;
         for (uint32_t i = 0; i < a->len; i++)
             (void)rego__obj_put(&ev->arena, o, a->a[i], a->v[i]);
         for (uint32_t i = 0; i < b->len; i++) {
@@ -612,6 +620,7 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
     case R_OBJ: {
         bool flat_set = node->kind == R_SET && node->nrules > 0 && node->rules[0]->nkeys == 1;
         res = flat_set ? rego__set(&ev->arena, 4) : rego__obj(&ev->arena, 4);
+        res->b = true;
         for (uint32_t i = 0; i < node->nrules; i++) {
             rego__rule_t *r = node->rules[i];
             rulek_t rk;
@@ -641,8 +650,10 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
             rv_t *kv = node_value(ev, kid, NULL);
             if (kv == NULL)
                 continue;
-            if (res == NULL)
+            if (res == NULL) {
                 res = rego__obj(&ev->arena, node->nkids);
+                res->b = true;
+            }
             rv_t *key = rego__str(&ev->arena, kid->name, strlen(kid->name));
             rv_t *old = rego__obj_put(&ev->arena, res, key, kv);
             if (old != NULL && !rego__eq(old, kv))

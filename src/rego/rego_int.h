@@ -31,7 +31,7 @@ char *rego__strndup(rego__arena_t *a, const char *s, size_t n);
 /* ---- values ---- */
 struct rego_val {
     uint8_t kind;    /* rego_kind_t */
-    bool b;          /* REGO_BOOL */
+    bool b;          /* REGO_BOOL; objects, sets: built by a rule head (may merge) */
     uint32_t len;    /* string bytes, elements, entries */
     uint32_t cap;    /* builder capacity */
     double num;      /* REGO_NUMBER */
