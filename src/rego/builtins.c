@@ -1108,7 +1108,9 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
         char tmp[512];
         switch (verb) {
         case 'd':
-            if (v->kind == REGO_NUMBER && rego__is_int(v)) {
+            if (v->kind == REGO_NUMBER && v->str != NULL) {
+                rc = buf_append(&b, v->str, v->len);
+            } else if (v->kind == REGO_NUMBER && rego__is_int(v)) {
                 fmt[fl - 1] = '\0';
                 char f2[40];
                 snprintf(f2, sizeof(f2), "%s.0f", fmt);

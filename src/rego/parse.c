@@ -589,7 +589,7 @@ static rego__term_t *parse_term(parser_t *p)
     enter(p);
     switch (p->t.kind) {
     case TK_NUMBER:
-        t = mk_val(p, rego__num(p->c->arena, p->t.num), &at);
+        t = mk_val(p, rego__num_text(p->c->arena, p->t.num, p->t.p, p->t.n), &at);
         next(p);
         break;
     case TK_STRING:
@@ -638,7 +638,11 @@ static rego__term_t *parse_term(parser_t *p)
         } else if (is_op(&p->t, "-")) {
             next(p);
             if (p->t.kind == TK_NUMBER && !p->t.ws) {
-                t = mk_val(p, rego__num(p->c->arena, -p->t.num), &at);
+                /* The text from the '-' on, so long negative literals stay exact. */
+                t = mk_val(
+                    p,
+                    rego__num_text(p->c->arena, -p->t.num, at.p, (size_t)(p->t.p + p->t.n - at.p)),
+                    &at);
                 next(p);
             } else {
                 rego__term_t **args = palloc(p, 2 * sizeof(*args));

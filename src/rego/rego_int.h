@@ -35,7 +35,8 @@ struct rego_val {
     uint32_t len;    /* string bytes, elements, entries */
     uint32_t cap;    /* builder capacity */
     double num;      /* REGO_NUMBER */
-    const char *str; /* REGO_STRING bytes (NUL-terminated too) */
+    const char *str; /* REGO_STRING bytes (NUL-terminated); REGO_NUMBER: exact text of a long
+                      * integer literal or NULL (rego__num_text) */
     rego_val_t **a;  /* array/set elements (sets sorted), object keys (sorted) */
     rego_val_t **v;  /* object values */
 };
@@ -43,6 +44,7 @@ typedef rego_val_t rv_t;
 
 extern rv_t rego__true, rego__false, rego__null, rego__empty_str;
 rv_t *rego__num(rego__arena_t *a, double n);
+rv_t *rego__num_text(rego__arena_t *a, double n, const char *text, size_t len);
 rv_t *rego__str(rego__arena_t *a, const char *s, size_t n);
 rv_t *rego__str_own(rego__arena_t *a, const char *s, size_t n); /* no copy */
 rv_t *rego__arr(rego__arena_t *a, uint32_t cap);

@@ -122,6 +122,49 @@ rv_t *rego__num(rego__arena_t *a, double n)
     return v;
 }
 
+/* A number from source or JSON text. Doubles hold 15-17 digits: an integer literal longer than
+ * that, or one that overflows, keeps its text, so that printing it and comparing it with
+ * another such literal stay exact (OPA's numbers are arbitrary precision). */
+rv_t *rego__num_text(rego__arena_t *a, double n, const char *text, size_t len)
+{
+    rv_t *v = rego__num(a, n);
+    size_t digits = 0;
+    bool integer = true;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] >= '0' && text[i] <= '9')
+            digits++;
+        else if (!(i == 0 && text[i] == '-'))
+            integer = false;
+    }
+    if ((integer && digits > 15) || !isfinite(n)) {
+        v->str = rego__strndup(a, text, len);
+        v->len = (uint32_t)len;
+    }
+    return v;
+}
+
+/* Compares two integer literals by their text ("-123" < "45"). */
+static int cmp_int_text(const rv_t *x, const rv_t *y)
+{
+    bool xn = x->str[0] == '-', yn = y->str[0] == '-';
+    const char *xs = x->str + xn, *ys = y->str + yn;
+    size_t xl = x->len - xn, yl = y->len - yn;
+    int r;
+    if (xn != yn)
+        return xn ? -1 : 1;
+    while (xl > 1 && *xs == '0') {
+        xs++;
+        xl--;
+    }
+    while (yl > 1 && *ys == '0') {
+        ys++;
+        yl--;
+    }
+    r = xl != yl ? (xl < yl ? -1 : 1) : memcmp(xs, ys, xl);
+    r = r < 0 ? -1 : r > 0 ? 1 : 0;
+    return xn ? -r : r;
+}
+
 rv_t *rego__str_own(rego__arena_t *a, const char *s, size_t n)
 {
     rv_t *v = rego__alloc(a, sizeof(*v));
@@ -294,7 +337,9 @@ int rego__cmp(const rv_t *x, const rv_t *y)
     case REGO_BOOL:
         return x->b == y->b ? 0 : x->b ? 1 : -1;
     case REGO_NUMBER:
-        return x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
+        if (x->num != y->num || x->str == NULL || y->str == NULL || !isfinite(x->num))
+            return x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
+        return cmp_int_text(x, y);
     case REGO_STRING:
         return cmp_str(x, y);
     default:
@@ -441,6 +486,8 @@ static int to_text(const rv_t *v, buf_t *b, bool rego)
     case REGO_BOOL:
         return buf_append_str(b, v->b ? "true" : "false");
     case REGO_NUMBER:
+        if (v->str != NULL)
+            return buf_append(b, v->str, v->len);
         rego__fmt_num(v->num, num, sizeof(num));
         return buf_append_str(b, num);
     case REGO_STRING:
@@ -865,11 +912,11 @@ static rv_t *jp_value(jp_t *j, int depth)
         size_t n = (size_t)(j->p - s);
         if (n >= sizeof(tmp)) {
             char *big = rego__strndup(j->a, s, n);
-            return rego__num(j->a, strtod(big, NULL));
+            return rego__num_text(j->a, strtod(big, NULL), s, n);
         }
         memcpy(tmp, s, n);
         tmp[n] = '\0';
-        return rego__num(j->a, strtod(tmp, NULL));
+        return rego__num_text(j->a, strtod(tmp, NULL), s, n);
     }
     }
 }
