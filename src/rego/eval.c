@@ -1620,6 +1620,8 @@ static void eval_caches(rego_eval_t *ev)
 int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
                     err_detail_t *detail, const char **opa_code)
 {
+    if (ev == NULL || q == NULL || out == NULL)
+        return err_set(detail, ERR_INVAL, "rego_eval_query: missing context, query or output");
     rego_result_t res = {0};
     solk_t sk;
 
@@ -1647,6 +1649,8 @@ int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
 
 int rego_eval_value(rego_eval_t *ev, const rego_query_t *q, rego_val_t **out, err_detail_t *detail)
 {
+    if (ev == NULL || q == NULL || out == NULL)
+        return err_set(detail, ERR_INVAL, "rego_eval_value: missing context, query or output");
     rv_t *v = NULL;
     char base;
     eval_setup(ev, q, detail, (uintptr_t)&base);
