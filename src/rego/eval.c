@@ -1512,31 +1512,51 @@ void rego_eval_set_input(rego_eval_t *ev, rego_val_t *input)
     ev->input = input;
 }
 
-int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t *detail)
+/* Converts input into the arena with the memory bound in force: a document past it gives
+ * ERR_TOO_LARGE, a failed allocation ERR_NOMEM, and the context stays usable. */
+static int load_input(rego_eval_t *ev, const char *text, size_t len, const json_t *j)
 {
     rv_t *v;
+    ev->code = 0;
+    ev->arena.jcode = &ev->code;
+    ev->arena.jb = &ev->jb;
+    if (setjmp(ev->jb) != 0) {
+        ev->arena.jb = NULL;
+        return ev->code == ERR_NOMEM ? ERR_NOMEM : ERR_TOO_LARGE;
+    }
+    v = text != NULL ? rego__json_parse(&ev->arena, text, len) : rego__from_json(&ev->arena, j, 0);
+    ev->arena.jb = NULL;
+    if (v == NULL)
+        return ERR_PARSE;
+    ev->input = v;
+    return 0;
+}
+
+int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t *detail)
+{
+    int rc;
     if (input == NULL) {
         ev->input = NULL;
         return 0;
     }
-    ev->arena.jb = NULL;
-    v = rego__from_json(&ev->arena, input, 0);
-    if (v == NULL)
-        return err_set(detail, ERR_TOO_LARGE, "input nested too deeply");
-    ev->input = v;
+    rc = load_input(ev, NULL, 0, input);
+    if (rc == ERR_PARSE)
+        return err_set(detail, ERR_TOO_LARGE, "input nested deeper than %d", REGO_MAX_NESTING);
+    if (rc < 0)
+        return err_set(detail, rc, "input larger than the evaluation's memory bound");
     return 0;
 }
 
 int rego_eval_set_input_text(rego_eval_t *ev, const char *text, size_t len, err_detail_t *detail)
 {
-    rv_t *v;
-    ev->arena.jb = NULL;
-    if (len > ev->max_bytes / 4)
-        return err_set(detail, ERR_TOO_LARGE, "input larger than %zu bytes", ev->max_bytes / 4);
-    v = rego__json_parse(&ev->arena, text, len);
-    if (v == NULL)
+    int rc;
+    if (text == NULL)
+        return err_set(detail, ERR_INVAL, "no input text");
+    rc = load_input(ev, text, len, NULL);
+    if (rc == ERR_PARSE)
         return err_set(detail, ERR_PARSE, "input is not valid JSON (or nested too deeply)");
-    ev->input = v;
+    if (rc < 0)
+        return err_set(detail, rc, "input larger than the evaluation's memory bound");
     return 0;
 }
 

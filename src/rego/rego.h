@@ -17,7 +17,8 @@
  * Evaluation stops at the step limit, the memory bound, the nesting limit or the stack guard with
  * ERR_REGO_LIMIT: a caller that authorizes must treat any error as deny. Builtin failures make
  * the call undefined unless strict_builtins is set (then ERR_REGO_BUILTIN / ERR_REGO_TYPE).
- * After an error the rego_eval_t is still usable. Nothing here blocks, locks or logs.
+ * After an error the rego_eval_t is usable again once rego_eval_reset has run (call it between
+ * requests anyway). Nothing here blocks, locks or logs.
  */
 #ifndef OUTRIGGER_REGO_H
 #define OUTRIGGER_REGO_H

@@ -338,3 +338,26 @@ TEST(query_term_false_is_a_result)
     rego_eval_free(ev);
     rego_policy_unref(p);
 }
+
+TEST(input_past_the_memory_bound_is_refused)
+{
+    rego_eval_opts_t o = {.max_bytes = 64 * 1024};
+    rego_eval_t *ev = rego_eval_new(&o);
+    err_detail_t d = {""};
+    size_t n = 200 * 1024;
+    int rc;
+    char *big = mem_alloc(n);
+    memset(big, ' ', n);
+    big[0] = '[';
+    for (size_t i = 1; i + 2 < n; i += 2)
+        big[i] = '1', big[i + 1] = ',';
+    big[n - 2] = '1';
+    big[n - 1] = ']';
+    rc = rego_eval_set_input_text(ev, big, n, &d);
+    mem_free(big);
+    ASSERT_EQ(rc, ERR_TOO_LARGE);
+    rego_eval_reset(ev);
+    ASSERT_EQ(rego_eval_set_input_text(ev, "{\"a\":", 5, &d), ERR_PARSE);
+    ASSERT_EQ(rego_eval_set_input_text(ev, "[1,2]", 5, &d), 0);
+    rego_eval_free(ev);
+}
