@@ -141,16 +141,14 @@ static rv_t *bi_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 /* ---- keys ---- */
 
-static BIGNUM *b64_bn(rego_eval_t *ev, const rv_t *v)
+/* Raw bytes of a base64url JWK member (decoded into the arena), or false. */
+static bool b64_raw(rego_eval_t *ev, const rv_t *v, char **out, size_t *n)
 {
-    char *raw;
-    size_t rn;
-    if (v == NULL || v->kind != REGO_STRING ||
-        !rego__b64_decode(A, v->str, v->len, true, &raw, &rn))
-        return NULL;
-    return BN_bin2bn((const unsigned char *)raw, (int)rn, NULL);
+    return v != NULL && v->kind == REGO_STRING && rego__b64_decode(A, v->str, v->len, true, out, n);
 }
 
+/* An OpenSSL key from a JWK. Every arena allocation happens before the first OpenSSL one, so
+ * a jump out of the evaluation cannot strand OpenSSL memory. */
 static EVP_PKEY *jwk_key(rego_eval_t *ev, const rv_t *jwk)
 {
     const rv_t *kty = rego__obj_gets(jwk, "kty", 3);
@@ -160,49 +158,54 @@ static EVP_PKEY *jwk_key(rego_eval_t *ev, const rv_t *jwk)
     EVP_PKEY *pkey = NULL;
     BIGNUM *a = NULL, *b = NULL;
     unsigned char *pt = NULL;
+    char *r1 = NULL, *r2 = NULL;
+    size_t n1 = 0, n2 = 0, clen = 0;
+    const char *group = NULL;
+    bool rsa;
 
     if (kty == NULL || kty->kind != REGO_STRING)
         return NULL;
-    bld = OSSL_PARAM_BLD_new();
-    if (bld == NULL)
-        goto out;
-    if (strcmp(kty->str, "RSA") == 0) {
-        a = b64_bn(ev, rego__obj_gets(jwk, "n", 1));
-        b = b64_bn(ev, rego__obj_gets(jwk, "e", 1));
-        if (a == NULL || b == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, a) ||
-            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, b))
-            goto out;
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    rsa = strcmp(kty->str, "RSA") == 0;
+    if (rsa) {
+        if (!b64_raw(ev, rego__obj_gets(jwk, "n", 1), &r1, &n1) ||
+            !b64_raw(ev, rego__obj_gets(jwk, "e", 1), &r2, &n2))
+            return NULL;
     } else if (strcmp(kty->str, "EC") == 0) {
         const rv_t *crv = rego__obj_gets(jwk, "crv", 3);
-        const char *group = NULL;
-        size_t clen;
-        char *x, *y;
-        size_t xn, yn;
-        const rv_t *xv = rego__obj_gets(jwk, "x", 1), *yv = rego__obj_gets(jwk, "y", 1);
         if (crv == NULL || crv->kind != REGO_STRING)
-            goto out;
+            return NULL;
         group = strcmp(crv->str, "P-256") == 0   ? "prime256v1"
                 : strcmp(crv->str, "P-384") == 0 ? "secp384r1"
                 : strcmp(crv->str, "P-521") == 0 ? "secp521r1"
                                                  : NULL;
         clen = strcmp(crv->str, "P-256") == 0 ? 32 : strcmp(crv->str, "P-384") == 0 ? 48 : 66;
-        if (group == NULL || xv == NULL || yv == NULL || xv->kind != REGO_STRING ||
-            yv->kind != REGO_STRING || !rego__b64_decode(A, xv->str, xv->len, true, &x, &xn) ||
-            !rego__b64_decode(A, yv->str, yv->len, true, &y, &yn) || xn > clen || yn > clen)
+        if (group == NULL || !b64_raw(ev, rego__obj_gets(jwk, "x", 1), &r1, &n1) ||
+            !b64_raw(ev, rego__obj_gets(jwk, "y", 1), &r2, &n2) || n1 > clen || n2 > clen)
+            return NULL;
+    } else {
+        return NULL;
+    }
+    bld = OSSL_PARAM_BLD_new();
+    if (bld == NULL)
+        goto out;
+    if (rsa) {
+        a = BN_bin2bn((const unsigned char *)r1, (int)n1, NULL);
+        b = BN_bin2bn((const unsigned char *)r2, (int)n2, NULL);
+        if (a == NULL || b == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, a) ||
+            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, b))
             goto out;
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    } else {
         pt = OPENSSL_zalloc(1 + 2 * clen);
         if (pt == NULL)
             goto out;
         pt[0] = 4;
-        memcpy(pt + 1 + clen - xn, x, xn);
-        memcpy(pt + 1 + 2 * clen - yn, y, yn);
+        memcpy(pt + 1 + clen - n1, r1, n1);
+        memcpy(pt + 1 + 2 * clen - n2, r2, n2);
         if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
             !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * clen))
             goto out;
         ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    } else {
-        goto out;
     }
     params = OSSL_PARAM_BLD_to_param(bld);
     if (ctx == NULL || params == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
@@ -218,6 +221,11 @@ out:
     return pkey;
 }
 
+static void free_pkey(void *p)
+{
+    EVP_PKEY_free(p);
+}
+
 /* Loads the keys in @p k (PEM certificate, PEM public key, JWK or JWKS); at most @p max. */
 static int load_keys(rego_eval_t *ev, const rv_t *k, EVP_PKEY **keys, int max)
 {
@@ -231,8 +239,9 @@ static int load_keys(rego_eval_t *ev, const rv_t *k, EVP_PKEY **keys, int max)
         if (set != NULL && set->kind == REGO_ARRAY) {
             for (uint32_t i = 0; i < set->len && nk < max; i++)
                 if (set->a[i]->kind == REGO_OBJECT && (keys[nk] = jwk_key(ev, set->a[i])) != NULL)
-                    nk++;
+                    rego__defer(ev, free_pkey, keys[nk++]);
         } else if ((keys[0] = jwk_key(ev, j)) != NULL) {
+            rego__defer(ev, free_pkey, keys[0]);
             nk = 1;
         }
         return nk;
@@ -251,6 +260,8 @@ static int load_keys(rego_eval_t *ev, const rv_t *k, EVP_PKEY **keys, int max)
         nk = keys[0] != NULL;
     }
     BIO_free(bio);
+    if (nk > 0)
+        rego__defer(ev, free_pkey, keys[0]);
     return nk;
 }
 
@@ -335,9 +346,11 @@ static bool verify_asym(rego_eval_t *ev, const char *alg, const rv_t *keytext,
     EVP_PKEY *keys[16];
     int nk = load_keys(ev, keytext, keys, 16);
     bool ok = false;
-    for (int i = 0; i < nk; i++) {
+    for (int i = 0; i < nk; i++)
         if (!ok)
             ok = verify_with(keys[i], alg, jp);
+    for (int i = nk; i-- > 0;) {
+        rego__undefer(ev, keys[i]);
         EVP_PKEY_free(keys[i]);
     }
     return ok;
@@ -379,8 +392,10 @@ static rv_t *verify_fn(rego_eval_t *ev, rv_t **args, const char *name, const cha
         return verify_hmac(alg, args[1], &jp) ? &rego__true : &rego__false;
     EVP_PKEY *probe[16];
     int nk = load_keys(ev, args[1], probe, 16);
-    for (int i = 0; i < nk; i++)
+    for (int i = nk; i-- > 0;) {
+        rego__undefer(ev, probe[i]);
         EVP_PKEY_free(probe[i]);
+    }
     const char *why = key_problem(args[1], nk);
     if (why != NULL)
         return rego__bi_err(ev, "%s: %s", name, why);

@@ -14,7 +14,8 @@
 
 #define A (&ev->arena)
 
-static int pretty(const rv_t *v, buf_t *b, const rv_t *prefix, const rv_t *indent, int level)
+static int pretty(rego_eval_t *ev, const rv_t *v, buf_t *b, const rv_t *prefix, const rv_t *indent,
+                  int level)
 {
     int rc = 0;
     if ((v->kind != REGO_ARRAY && v->kind != REGO_SET && v->kind != REGO_OBJECT) || v->len == 0) {
@@ -31,20 +32,20 @@ static int pretty(const rv_t *v, buf_t *b, const rv_t *prefix, const rv_t *inden
             if (v->a[i]->kind == REGO_STRING) {
                 rc = rego__to_json_text(v->a[i], b);
             } else {
-                buf_t kb;
-                buf_init(&kb, b->max);
-                rc = rego__to_json_text(v->a[i], &kb);
+                buf_t *kb;
+                kb = rego__buf(ev, b->max);
+                rc = rego__to_json_text(v->a[i], kb);
                 if (rc == 0 && (rc = buf_append(b, "\"", 1)) == 0 &&
-                    (rc = buf_append_json_str(b, buf_ptr(&kb), kb.len)) == 0)
+                    (rc = buf_append_json_str(b, buf_ptr(kb), kb->len)) == 0)
                     rc = buf_append(b, "\"", 1);
-                buf_free(&kb);
+                rego__buf_done(ev, kb);
             }
             if (rc == 0)
                 rc = buf_append(b, ": ", 2);
             if (rc == 0)
-                rc = pretty(v->v[i], b, prefix, indent, level + 1);
+                rc = pretty(ev, v->v[i], b, prefix, indent, level + 1);
         } else if (rc == 0) {
-            rc = pretty(v->a[i], b, prefix, indent, level + 1);
+            rc = pretty(ev, v->a[i], b, prefix, indent, level + 1);
         }
         if (rc == 0 && i + 1 < v->len)
             rc = buf_append(b, ",", 1);
@@ -66,7 +67,7 @@ static rv_t *bi_marshal_with_options(rego_eval_t *ev, rv_t **args, uint32_t n)
     rv_t *o = args[1], *prefix = &rego__empty_str, *indent = &tab;
     int want_pretty = -1;
     bool custom = false;
-    buf_t b;
+    buf_t *b;
     int rc;
     (void)n;
     if (o->kind != REGO_OBJECT)
@@ -93,20 +94,20 @@ static rv_t *bi_marshal_with_options(rego_eval_t *ev, rv_t **args, uint32_t n)
     }
     if (want_pretty == -1)
         want_pretty = custom;
-    buf_init(&b, 64u << 20);
+    b = rego__buf(ev, 64u << 20);
     if (want_pretty) {
-        rc = buf_append(&b, prefix->str, prefix->len);
+        rc = buf_append(b, prefix->str, prefix->len);
         if (rc == 0)
-            rc = pretty(args[0], &b, prefix, indent, 0);
+            rc = pretty(ev, args[0], b, prefix, indent, 0);
     } else {
-        rc = rego__to_json_text(args[0], &b);
+        rc = rego__to_json_text(args[0], b);
     }
     if (rc < 0) {
-        buf_free(&b);
+        rego__buf_done(ev, b);
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "json.marshal_with_options: too large");
     }
-    rv_t *r = rego__str(A, buf_ptr(&b), b.len);
-    buf_free(&b);
+    rv_t *r = rego__str(A, buf_ptr(b), b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -227,15 +228,15 @@ static rv_t *bi_yaml_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 static rv_t *bi_yaml_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     (void)n;
-    buf_init(&b, 64u << 20);
-    if (rego__to_json_text(args[0], &b) < 0) {
-        buf_free(&b);
+    b = rego__buf(ev, 64u << 20);
+    if (rego__to_json_text(args[0], b) < 0) {
+        rego__buf_done(ev, b);
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "yaml.marshal: too large");
     }
-    rv_t *r = rego__str(A, buf_ptr(&b), b.len);
-    buf_free(&b);
+    rv_t *r = rego__str(A, buf_ptr(b), b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 

@@ -633,26 +633,26 @@ static rv_t *bi_split(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "concat"
 static rv_t *bi_concat(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     rv_t *r;
     (void)n;
     NEED_STR(0);
     if (args[1]->kind != REGO_ARRAY && args[1]->kind != REGO_SET)
         return rego__type_err(ev, NAME, 2, "one of {array, set}", args[1]);
-    buf_init(&b, 64u << 20);
+    b = rego__buf(ev, 64u << 20);
     for (uint32_t i = 0; i < args[1]->len; i++) {
         if (args[1]->a[i]->kind != REGO_STRING) {
-            buf_free(&b);
+            rego__buf_done(ev, b);
             return rego__type_err(ev, NAME, 2, "any<array[string], set[string]>", args[1]);
         }
-        if ((i > 0 && buf_append(&b, args[0]->str, args[0]->len) < 0) ||
-            buf_append(&b, args[1]->a[i]->str, args[1]->a[i]->len) < 0) {
-            buf_free(&b);
+        if ((i > 0 && buf_append(b, args[0]->str, args[0]->len) < 0) ||
+            buf_append(b, args[1]->a[i]->str, args[1]->a[i]->len) < 0) {
+            rego__buf_done(ev, b);
             rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "concat: result too large");
         }
     }
-    r = strv(ev, buf_ptr(&b), b.len);
-    buf_free(&b);
+    r = strv(ev, buf_ptr(b), b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -831,17 +831,17 @@ static rv_t *bi_trim_suffix(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *replace_n(rego_eval_t *ev, const rv_t *s, const rv_t *old, const rv_t *new_,
                        long limit)
 {
-    buf_t b;
+    buf_t *b;
     const char *p = s->str, *end = s->str + s->len;
     rv_t *r;
-    buf_init(&b, 64u << 20);
+    b = rego__buf(ev, 64u << 20);
     if (old->len == 0) {
         /* Go: empty old inserts new before every rune and at the end. */
         long k = 0;
         while (p <= end) {
             int rc = 0;
             if (limit < 0 || k < limit) {
-                rc = buf_append(&b, new_->str, new_->len);
+                rc = buf_append(b, new_->str, new_->len);
                 k++;
             }
             if (p == end)
@@ -849,7 +849,7 @@ static rv_t *replace_n(rego_eval_t *ev, const rv_t *s, const rv_t *old, const rv
             size_t l = 1;
             while (p + l < end && ((unsigned char)p[l] & 0xC0) == 0x80)
                 l++;
-            if (rc < 0 || buf_append(&b, p, l) < 0)
+            if (rc < 0 || buf_append(b, p, l) < 0)
                 rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "replace: result too large");
             p += l;
         }
@@ -860,18 +860,18 @@ static rv_t *replace_n(rego_eval_t *ev, const rv_t *s, const rv_t *old, const rv
                                 ? find_sub(p, (size_t)(end - p), old->str, old->len)
                                 : NULL;
             if (f == NULL) {
-                if (buf_append(&b, p, (size_t)(end - p)) < 0)
+                if (buf_append(b, p, (size_t)(end - p)) < 0)
                     rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "replace: too large");
                 break;
             }
-            if (buf_append(&b, p, (size_t)(f - p)) < 0 || buf_append(&b, new_->str, new_->len) < 0)
+            if (buf_append(b, p, (size_t)(f - p)) < 0 || buf_append(b, new_->str, new_->len) < 0)
                 rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "replace: too large");
             p = f + old->len;
             k++;
         }
     }
-    r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -905,15 +905,15 @@ static rv_t *bi_replace_n(rego_eval_t *ev, rv_t **args, uint32_t n)
                        args[0]->a[i]->kind != REGO_STRING ? "key" : "value");
         }
     }
-    buf_t b;
-    buf_init(&b, 64u << 20);
+    buf_t *b;
+    b = rego__buf(ev, 64u << 20);
     const char *p = s->str, *end = s->str + s->len;
     while (p < end) {
         bool hit = false;
         for (uint32_t i = 0; i < args[0]->len; i++) {
             rv_t *k = args[0]->a[i];
             if (k->len > 0 && (size_t)(end - p) >= k->len && memcmp(p, k->str, k->len) == 0) {
-                if (buf_append(&b, args[0]->v[i]->str, args[0]->v[i]->len) < 0)
+                if (buf_append(b, args[0]->v[i]->str, args[0]->v[i]->len) < 0)
                     rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "too large");
                 p += k->len;
                 hit = true;
@@ -921,13 +921,13 @@ static rv_t *bi_replace_n(rego_eval_t *ev, rv_t **args, uint32_t n)
             }
         }
         if (!hit) {
-            if (buf_append(&b, p, 1) < 0)
+            if (buf_append(b, p, 1) < 0)
                 rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "too large");
             p++;
         }
     }
-    rv_t *r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    rv_t *r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1069,23 +1069,23 @@ static void fmt_s(char *out, size_t size, const char *fmt, const char *v)
 #define NAME "sprintf"
 static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     uint32_t ai = 0;
     rv_t *r;
     int rc = 0;
     (void)n;
     NEED_STR(0);
     NEED_ARR(1);
-    buf_init(&b, 16u << 20);
+    b = rego__buf(ev, 16u << 20);
     const char *f = args[0]->str, *end = f + args[0]->len;
     while (f < end && rc == 0) {
         if (*f != '%') {
-            rc = buf_append(&b, f++, 1);
+            rc = buf_append(b, f++, 1);
             continue;
         }
         const char *spec = f++;
         if (f < end && *f == '%') {
-            rc = buf_append(&b, "%", 1);
+            rc = buf_append(b, "%", 1);
             f++;
             continue;
         }
@@ -1101,7 +1101,7 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
         memcpy(fmt, spec, fl);
         fmt[fl] = '\0';
         if (ai >= args[1]->len) {
-            rc = buf_printf(&b, "%%!%c(MISSING)", verb);
+            rc = buf_printf(b, "%%!%c(MISSING)", verb);
             continue;
         }
         rv_t *v = args[1]->a[ai++];
@@ -1109,23 +1109,23 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
         switch (verb) {
         case 'd':
             if (v->kind == REGO_NUMBER && v->str != NULL) {
-                rc = buf_append(&b, v->str, v->len);
+                rc = buf_append(b, v->str, v->len);
             } else if (v->kind == REGO_NUMBER && rego__is_int(v)) {
                 fmt[fl - 1] = '\0';
                 char f2[40];
                 snprintf(f2, sizeof(f2), "%s.0f", fmt);
                 fmt_d(tmp, sizeof(tmp), f2, v->num);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else if (v->kind == REGO_NUMBER) {
-                rc = buf_printf(&b, "%%!d(float64=");
+                rc = buf_printf(b, "%%!d(float64=");
                 char num[64];
                 rego__fmt_num(v->num, num, sizeof(num));
                 if (rc == 0)
-                    rc = buf_append_str(&b, num);
+                    rc = buf_append_str(b, num);
                 if (rc == 0)
-                    rc = buf_append(&b, ")", 1);
+                    rc = buf_append(b, ")", 1);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 'f':
@@ -1135,9 +1135,9 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
         case 'G':
             if (v->kind == REGO_NUMBER) {
                 fmt_d(tmp, sizeof(tmp), fmt, v->num);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 'x':
@@ -1149,10 +1149,10 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
                 char f2[40];
                 snprintf(f2, sizeof(f2), "%sll%c", fmt, verb);
                 fmt_ll(tmp, sizeof(tmp), f2, (long long)v->num);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else if (v->kind == REGO_STRING && verb != 'o' && verb != 'b') {
                 for (uint32_t i = 0; rc == 0 && i < v->len; i++)
-                    rc = buf_printf(&b, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->str[i]);
+                    rc = buf_printf(b, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->str[i]);
             } else if (v->kind == REGO_NUMBER && verb == 'b' && rego__is_int(v)) {
                 long long x = (long long)v->num;
                 char bits[80];
@@ -1166,27 +1166,27 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
                 } while (u > 0);
                 if (neg)
                     bits[--i] = '-';
-                rc = buf_append_str(&b, bits + i);
+                rc = buf_append_str(b, bits + i);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 'q':
             if (v->kind == REGO_STRING) {
-                rc = buf_append(&b, "\"", 1);
+                rc = buf_append(b, "\"", 1);
                 if (rc == 0)
-                    rc = buf_append_json_str(&b, v->str, v->len);
+                    rc = buf_append_json_str(b, v->str, v->len);
                 if (rc == 0)
-                    rc = buf_append(&b, "\"", 1);
+                    rc = buf_append(b, "\"", 1);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 't':
             if (v->kind == REGO_BOOL)
-                rc = buf_append_str(&b, v->b ? "true" : "false");
+                rc = buf_append_str(b, v->b ? "true" : "false");
             else
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             break;
         case 's':
         case 'v':
@@ -1196,37 +1196,37 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
                 fmt[fl - 1] = 's';
                 char *tmp2 = rego__strndup(A, v->str, v->len);
                 fmt_s(tmp, sizeof(tmp), fmt, tmp2);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         }
     }
     if (rc == 0 && ai < args[1]->len) {
-        rc = buf_append_str(&b, "%!(EXTRA ");
+        rc = buf_append_str(b, "%!(EXTRA ");
         for (uint32_t i = ai; rc == 0 && i < args[1]->len; i++) {
             rv_t *v = args[1]->a[i];
             if (i > ai)
-                rc = buf_append(&b, ", ", 2);
+                rc = buf_append(b, ", ", 2);
             if (rc == 0) {
                 const char *tn = v->kind == REGO_STRING   ? "string"
                                  : v->kind == REGO_NUMBER ? "json.Number"
                                                           : "ast.Value";
-                rc = buf_printf(&b, "%s=", tn);
+                rc = buf_printf(b, "%s=", tn);
             }
             if (rc == 0)
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
         }
         if (rc == 0)
-            rc = buf_append(&b, ")", 1);
+            rc = buf_append(b, ")", 1);
     }
     if (rc < 0) {
-        buf_free(&b);
+        rego__buf_done(ev, b);
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "sprintf: result too large");
     }
-    r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1400,30 +1400,44 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
     return rc == 0 && !in_class;
 }
 
-static bool re_compile(rego_eval_t *ev, const rv_t *pat, regex_t *re)
+static void free_regex(void *p)
 {
-    buf_t b;
+    regfree(p);
+}
+
+/* Compiles @p pat into a regex_t held in the arena and released even if evaluation jumps out;
+ * NULL when the pattern is invalid or outside the supported subset. Release with re_done. */
+static regex_t *re_compile(rego_eval_t *ev, const rv_t *pat)
+{
+    regex_t *re = rego__alloc(A, sizeof(*re));
+    buf_t *b = rego__buf(ev, 1u << 20);
     int flags;
-    bool ok;
-    (void)ev;
-    buf_init(&b, 1u << 20);
-    ok = re_translate(pat, &b, &flags) && regcomp(re, b.len > 0 ? buf_ptr(&b) : "", flags) == 0;
-    buf_free(&b);
-    return ok;
+    bool ok = re_translate(pat, b, &flags) && regcomp(re, b->len > 0 ? buf_ptr(b) : "", flags) == 0;
+    rego__buf_done(ev, b);
+    if (!ok)
+        return NULL;
+    rego__defer(ev, free_regex, re);
+    return re;
+}
+
+static void re_done(rego_eval_t *ev, regex_t *re)
+{
+    rego__undefer(ev, re);
+    regfree(re);
 }
 
 #undef NAME
 #define NAME "regex.match"
 static rv_t *bi_regex_match(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return rego__bi_err(ev, "regex.match: error parsing regexp: %s", args[0]->str);
-    bool m = regexec(&re, args[1]->str, 0, NULL, 0) == 0;
-    regfree(&re);
+    bool m = regexec(re, args[1]->str, 0, NULL, 0) == 0;
+    re_done(ev, re);
     return boolv(m);
 }
 
@@ -1431,13 +1445,13 @@ static rv_t *bi_regex_match(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.is_valid"
 static rv_t *bi_regex_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     (void)n;
     if (args[0]->kind != REGO_STRING)
         return &rego__false;
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return &rego__false;
-    regfree(&re);
+    re_done(ev, re);
     return &rego__true;
 }
 
@@ -1445,17 +1459,17 @@ static rv_t *bi_regex_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.split"
 static rv_t *bi_regex_split(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     regmatch_t m;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return rego__bi_err(ev, "regex.split: error parsing regexp");
     rv_t *r = rego__arr(A, 4);
     const char *s = args[1]->str, *end = s + args[1]->len;
     int eflags = 0;
-    while (s <= end && regexec(&re, s, 1, &m, eflags) == 0) {
+    while (s <= end && regexec(re, s, 1, &m, eflags) == 0) {
         if (m.rm_eo == 0 && m.rm_so == 0) {
             if (s == end)
                 break;
@@ -1470,7 +1484,7 @@ static rv_t *bi_regex_split(rego_eval_t *ev, rv_t **args, uint32_t n)
         eflags = REG_NOTBOL;
     }
     rego__arr_push(A, r, strv(ev, s, (size_t)(end - s)));
-    regfree(&re);
+    re_done(ev, re);
     return r;
 }
 
@@ -1478,19 +1492,19 @@ static rv_t *bi_regex_split(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.find_n"
 static rv_t *bi_regex_find_n(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     regmatch_t m;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
     NEED_NUM(2);
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return rego__bi_err(ev, "regex.find_n: error parsing regexp");
     rv_t *r = rego__arr(A, 4);
     const char *s = args[1]->str, *end = s + args[1]->len;
     double lim = args[2]->num;
     int eflags = 0;
-    while (s <= end && (lim < 0 || r->len < lim) && regexec(&re, s, 1, &m, eflags) == 0) {
+    while (s <= end && (lim < 0 || r->len < lim) && regexec(re, s, 1, &m, eflags) == 0) {
         rego__arr_push(A, r, strv(ev, s + m.rm_so, (size_t)(m.rm_eo - m.rm_so)));
         if (m.rm_eo == 0) {
             if (s == end)
@@ -1501,7 +1515,7 @@ static rv_t *bi_regex_find_n(rego_eval_t *ev, rv_t **args, uint32_t n)
         }
         eflags = REG_NOTBOL;
     }
-    regfree(&re);
+    re_done(ev, re);
     return r;
 }
 
@@ -1509,27 +1523,27 @@ static rv_t *bi_regex_find_n(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.replace"
 static rv_t *bi_regex_replace(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     regmatch_t m;
-    buf_t b;
+    buf_t *b;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
     NEED_STR(2);
-    if (!re_compile(ev, args[1], &re))
+    if ((re = re_compile(ev, args[1])) == NULL)
         return rego__bi_err(ev, "regex.replace: error parsing regexp");
-    buf_init(&b, 16u << 20);
+    b = rego__buf(ev, 16u << 20);
     const char *s = args[0]->str, *end = s + args[0]->len;
     int eflags = 0, rc = 0;
-    while (s <= end && rc == 0 && regexec(&re, s, 1, &m, eflags) == 0) {
-        rc = buf_append(&b, s, (size_t)m.rm_so);
+    while (s <= end && rc == 0 && regexec(re, s, 1, &m, eflags) == 0) {
+        rc = buf_append(b, s, (size_t)m.rm_so);
         if (rc == 0)
-            rc = buf_append(&b, args[2]->str, args[2]->len);
+            rc = buf_append(b, args[2]->str, args[2]->len);
         if (m.rm_eo == 0) {
             if (s == end)
                 break;
             if (rc == 0)
-                rc = buf_append(&b, s, 1);
+                rc = buf_append(b, s, 1);
             s++;
         } else {
             s += m.rm_eo;
@@ -1537,10 +1551,10 @@ static rv_t *bi_regex_replace(rego_eval_t *ev, rv_t **args, uint32_t n)
         eflags = REG_NOTBOL;
     }
     if (rc == 0 && s < end)
-        rc = buf_append(&b, s, (size_t)(end - s));
-    regfree(&re);
-    rv_t *r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+        rc = buf_append(b, s, (size_t)(end - s));
+    re_done(ev, re);
+    rv_t *r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1734,19 +1748,19 @@ static rv_t *bi_glob_match(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "glob.quote_meta"
 static rv_t *bi_glob_quote_meta(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     (void)n;
     NEED_STR(0);
-    buf_init(&b, 16u << 20);
+    b = rego__buf(ev, 16u << 20);
     for (uint32_t i = 0; i < args[0]->len; i++) {
         char c = args[0]->str[i];
-        if (strchr("*?\\[]{}", c) != NULL && buf_append(&b, "\\", 1) < 0)
+        if (strchr("*?\\[]{}", c) != NULL && buf_append(b, "\\", 1) < 0)
             break;
-        if (buf_append(&b, &c, 1) < 0)
+        if (buf_append(b, &c, 1) < 0)
             break;
     }
-    rv_t *r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    rv_t *r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1756,15 +1770,15 @@ static rv_t *bi_glob_quote_meta(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "json.marshal"
 static rv_t *bi_json_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     (void)n;
-    buf_init(&b, 64u << 20);
-    if (rego__to_json_text(args[0], &b) < 0) {
-        buf_free(&b);
+    b = rego__buf(ev, 64u << 20);
+    if (rego__to_json_text(args[0], b) < 0) {
+        rego__buf_done(ev, b);
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "json.marshal: too large");
     }
-    rv_t *r = strv(ev, buf_ptr(&b), b.len);
-    buf_free(&b);
+    rv_t *r = strv(ev, buf_ptr(b), b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -2329,18 +2343,18 @@ static rv_t *bi_http_send(rego_eval_t *ev, rv_t **args, uint32_t n)
         for (int k = 0; keys[k] != NULL && !known; k++)
             known = req->a[i]->kind == REGO_STRING && strcmp(req->a[i]->str, keys[k]) == 0;
         if (!known) {
-            buf_t b;
-            buf_init(&b, 256);
-            if (rego__to_json_text(req->a[i], &b) < 0)
-                buf_free(&b);
+            buf_t *b;
+            b = rego__buf(ev, 256);
+            if (rego__to_json_text(req->a[i], b) < 0)
+                rego__buf_done(ev, b);
             if (ev->strict) {
                 char bad[200];
-                snprintf(bad, sizeof(bad), "%s", b.len > 0 ? buf_ptr(&b) : "?");
-                buf_free(&b);
+                snprintf(bad, sizeof(bad), "%s", b->len > 0 ? buf_ptr(b) : "?");
+                rego__buf_done(ev, b);
                 rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
                            "http.send: invalid request parameters(s): {%s}", bad);
             }
-            buf_free(&b);
+            rego__buf_done(ev, b);
             return NULL;
         }
     }

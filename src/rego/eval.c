@@ -37,6 +37,55 @@ _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const
     longjmp(ev->jb, 1);
 }
 
+void rego__defer(rego_eval_t *ev, void (*fn)(void *), void *p)
+{
+    if (ev->ndefer == REGO__MAX_DEFER) {
+        fn(p);
+        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "too many resources held by builtins");
+    }
+    ev->defer[ev->ndefer].fn = fn;
+    ev->defer[ev->ndefer].p = p;
+    ev->ndefer++;
+}
+
+void rego__undefer(rego_eval_t *ev, const void *p)
+{
+    for (uint32_t i = ev->ndefer; i-- > 0;) {
+        if (ev->defer[i].p == p) {
+            memmove(&ev->defer[i], &ev->defer[i + 1], (ev->ndefer - i - 1) * sizeof(ev->defer[0]));
+            ev->ndefer--;
+            return;
+        }
+    }
+}
+
+void rego__run_defers(rego_eval_t *ev)
+{
+    while (ev->ndefer > 0) {
+        ev->ndefer--;
+        ev->defer[ev->ndefer].fn(ev->defer[ev->ndefer].p);
+    }
+}
+
+static void free_buf(void *p)
+{
+    buf_free(p);
+}
+
+buf_t *rego__buf(rego_eval_t *ev, size_t max)
+{
+    buf_t *b = rego__alloc(&ev->arena, sizeof(*b));
+    buf_init(b, max);
+    rego__defer(ev, free_buf, b);
+    return b;
+}
+
+void rego__buf_done(rego_eval_t *ev, buf_t *b)
+{
+    rego__undefer(ev, b);
+    buf_free(b);
+}
+
 /* One time per evaluation, as OPA's time.now_ns: the clock is read on first use. */
 int64_t rego__now(rego_eval_t *ev)
 {
@@ -1613,6 +1662,7 @@ static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *det
     ev->detail = detail != NULL ? detail : &ev->own_detail;
     ev->steps = 0;
     ev->depth = 0;
+    ev->ndefer = 0;
     ev->in_mock = 0;
     ev->cur_file = NULL;
     ev->cur_call = NULL;
@@ -1649,6 +1699,7 @@ int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
     eval_setup(ev, q, detail, (uintptr_t)&base);
     if (setjmp(ev->jb) != 0) {
         ev->arena.jb = NULL;
+        rego__run_defers(ev);
         if (opa_code != NULL)
             *opa_code = ev->opa_code != NULL ? ev->opa_code : "eval_limit_error";
         if (ev->code == ERR_REGO_LIMIT && ev->opa_code == NULL)
@@ -1676,6 +1727,7 @@ int rego_eval_value(rego_eval_t *ev, const rego_query_t *q, rego_val_t **out, er
     eval_setup(ev, q, detail, (uintptr_t)&base);
     if (setjmp(ev->jb) != 0) {
         ev->arena.jb = NULL;
+        rego__run_defers(ev);
         if (ev->code == ERR_REGO_LIMIT && ev->opa_code == NULL)
             err_set(ev->detail, ERR_REGO_LIMIT, "evaluation exceeded its memory bound");
         return ev->code != 0 ? ev->code : ERR_REGO_EVAL;

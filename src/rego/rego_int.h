@@ -223,8 +223,19 @@ typedef struct rego__ovr {
     rv_t **slots;
 } rego__ovr_t;
 
+/* A resource a builtin holds while it may still hit the memory bound: released if evaluation
+ * jumps out (OOM, limit, error), else by the builtin itself. */
+typedef struct rego__defer {
+    void (*fn)(void *);
+    void *p;
+} rego__defer_t;
+
+#define REGO__MAX_DEFER 32
+
 struct rego_eval {
     rego__arena_t arena;
+    rego__defer_t defer[REGO__MAX_DEFER];
+    uint32_t ndefer;
     jmp_buf jb;
     int code; /* error code when jumping */
     const char *opa_code;
@@ -261,6 +272,14 @@ struct rego__kont {
 /* Errors raised during evaluation jump out (never return). */
 _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Deferred releases (see rego__defer_t). */
+void rego__defer(rego_eval_t *ev, void (*fn)(void *), void *p);
+void rego__undefer(rego_eval_t *ev, const void *p);
+void rego__run_defers(rego_eval_t *ev);
+/* A buf_t whose struct lives in the arena and whose bytes are released even on a jump. */
+struct buf *rego__buf(rego_eval_t *ev, size_t max);
+void rego__buf_done(rego_eval_t *ev, struct buf *b);
 
 /* ---- builtins ---- */
 typedef rv_t *(*rego__bi_fn)(rego_eval_t *ev, rv_t **args, uint32_t n);

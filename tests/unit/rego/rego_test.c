@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "rego/rego.h"
 #include "test.h"
 
@@ -360,4 +361,53 @@ TEST(input_past_the_memory_bound_is_refused)
     ASSERT_EQ(rego_eval_set_input_text(ev, "{\"a\":", 5, &d), ERR_PARSE);
     ASSERT_EQ(rego_eval_set_input_text(ev, "[1,2]", 5, &d), 0);
     rego_eval_free(ev);
+}
+
+/* Every allocation an evaluation makes may fail: the answer is then an error, never a crash, a
+ * leak or a wrong decision. */
+TEST(allocation_failures_fail_closed)
+{
+    rego_policy_t *p = compile("package t\n"
+                               "body := json.unmarshal(input.body)\n"
+                               "names := [sprintf(\"%s-%d\", [x.name, i]) | some i, x in body]\n"
+                               "allow if count(names) == 300\n",
+                               REGO_SYNTAX_V1, NULL, NULL, 0);
+    rego_query_t *q = NULL;
+    size_t before = mem_used();
+    buf_t in;
+    ASSERT(p != NULL);
+    ASSERT_EQ(rego_query_new(p, "data.t.allow", &q, NULL, NULL), 0);
+    buf_init(&in, 1u << 20);
+    ASSERT_EQ(buf_append_str(&in, "{\"body\":\"["), 0);
+    for (int i = 0; i < 300; i++)
+        ASSERT_EQ(buf_printf(&in, "%s{\\\"name\\\":\\\"tool-%d\\\"}", i ? "," : "", i), 0);
+    ASSERT_EQ(buf_append_str(&in, "]\"}"), 0);
+    before = mem_used();
+    rego_eval_t *ev = rego_eval_new(NULL);
+    int ok = 0, failed = 0;
+    for (unsigned long n = 1; n < 20000 && ok < 3; n += n < 200 ? 1 : 7) {
+        rego_val_t *v = NULL;
+        rego_eval_reset(ev);
+        mem_fail_after(n);
+        int rc = rego_eval_set_input_text(ev, buf_ptr(&in), in.len, NULL);
+        if (rc == 0)
+            rc = rego_eval_value(ev, q, &v, NULL);
+        mem_fail_after(0);
+        if (rc == 0) {
+            ASSERT(rego_val_bool(v));
+            ok++;
+        } else {
+            ASSERT(rc == ERR_NOMEM || rc == ERR_TOO_LARGE || rc == ERR_REGO_LIMIT);
+            failed++;
+        }
+    }
+    rego_eval_free(ev);
+    if (!(failed > 0 && ok > 0)) {
+        buf_free(&in);
+        TEST_FAIL_("ok %d failed %d", ok, failed);
+    }
+    ASSERT_EQ(mem_used(), before);
+    buf_free(&in);
+    rego_query_free(q);
+    rego_policy_unref(p);
 }
