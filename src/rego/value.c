@@ -703,18 +703,26 @@ static int jp_hex4(const char *p)
 
 static rv_t *jp_string(jp_t *j)
 {
+    /* Bytes that end the fast scan: the quote, a backslash, control characters. */
+    static const unsigned char special[256] = {
+        [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,   [6] = 1,   [7] = 1,  [8] = 1,
+        [9] = 1,  [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1,  [15] = 1,  [16] = 1, [17] = 1,
+        [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] = 1, [23] = 1,  [24] = 1,  [25] = 1, [26] = 1,
+        [27] = 1, [28] = 1, [29] = 1, [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
     const char *s = ++j->p;
     bool esc = false;
-    while (j->p < j->e && *j->p != '"') {
-        unsigned char c = (unsigned char)*j->p;
-        if (c < 0x20)
-            return NULL;
-        if (c == '\\') {
-            esc = true;
+    for (;;) {
+        while (j->p < j->e && !special[(unsigned char)*j->p])
             j->p++;
-        }
-        j->p++;
+        if (j->p >= j->e || *j->p == '"')
+            break;
+        if ((unsigned char)*j->p < 0x20)
+            return NULL;
+        esc = true;
+        j->p += 2;
     }
+    if (j->p > j->e)
+        j->p = j->e;
     if (j->p >= j->e)
         return NULL;
     size_t n = (size_t)(j->p - s);
