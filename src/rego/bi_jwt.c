@@ -514,20 +514,90 @@ static rv_t *bi_decode_verify(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* ---- crypto.* digests and HMACs (hex output, as OPA) ---- */
+
+static rv_t *digest(rego_eval_t *ev, rv_t **args, const char *name, const EVP_MD *md)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int ol = 0;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, name, 1, "string", args[0]);
+    if (EVP_Digest(args[0]->str, args[0]->len, out, &ol, md, NULL) != 1)
+        return rego__bi_err(ev, "%s: digest failed", name);
+    return hex_of(ev, (const char *)out, ol);
+}
+
+static rv_t *hmac_hex(rego_eval_t *ev, rv_t **args, const char *name, const EVP_MD *md)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int ol = 0;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, name, 1, "string", args[0]);
+    if (args[1]->kind != REGO_STRING)
+        return rego__type_err(ev, name, 2, "string", args[1]);
+    if (HMAC(md, args[1]->str, (int)args[1]->len, (const unsigned char *)args[0]->str, args[0]->len,
+             out, &ol) == NULL)
+        return rego__bi_err(ev, "%s: HMAC failed", name);
+    return hex_of(ev, (const char *)out, ol);
+}
+
+#define DIGEST(fname, label, md)                                                                   \
+    static rv_t *fname(rego_eval_t *ev, rv_t **args, uint32_t n)                                   \
+    {                                                                                              \
+        (void)n;                                                                                   \
+        return digest(ev, args, label, md());                                                      \
+    }
+DIGEST(bi_md5, "crypto.md5", EVP_md5)
+DIGEST(bi_sha1, "crypto.sha1", EVP_sha1)
+DIGEST(bi_sha256, "crypto.sha256", EVP_sha256)
+
+#define HMACFN(fname, label, md)                                                                   \
+    static rv_t *fname(rego_eval_t *ev, rv_t **args, uint32_t n)                                   \
+    {                                                                                              \
+        (void)n;                                                                                   \
+        return hmac_hex(ev, args, label, md());                                                    \
+    }
+HMACFN(bi_hmac_md5, "crypto.hmac.md5", EVP_md5)
+HMACFN(bi_hmac_sha1, "crypto.hmac.sha1", EVP_sha1)
+HMACFN(bi_hmac_sha256, "crypto.hmac.sha256", EVP_sha256)
+HMACFN(bi_hmac_sha512, "crypto.hmac.sha512", EVP_sha512)
+
+/* Constant-time comparison of two MACs. */
+static rv_t *bi_hmac_equal(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    (void)n;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, "crypto.hmac.equal", 1, "string", args[0]);
+    if (args[1]->kind != REGO_STRING)
+        return rego__type_err(ev, "crypto.hmac.equal", 2, "string", args[1]);
+    return args[0]->len == args[1]->len &&
+                   CRYPTO_memcmp(args[0]->str, args[1]->str, args[0]->len) == 0
+               ? &rego__true
+               : &rego__false;
+}
+
 const rego__builtin_t rego__bi_jwt[] = {
-    {"io.jwt.decode", 1, bi_decode},
-    {"io.jwt.decode_verify", 2, bi_decode_verify},
-    {"io.jwt.verify_rs256", 2, bi_rs256},
-    {"io.jwt.verify_rs384", 2, bi_rs384},
-    {"io.jwt.verify_rs512", 2, bi_rs512},
-    {"io.jwt.verify_ps256", 2, bi_ps256},
-    {"io.jwt.verify_ps384", 2, bi_ps384},
-    {"io.jwt.verify_ps512", 2, bi_ps512},
-    {"io.jwt.verify_es256", 2, bi_es256},
-    {"io.jwt.verify_es384", 2, bi_es384},
-    {"io.jwt.verify_es512", 2, bi_es512},
-    {"io.jwt.verify_hs256", 2, bi_hs256},
-    {"io.jwt.verify_hs384", 2, bi_hs384},
-    {"io.jwt.verify_hs512", 2, bi_hs512},
-    {NULL, 0, NULL},
+    {"crypto.md5", 1, bi_md5, false},
+    {"crypto.sha1", 1, bi_sha1, false},
+    {"crypto.sha256", 1, bi_sha256, false},
+    {"crypto.hmac.md5", 2, bi_hmac_md5, false},
+    {"crypto.hmac.sha1", 2, bi_hmac_sha1, false},
+    {"crypto.hmac.sha256", 2, bi_hmac_sha256, false},
+    {"crypto.hmac.sha512", 2, bi_hmac_sha512, false},
+    {"crypto.hmac.equal", 2, bi_hmac_equal, false},
+    {"io.jwt.decode", 1, bi_decode, false},
+    {"io.jwt.decode_verify", 2, bi_decode_verify, false},
+    {"io.jwt.verify_rs256", 2, bi_rs256, false},
+    {"io.jwt.verify_rs384", 2, bi_rs384, false},
+    {"io.jwt.verify_rs512", 2, bi_rs512, false},
+    {"io.jwt.verify_ps256", 2, bi_ps256, false},
+    {"io.jwt.verify_ps384", 2, bi_ps384, false},
+    {"io.jwt.verify_ps512", 2, bi_ps512, false},
+    {"io.jwt.verify_es256", 2, bi_es256, false},
+    {"io.jwt.verify_es384", 2, bi_es384, false},
+    {"io.jwt.verify_es512", 2, bi_es512, false},
+    {"io.jwt.verify_hs256", 2, bi_hs256, false},
+    {"io.jwt.verify_hs384", 2, bi_hs384, false},
+    {"io.jwt.verify_hs512", 2, bi_hs512, false},
+    {NULL, 0, NULL, false},
 };

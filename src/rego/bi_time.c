@@ -549,15 +549,15 @@ static rv_t *bi_format(rego_eval_t *ev, rv_t **args, uint32_t n)
 }
 
 const rego__builtin_t rego__bi_time[] = {
-    {"time.now_ns", 0, bi_now_ns},
-    {"time.parse_rfc3339_ns", 1, bi_parse_rfc3339_ns},
-    {"time.parse_ns", 2, bi_parse_ns},
-    {"time.parse_duration_ns", 1, bi_parse_duration_ns},
-    {"time.date", 1, bi_date},
-    {"time.clock", 1, bi_clock},
-    {"time.weekday", 1, bi_weekday},
-    {"time.add_date", 4, bi_add_date},
-    {"time.diff", 2, bi_diff},
-    {"time.format", 1, bi_format},
-    {NULL, 0, NULL},
+    {"time.now_ns", 0, bi_now_ns, false},
+    {"time.parse_rfc3339_ns", 1, bi_parse_rfc3339_ns, false},
+    {"time.parse_ns", 2, bi_parse_ns, false},
+    {"time.parse_duration_ns", 1, bi_parse_duration_ns, false},
+    {"time.date", 1, bi_date, false},
+    {"time.clock", 1, bi_clock, false},
+    {"time.weekday", 1, bi_weekday, false},
+    {"time.add_date", 4, bi_add_date, false},
+    {"time.diff", 2, bi_diff, false},
+    {"time.format", 1, bi_format, false},
+    {NULL, 0, NULL, false},
 };

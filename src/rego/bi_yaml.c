@@ -241,9 +241,9 @@ static rv_t *bi_yaml_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
 }
 
 const rego__builtin_t rego__bi_yaml[] = {
-    {"json.marshal_with_options", 2, bi_marshal_with_options},
-    {"yaml.unmarshal", 1, bi_yaml_unmarshal},
-    {"yaml.is_valid", 1, bi_yaml_is_valid},
-    {"yaml.marshal", 1, bi_yaml_marshal},
-    {NULL, 0, NULL},
+    {"json.marshal_with_options", 2, bi_marshal_with_options, false},
+    {"yaml.unmarshal", 1, bi_yaml_unmarshal, false},
+    {"yaml.is_valid", 1, bi_yaml_is_valid, false},
+    {"yaml.marshal", 1, bi_yaml_marshal, false},
+    {NULL, 0, NULL, false},
 };

@@ -8,6 +8,7 @@
  * reported only with strict builtin errors and otherwise undefined.
  */
 #include <math.h>
+#include <arpa/inet.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <strings.h>
 
 #include "base/buf.h"
+#include "base/str.h"
 #include "rego/rego_int.h"
 
 #define A (&ev->arena)
@@ -2300,6 +2302,127 @@ static rv_t *bi_numbers_range_step(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* walk(x, [path, value]): every node of x with its path, x itself first (path []). */
+static void walk_into(rego_eval_t *ev, rv_t *out, rv_t *path, rv_t *v)
+{
+    rv_t *pair = rego__arr(A, 2);
+    rego__step(ev);
+    rego__arr_push(A, pair, path);
+    rego__arr_push(A, pair, v);
+    rego__arr_push(A, out, pair);
+    if (v->kind < REGO_ARRAY)
+        return;
+    for (uint32_t i = 0; i < v->len; i++) {
+        rv_t *key = v->kind == REGO_ARRAY ? rego__num(A, i) : v->a[i];
+        rv_t *child = v->kind == REGO_OBJECT ? v->v[i] : v->a[i];
+        rv_t *p = rego__arr(A, path->len + 1);
+        for (uint32_t j = 0; j < path->len; j++)
+            rego__arr_push(A, p, path->a[j]);
+        rego__arr_push(A, p, key);
+        walk_into(ev, out, p, child);
+    }
+}
+
+static rv_t *bi_walk(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    rv_t *out = rego__arr(A, 8);
+    (void)n;
+    walk_into(ev, out, rego__arr(A, 0), args[0]);
+    return out;
+}
+
+/* ---- net ---- */
+
+/* Parses an IPv4/IPv6 address or CIDR into 16 bytes and a prefix length. */
+static bool parse_cidr(const rv_t *s, unsigned char addr[16], int *bits, bool *v4)
+{
+    char tmp[64];
+    const char *slash;
+    if (s->kind != REGO_STRING || s->len == 0 || s->len >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s->str, s->len);
+    tmp[s->len] = '\0';
+    slash = strchr(tmp, '/');
+    if (slash != NULL)
+        tmp[slash - tmp] = '\0';
+    memset(addr, 0, 16);
+    if (inet_pton(AF_INET, tmp, addr + 12) == 1) {
+        *v4 = true;
+        *bits = 32;
+    } else if (inet_pton(AF_INET6, tmp, addr) == 1) {
+        *v4 = false;
+        *bits = 128;
+    } else {
+        return false;
+    }
+    if (slash != NULL) {
+        uint64_t b;
+        const char *num = s->str + (slash - tmp) + 1;
+        size_t nl = s->len - (size_t)(slash - tmp) - 1;
+        if (str_u64(num, nl, (uint64_t)*bits, &b) < 0)
+            return false;
+        *bits = (int)b;
+    }
+    if (*v4)
+        *bits += 96;
+    return true;
+}
+
+static bool in_prefix(const unsigned char net[16], int bits, const unsigned char a[16])
+{
+    for (int i = 0; i < bits; i++) {
+        int byte = i / 8, bit = 7 - i % 8;
+        if (((net[byte] >> bit) & 1) != ((a[byte] >> bit) & 1))
+            return false;
+    }
+    return true;
+}
+
+static rv_t *bi_cidr_contains(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    unsigned char net[16], a[16];
+    int nb, ab;
+    bool v4n, v4a;
+    (void)n;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, "net.cidr_contains", 1, "string", args[0]);
+    if (args[1]->kind != REGO_STRING)
+        return rego__type_err(ev, "net.cidr_contains", 2, "string", args[1]);
+    if (!parse_cidr(args[0], net, &nb, &v4n) || strchr(args[0]->str, '/') == NULL)
+        return rego__bi_err(ev, "net.cidr_contains: invalid CIDR address: %s", args[0]->str);
+    if (!parse_cidr(args[1], a, &ab, &v4a))
+        return rego__bi_err(ev, "net.cidr_contains: invalid address: %s", args[1]->str);
+    if (v4n != v4a)
+        return &rego__false;
+    return ab >= nb && in_prefix(net, nb, a) ? &rego__true : &rego__false;
+}
+
+static rv_t *bi_cidr_intersects(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    unsigned char a[16], b[16];
+    int ab, bb;
+    bool v4a, v4b;
+    (void)n;
+    if (!parse_cidr(args[0], a, &ab, &v4a) || !parse_cidr(args[1], b, &bb, &v4b))
+        return rego__bi_err(ev, "net.cidr_intersects: invalid CIDR");
+    if (v4a != v4b)
+        return &rego__false;
+    return in_prefix(a, ab < bb ? ab : bb, b) ? &rego__true : &rego__false;
+}
+
+static rv_t *bi_cidr_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    unsigned char a[16];
+    int ab;
+    bool v4;
+    (void)ev;
+    (void)n;
+    return args[0]->kind == REGO_STRING && strchr(args[0]->str, '/') != NULL &&
+                   parse_cidr(args[0], a, &ab, &v4)
+               ? &rego__true
+               : &rego__false;
+}
+
 /* No I/O in the engine: these exist so that policies compile and tests can mock them with
  * `with`; called for real they fail (undefined, or an error when strict). */
 static rv_t *bi_http_send(rego_eval_t *ev, rv_t **args, uint32_t n)
@@ -2434,104 +2557,108 @@ static rv_t *bi_print(rego_eval_t *ev, rv_t **args, uint32_t n)
 }
 
 static const rego__builtin_t table[] = {
-    {"equal", 2, bi_equal},
-    {"neq", 2, bi_neq},
-    {"lt", 2, bi_lt},
-    {"lte", 2, bi_lte},
-    {"gt", 2, bi_gt},
-    {"gte", 2, bi_gte},
-    {"plus", 2, bi_plus},
-    {"minus", 2, bi_minus},
-    {"mul", 2, bi_mul},
-    {"div", 2, bi_div},
-    {"rem", 2, bi_rem},
-    {"and", 2, bi_and},
-    {"or", 2, bi_or},
-    {"internal.member_2", 2, bi_member2},
-    {"internal.member_3", 3, bi_member3},
-    {"abs", 1, bi_abs},
-    {"round", 1, bi_round},
-    {"ceil", 1, bi_ceil},
-    {"floor", 1, bi_floor},
-    {"count", 1, bi_count},
-    {"sum", 1, bi_sum},
-    {"product", 1, bi_product},
-    {"max", 1, bi_max},
-    {"min", 1, bi_min},
-    {"sort", 1, bi_sort},
-    {"all", 1, bi_all},
-    {"any", 1, bi_any},
-    {"is_number", 1, bi_is_number},
-    {"is_string", 1, bi_is_string},
-    {"is_boolean", 1, bi_is_boolean},
-    {"is_array", 1, bi_is_array},
-    {"is_set", 1, bi_is_set},
-    {"is_object", 1, bi_is_object},
-    {"is_null", 1, bi_is_null},
-    {"type_name", 1, bi_type_name},
-    {"to_number", 1, bi_to_number},
-    {"startswith", 2, bi_startswith},
-    {"endswith", 2, bi_endswith},
-    {"contains", 2, bi_contains},
-    {"strings.any_prefix_match", 2, bi_any_prefix},
-    {"strings.any_suffix_match", 2, bi_any_suffix},
-    {"lower", 1, bi_lower},
-    {"upper", 1, bi_upper},
-    {"split", 2, bi_split},
-    {"concat", 2, bi_concat},
-    {"substring", 3, bi_substring},
-    {"indexof", 2, bi_indexof},
-    {"indexof_n", 2, bi_indexof_n},
-    {"trim", 2, bi_trim},
-    {"trim_left", 2, bi_trim_left},
-    {"trim_right", 2, bi_trim_right},
-    {"trim_space", 1, bi_trim_space},
-    {"trim_prefix", 2, bi_trim_prefix},
-    {"trim_suffix", 2, bi_trim_suffix},
-    {"replace", 3, bi_replace},
-    {"strings.replace_n", 2, bi_replace_n},
-    {"strings.reverse", 1, bi_reverse},
-    {"strings.count", 2, bi_str_count},
-    {"format_int", 2, bi_format_int},
-    {"sprintf", 2, bi_sprintf},
-    {"regex.match", 2, bi_regex_match},
-    {"re_match", 2, bi_regex_match},
-    {"regex.is_valid", 1, bi_regex_is_valid},
-    {"regex.split", 2, bi_regex_split},
-    {"regex.find_n", 3, bi_regex_find_n},
-    {"regex.replace", 3, bi_regex_replace},
-    {"glob.match", 3, bi_glob_match},
-    {"glob.quote_meta", 1, bi_glob_quote_meta},
-    {"json.marshal", 1, bi_json_marshal},
-    {"json.unmarshal", 1, bi_json_unmarshal},
-    {"json.is_valid", 1, bi_json_is_valid},
-    {"base64.encode", 1, bi_b64_encode},
-    {"base64.decode", 1, bi_b64_decode},
-    {"base64.is_valid", 1, bi_b64_is_valid},
-    {"base64url.encode", 1, bi_b64url_encode},
-    {"base64url.encode_no_pad", 1, bi_b64url_encode_np},
-    {"base64url.decode", 1, bi_b64url_decode},
-    {"hex.encode", 1, bi_hex_encode},
-    {"hex.decode", 1, bi_hex_decode},
-    {"object.get", 3, bi_object_get},
-    {"object.keys", 1, bi_object_keys},
-    {"object.union", 2, bi_object_union},
-    {"object.union_n", 1, bi_object_union_n},
-    {"object.remove", 2, bi_object_remove},
-    {"object.filter", 2, bi_object_filter},
-    {"union", 1, bi_union},
-    {"intersection", 1, bi_intersection},
-    {"array.concat", 2, bi_array_concat},
-    {"array.slice", 3, bi_array_slice},
-    {"array.reverse", 1, bi_array_reverse},
-    {"array.flatten", 1, bi_array_flatten},
-    {"numbers.range", 2, bi_numbers_range},
-    {"numbers.range_step", 3, bi_numbers_range_step},
-    {"print", -1, bi_print},
-    {"http.send", 1, bi_http_send},
-    {"units.parse_bytes", 1, bi_units_parse_bytes},
-    {"opa.runtime", 0, bi_opa_runtime},
-    {NULL, 0, NULL},
+    {"equal", 2, bi_equal, false},
+    {"neq", 2, bi_neq, false},
+    {"lt", 2, bi_lt, false},
+    {"lte", 2, bi_lte, false},
+    {"gt", 2, bi_gt, false},
+    {"gte", 2, bi_gte, false},
+    {"plus", 2, bi_plus, false},
+    {"minus", 2, bi_minus, false},
+    {"mul", 2, bi_mul, false},
+    {"div", 2, bi_div, false},
+    {"rem", 2, bi_rem, false},
+    {"and", 2, bi_and, false},
+    {"or", 2, bi_or, false},
+    {"internal.member_2", 2, bi_member2, false},
+    {"internal.member_3", 3, bi_member3, false},
+    {"abs", 1, bi_abs, false},
+    {"round", 1, bi_round, false},
+    {"ceil", 1, bi_ceil, false},
+    {"floor", 1, bi_floor, false},
+    {"count", 1, bi_count, false},
+    {"sum", 1, bi_sum, false},
+    {"product", 1, bi_product, false},
+    {"max", 1, bi_max, false},
+    {"min", 1, bi_min, false},
+    {"sort", 1, bi_sort, false},
+    {"all", 1, bi_all, false},
+    {"any", 1, bi_any, false},
+    {"is_number", 1, bi_is_number, false},
+    {"is_string", 1, bi_is_string, false},
+    {"is_boolean", 1, bi_is_boolean, false},
+    {"is_array", 1, bi_is_array, false},
+    {"is_set", 1, bi_is_set, false},
+    {"is_object", 1, bi_is_object, false},
+    {"is_null", 1, bi_is_null, false},
+    {"type_name", 1, bi_type_name, false},
+    {"to_number", 1, bi_to_number, false},
+    {"startswith", 2, bi_startswith, false},
+    {"endswith", 2, bi_endswith, false},
+    {"contains", 2, bi_contains, false},
+    {"strings.any_prefix_match", 2, bi_any_prefix, false},
+    {"strings.any_suffix_match", 2, bi_any_suffix, false},
+    {"lower", 1, bi_lower, false},
+    {"upper", 1, bi_upper, false},
+    {"split", 2, bi_split, false},
+    {"concat", 2, bi_concat, false},
+    {"substring", 3, bi_substring, false},
+    {"indexof", 2, bi_indexof, false},
+    {"indexof_n", 2, bi_indexof_n, false},
+    {"trim", 2, bi_trim, false},
+    {"trim_left", 2, bi_trim_left, false},
+    {"trim_right", 2, bi_trim_right, false},
+    {"trim_space", 1, bi_trim_space, false},
+    {"trim_prefix", 2, bi_trim_prefix, false},
+    {"trim_suffix", 2, bi_trim_suffix, false},
+    {"replace", 3, bi_replace, false},
+    {"strings.replace_n", 2, bi_replace_n, false},
+    {"strings.reverse", 1, bi_reverse, false},
+    {"strings.count", 2, bi_str_count, false},
+    {"format_int", 2, bi_format_int, false},
+    {"sprintf", 2, bi_sprintf, false},
+    {"regex.match", 2, bi_regex_match, false},
+    {"re_match", 2, bi_regex_match, false},
+    {"regex.is_valid", 1, bi_regex_is_valid, false},
+    {"regex.split", 2, bi_regex_split, false},
+    {"regex.find_n", 3, bi_regex_find_n, false},
+    {"regex.replace", 3, bi_regex_replace, false},
+    {"glob.match", 3, bi_glob_match, false},
+    {"glob.quote_meta", 1, bi_glob_quote_meta, false},
+    {"json.marshal", 1, bi_json_marshal, false},
+    {"json.unmarshal", 1, bi_json_unmarshal, false},
+    {"json.is_valid", 1, bi_json_is_valid, false},
+    {"base64.encode", 1, bi_b64_encode, false},
+    {"base64.decode", 1, bi_b64_decode, false},
+    {"base64.is_valid", 1, bi_b64_is_valid, false},
+    {"base64url.encode", 1, bi_b64url_encode, false},
+    {"base64url.encode_no_pad", 1, bi_b64url_encode_np, false},
+    {"base64url.decode", 1, bi_b64url_decode, false},
+    {"hex.encode", 1, bi_hex_encode, false},
+    {"hex.decode", 1, bi_hex_decode, false},
+    {"object.get", 3, bi_object_get, false},
+    {"object.keys", 1, bi_object_keys, false},
+    {"object.union", 2, bi_object_union, false},
+    {"object.union_n", 1, bi_object_union_n, false},
+    {"object.remove", 2, bi_object_remove, false},
+    {"object.filter", 2, bi_object_filter, false},
+    {"union", 1, bi_union, false},
+    {"intersection", 1, bi_intersection, false},
+    {"array.concat", 2, bi_array_concat, false},
+    {"array.slice", 3, bi_array_slice, false},
+    {"array.reverse", 1, bi_array_reverse, false},
+    {"array.flatten", 1, bi_array_flatten, false},
+    {"numbers.range", 2, bi_numbers_range, false},
+    {"numbers.range_step", 3, bi_numbers_range_step, false},
+    {"print", -1, bi_print, false},
+    {"http.send", 1, bi_http_send, false},
+    {"walk", 1, bi_walk, true},
+    {"net.cidr_contains", 2, bi_cidr_contains, false},
+    {"net.cidr_intersects", 2, bi_cidr_intersects, false},
+    {"net.cidr_is_valid", 1, bi_cidr_is_valid, false},
+    {"units.parse_bytes", 1, bi_units_parse_bytes, false},
+    {"opa.runtime", 0, bi_opa_runtime, false},
+    {NULL, 0, NULL, false},
 };
 
 const rego__builtin_t *rego__builtin_find(const char *name)

@@ -999,10 +999,11 @@ void rego__compile_query(rego__cctx_t *c, rego_policy_t *p, rego_query_t *q)
     sf.nslots = s.n;
     uint8_t *bound = calloc_c(c, s.n + 1);
     reorder(&sf, &q->body, bound);
-    /* As OPA's query compiler does, a query expression that is a plain term (not a call) yields
-     * its value: `data.http.allow` answers false rather than nothing. */
+    /* As OPA's query compiler does, a query expression that is a plain term yields its value:
+     * `data.http.allow` answers false rather than nothing; so does a query that is one call
+     * (`1 > 2`, `startswith(x, "a")`). */
     for (uint32_t i = 0; i < q->body.n; i++)
-        if (q->body.e[i]->kind == E_TERM && q->body.e[i]->a->kind != T_CALL)
+        if (q->body.e[i]->kind == E_TERM && (q->body.e[i]->a->kind != T_CALL || q->body.n == 1))
             q->body.e[i]->capture = true;
     q->nslots = s.n;
     q->vars = rego__alloc(c->arena, (s.n + 1) * sizeof(*q->vars));

@@ -919,6 +919,17 @@ static int call_done(rego_eval_t *ev, rego__kont_t *k, rv_t *unused)
     ev->cur_call = NULL;
     if (r == NULL)
         return 0;
+    if (ck->t->bi != NULL && ck->t->bi->relation && ck->t->fn == NULL && r->kind == REGO_ARRAY) {
+        /* A relation: every element is one solution. */
+        for (uint32_t i = 0; i < r->len; i++) {
+            int rc = ck->nin < ck->t->n
+                         ? unify_tv(ev, ck->slots, ck->t->items[ck->nin], r->a[i], &ck->outk)
+                         : ck->next->fn(ev, ck->next, r->a[i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
     if (ck->nin < ck->t->n) {
         /* The extra argument is an output: unify it with the result; the call is true. */
         return unify_tv(ev, ck->slots, ck->t->items[ck->nin], r, &ck->outk);

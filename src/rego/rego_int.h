@@ -287,6 +287,7 @@ struct rego__builtin {
     const char *name;
     int arity; /* -1: variadic (print) */
     rego__bi_fn fn;
+    bool relation; /* fn returns an array of results, one solution each (walk) */
 };
 const rego__builtin_t *rego__builtin_find(const char *name);
 /* A builtin failure: error when strict, else undefined. Returns NULL. */
