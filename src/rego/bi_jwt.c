@@ -53,7 +53,8 @@ static size_t bad_b64(const char *s, size_t n)
 /* Splits and decodes a compact JWS (following nested JWTs); NULL or OPA's error text. */
 static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
 {
-    static char msg[128];
+    /* Error texts with numbers live in the arena: no shared static buffer between threads. */
+    char *msg = rego__alloc(A, 128);
     const char *s = tok->str, *e = s + tok->len;
     const char *dots[3];
     int nd = 0;
@@ -68,24 +69,24 @@ static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
         int sections = nd + 1;
         for (const char *x = dots[nd - 1] + 1; x < e; x++)
             sections += *x == '.';
-        snprintf(msg, sizeof(msg), "encoded JWT must have 3 sections, found %d", sections);
+        snprintf(msg, 128, "encoded JWT must have 3 sections, found %d", sections);
         return msg;
     }
     const char *d1 = dots[0], *d2 = dots[1];
     if (!rego__b64_decode(A, s, (size_t)(d1 - s), true, &h, &hn)) {
-        snprintf(msg, sizeof(msg),
+        snprintf(msg, 128,
                  "JWT header had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(s, (size_t)(d1 - s)));
         return msg;
     }
     if (!rego__b64_decode(A, d1 + 1, (size_t)(d2 - d1 - 1), true, &p, &pn)) {
-        snprintf(msg, sizeof(msg),
+        snprintf(msg, 128,
                  "JWT payload had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(d1 + 1, (size_t)(d2 - d1 - 1)));
         return msg;
     }
     if (!rego__b64_decode(A, d2 + 1, (size_t)(e - d2 - 1), true, &out->sig, &out->sig_len)) {
-        snprintf(msg, sizeof(msg),
+        snprintf(msg, 128,
                  "JWT signature had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(d2 + 1, (size_t)(e - d2 - 1)));
         return msg;
