@@ -40,7 +40,12 @@ static const char policy[] =
     "\"/ok\") }\n"
     "names[n] { some call in body; n := call.params.name }\n"
     "score := sum([x | x := input.nums[_]; is_number(x)])\n"
-    "summary := sprintf(\"%s %v %d\", [caller, names, count(names)])\n";
+    "summary := sprintf(\"%s %v %d\", [caller, names, count(names)])\n"
+    "deep := count([p | walk(input, [p, v]); is_string(v)])\n"
+    "internal { net.cidr_contains(\"10.0.0.0/8\", input.ip) }\n"
+    "digest := crypto.sha256(json.marshal(input))\n"
+    "doc := yaml.unmarshal(input.request.body)\n"
+    "allow { deep > 1000; internal; digest != \"\"; doc.ok == true }\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
