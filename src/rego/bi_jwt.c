@@ -74,8 +74,7 @@ static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
     }
     const char *d1 = dots[0], *d2 = dots[1];
     if (!rego__b64_decode(A, s, (size_t)(d1 - s), true, &h, &hn)) {
-        snprintf(msg, 128,
-                 "JWT header had invalid encoding: illegal base64 data at input byte %zu",
+        snprintf(msg, 128, "JWT header had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(s, (size_t)(d1 - s)));
         return msg;
     }
