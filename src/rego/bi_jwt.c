@@ -35,14 +35,7 @@ typedef struct jwt_parts {
 
 static rv_t *parse_json_bytes(rego_eval_t *ev, const char *s, size_t n)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(s, n, JSON_DECODE_INT_AS_REAL, &jerr);
-    rv_t *v;
-    if (j == NULL)
-        return NULL;
-    v = rego__from_json(A, j, 0);
-    json_decref(j);
-    return v;
+    return rego__json_parse(A, s, n);
 }
 
 /* Index of the first byte that is not base64url, or @p n. */
@@ -60,7 +53,8 @@ static size_t bad_b64(const char *s, size_t n)
 /* Splits and decodes a compact JWS (following nested JWTs); NULL or OPA's error text. */
 static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
 {
-    static char msg[128];
+    /* Error texts with numbers live in the arena: no shared static buffer between threads. */
+    char *msg = rego__alloc(A, 128);
     const char *s = tok->str, *e = s + tok->len;
     const char *dots[3];
     int nd = 0;
@@ -75,24 +69,23 @@ static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
         int sections = nd + 1;
         for (const char *x = dots[nd - 1] + 1; x < e; x++)
             sections += *x == '.';
-        snprintf(msg, sizeof(msg), "encoded JWT must have 3 sections, found %d", sections);
+        snprintf(msg, 128, "encoded JWT must have 3 sections, found %d", sections);
         return msg;
     }
     const char *d1 = dots[0], *d2 = dots[1];
     if (!rego__b64_decode(A, s, (size_t)(d1 - s), true, &h, &hn)) {
-        snprintf(msg, sizeof(msg),
-                 "JWT header had invalid encoding: illegal base64 data at input byte %zu",
+        snprintf(msg, 128, "JWT header had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(s, (size_t)(d1 - s)));
         return msg;
     }
     if (!rego__b64_decode(A, d1 + 1, (size_t)(d2 - d1 - 1), true, &p, &pn)) {
-        snprintf(msg, sizeof(msg),
+        snprintf(msg, 128,
                  "JWT payload had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(d1 + 1, (size_t)(d2 - d1 - 1)));
         return msg;
     }
     if (!rego__b64_decode(A, d2 + 1, (size_t)(e - d2 - 1), true, &out->sig, &out->sig_len)) {
-        snprintf(msg, sizeof(msg),
+        snprintf(msg, 128,
                  "JWT signature had invalid encoding: illegal base64 data at input byte %zu",
                  bad_b64(d2 + 1, (size_t)(e - d2 - 1)));
         return msg;
@@ -104,8 +97,10 @@ static const char *jwt_split(rego_eval_t *ev, const rv_t *tok, jwt_parts_t *out)
         return "JWT is a JWE object, which is not supported";
     const rv_t *cty = rego__obj_gets(out->header, "cty", 3);
     if (cty != NULL && cty->kind == REGO_STRING && strcmp(cty->str, "JWT") == 0) {
+        /* The payload is the inner token, possibly as a JSON string. */
         rv_t inner = {.kind = REGO_STRING, .str = p, .len = (uint32_t)pn};
-        return jwt_split(ev, &inner, out);
+        rv_t *quoted = pn > 0 && p[0] == '"' ? rego__json_parse(A, p, pn) : NULL;
+        return jwt_split(ev, quoted != NULL && quoted->kind == REGO_STRING ? quoted : &inner, out);
     }
     out->payload = parse_json_bytes(ev, p, pn);
     if (out->payload == NULL)
@@ -131,7 +126,7 @@ static rv_t *bi_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
     jwt_parts_t jp;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "io.jwt.decode", 1, "string", args[0]);
+        return rego__type_err(ev, "io.jwt.decode", 1, "string", args[0]);
     const char *err = jwt_split(ev, args[0], &jp);
     if (err != NULL)
         return rego__bi_err(ev, "io.jwt.decode: %s", err);
@@ -146,16 +141,14 @@ static rv_t *bi_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 /* ---- keys ---- */
 
-static BIGNUM *b64_bn(rego_eval_t *ev, const rv_t *v)
+/* Raw bytes of a base64url JWK member (decoded into the arena), or false. */
+static bool b64_raw(rego_eval_t *ev, const rv_t *v, char **out, size_t *n)
 {
-    char *raw;
-    size_t rn;
-    if (v == NULL || v->kind != REGO_STRING ||
-        !rego__b64_decode(A, v->str, v->len, true, &raw, &rn))
-        return NULL;
-    return BN_bin2bn((const unsigned char *)raw, (int)rn, NULL);
+    return v != NULL && v->kind == REGO_STRING && rego__b64_decode(A, v->str, v->len, true, out, n);
 }
 
+/* An OpenSSL key from a JWK. Every arena allocation happens before the first OpenSSL one, so
+ * a jump out of the evaluation cannot strand OpenSSL memory. */
 static EVP_PKEY *jwk_key(rego_eval_t *ev, const rv_t *jwk)
 {
     const rv_t *kty = rego__obj_gets(jwk, "kty", 3);
@@ -165,49 +158,54 @@ static EVP_PKEY *jwk_key(rego_eval_t *ev, const rv_t *jwk)
     EVP_PKEY *pkey = NULL;
     BIGNUM *a = NULL, *b = NULL;
     unsigned char *pt = NULL;
+    char *r1 = NULL, *r2 = NULL;
+    size_t n1 = 0, n2 = 0, clen = 0;
+    const char *group = NULL;
+    bool rsa;
 
     if (kty == NULL || kty->kind != REGO_STRING)
         return NULL;
-    bld = OSSL_PARAM_BLD_new();
-    if (bld == NULL)
-        goto out;
-    if (strcmp(kty->str, "RSA") == 0) {
-        a = b64_bn(ev, rego__obj_gets(jwk, "n", 1));
-        b = b64_bn(ev, rego__obj_gets(jwk, "e", 1));
-        if (a == NULL || b == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, a) ||
-            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, b))
-            goto out;
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    rsa = strcmp(kty->str, "RSA") == 0;
+    if (rsa) {
+        if (!b64_raw(ev, rego__obj_gets(jwk, "n", 1), &r1, &n1) ||
+            !b64_raw(ev, rego__obj_gets(jwk, "e", 1), &r2, &n2))
+            return NULL;
     } else if (strcmp(kty->str, "EC") == 0) {
         const rv_t *crv = rego__obj_gets(jwk, "crv", 3);
-        const char *group = NULL;
-        size_t clen;
-        char *x, *y;
-        size_t xn, yn;
-        const rv_t *xv = rego__obj_gets(jwk, "x", 1), *yv = rego__obj_gets(jwk, "y", 1);
         if (crv == NULL || crv->kind != REGO_STRING)
-            goto out;
+            return NULL;
         group = strcmp(crv->str, "P-256") == 0   ? "prime256v1"
                 : strcmp(crv->str, "P-384") == 0 ? "secp384r1"
                 : strcmp(crv->str, "P-521") == 0 ? "secp521r1"
                                                  : NULL;
         clen = strcmp(crv->str, "P-256") == 0 ? 32 : strcmp(crv->str, "P-384") == 0 ? 48 : 66;
-        if (group == NULL || xv == NULL || yv == NULL || xv->kind != REGO_STRING ||
-            yv->kind != REGO_STRING || !rego__b64_decode(A, xv->str, xv->len, true, &x, &xn) ||
-            !rego__b64_decode(A, yv->str, yv->len, true, &y, &yn) || xn > clen || yn > clen)
+        if (group == NULL || !b64_raw(ev, rego__obj_gets(jwk, "x", 1), &r1, &n1) ||
+            !b64_raw(ev, rego__obj_gets(jwk, "y", 1), &r2, &n2) || n1 > clen || n2 > clen)
+            return NULL;
+    } else {
+        return NULL;
+    }
+    bld = OSSL_PARAM_BLD_new();
+    if (bld == NULL)
+        goto out;
+    if (rsa) {
+        a = BN_bin2bn((const unsigned char *)r1, (int)n1, NULL);
+        b = BN_bin2bn((const unsigned char *)r2, (int)n2, NULL);
+        if (a == NULL || b == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, a) ||
+            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, b))
             goto out;
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    } else {
         pt = OPENSSL_zalloc(1 + 2 * clen);
         if (pt == NULL)
             goto out;
         pt[0] = 4;
-        memcpy(pt + 1 + clen - xn, x, xn);
-        memcpy(pt + 1 + 2 * clen - yn, y, yn);
+        memcpy(pt + 1 + clen - n1, r1, n1);
+        memcpy(pt + 1 + 2 * clen - n2, r2, n2);
         if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
             !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * clen))
             goto out;
         ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    } else {
-        goto out;
     }
     params = OSSL_PARAM_BLD_to_param(bld);
     if (ctx == NULL || params == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
@@ -223,6 +221,11 @@ out:
     return pkey;
 }
 
+static void free_pkey(void *p)
+{
+    EVP_PKEY_free(p);
+}
+
 /* Loads the keys in @p k (PEM certificate, PEM public key, JWK or JWKS); at most @p max. */
 static int load_keys(rego_eval_t *ev, const rv_t *k, EVP_PKEY **keys, int max)
 {
@@ -236,8 +239,9 @@ static int load_keys(rego_eval_t *ev, const rv_t *k, EVP_PKEY **keys, int max)
         if (set != NULL && set->kind == REGO_ARRAY) {
             for (uint32_t i = 0; i < set->len && nk < max; i++)
                 if (set->a[i]->kind == REGO_OBJECT && (keys[nk] = jwk_key(ev, set->a[i])) != NULL)
-                    nk++;
+                    rego__defer(ev, free_pkey, keys[nk++]);
         } else if ((keys[0] = jwk_key(ev, j)) != NULL) {
+            rego__defer(ev, free_pkey, keys[0]);
             nk = 1;
         }
         return nk;
@@ -256,6 +260,8 @@ static int load_keys(rego_eval_t *ev, const rv_t *k, EVP_PKEY **keys, int max)
         nk = keys[0] != NULL;
     }
     BIO_free(bio);
+    if (nk > 0)
+        rego__defer(ev, free_pkey, keys[0]);
     return nk;
 }
 
@@ -340,21 +346,45 @@ static bool verify_asym(rego_eval_t *ev, const char *alg, const rv_t *keytext,
     EVP_PKEY *keys[16];
     int nk = load_keys(ev, keytext, keys, 16);
     bool ok = false;
-    for (int i = 0; i < nk; i++) {
+    for (int i = 0; i < nk; i++)
         if (!ok)
             ok = verify_with(keys[i], alg, jp);
+    for (int i = nk; i-- > 0;) {
+        rego__undefer(ev, keys[i]);
         EVP_PKEY_free(keys[i]);
     }
     return ok;
+}
+
+/* What is wrong with a key argument, in OPA's words, or NULL when it is usable. */
+static const char *key_problem(const rv_t *k, int nkeys)
+{
+    static const char cert_begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char cert_end[] = "-----END CERTIFICATE-----";
+    const char *s = k->str;
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+        s++;
+    if (*s == '{')
+        return nkeys > 0 ? NULL : "failed to parse a JWK key (set)";
+    if (strncmp(s, cert_begin, sizeof(cert_begin) - 1) == 0) {
+        const char *end = strstr(s, cert_end);
+        if (end != NULL) {
+            for (const char *t = end + sizeof(cert_end) - 1; *t != '\0'; t++)
+                if (*t != ' ' && *t != '\n' && *t != '\r' && *t != '\t')
+                    return "extra data after a PEM certificate block";
+        }
+        return nkeys > 0 ? NULL : "failed to parse a PEM certificate";
+    }
+    return nkeys > 0 ? NULL : "failed to extract a Key from the PEM certificate";
 }
 
 static rv_t *verify_fn(rego_eval_t *ev, rv_t **args, const char *name, const char *alg)
 {
     jwt_parts_t jp;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, name, 1, "string", args[0]);
+        return rego__type_err(ev, name, 1, "string", args[0]);
     if (args[1]->kind != REGO_STRING)
-        rego__type_err(ev, name, 2, "string", args[1]);
+        return rego__type_err(ev, name, 2, "string", args[1]);
     const char *err = jwt_split(ev, args[0], &jp);
     if (err != NULL)
         return rego__bi_err(ev, "%s: %s", name, err);
@@ -362,10 +392,13 @@ static rv_t *verify_fn(rego_eval_t *ev, rv_t **args, const char *name, const cha
         return verify_hmac(alg, args[1], &jp) ? &rego__true : &rego__false;
     EVP_PKEY *probe[16];
     int nk = load_keys(ev, args[1], probe, 16);
-    for (int i = 0; i < nk; i++)
+    for (int i = nk; i-- > 0;) {
+        rego__undefer(ev, probe[i]);
         EVP_PKEY_free(probe[i]);
-    if (nk == 0)
-        return rego__bi_err(ev, "%s: failed to extract a Key from the PEM certificate", name);
+    }
+    const char *why = key_problem(args[1], nk);
+    if (why != NULL)
+        return rego__bi_err(ev, "%s: %s", name, why);
     return verify_asym(ev, alg, args[1], &jp) ? &rego__true : &rego__false;
 }
 
@@ -414,9 +447,9 @@ static rv_t *bi_decode_verify(rego_eval_t *ev, rv_t **args, uint32_t n)
     double now, exp, nbf;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "io.jwt.decode_verify", 1, "string", args[0]);
+        return rego__type_err(ev, "io.jwt.decode_verify", 1, "string", args[0]);
     if (c->kind != REGO_OBJECT)
-        rego__type_err(ev, "io.jwt.decode_verify", 2, "object", c);
+        return rego__type_err(ev, "io.jwt.decode_verify", 2, "object", c);
     for (uint32_t i = 0; i < c->len; i++) {
         static const char *const known[] = {"cert", "secret", "alg", "iss", "aud", "time", NULL};
         bool ok = false;
@@ -446,7 +479,7 @@ static rv_t *bi_decode_verify(rego_eval_t *ev, rv_t **args, uint32_t n)
         if (cert == NULL || cert->kind != REGO_STRING || !verify_asym(ev, alg->str, cert, &jp))
             return dv_false(ev);
     }
-    now = tv != NULL && tv->kind == REGO_NUMBER ? tv->num : (double)ev->now_ns;
+    now = tv != NULL && tv->kind == REGO_NUMBER ? tv->num : (double)rego__now(ev);
     if (num_claim(jp.payload, "exp", &exp) && now >= exp * 1e9)
         return dv_false(ev);
     if (num_claim(jp.payload, "nbf", &nbf) && now < nbf * 1e9)
@@ -481,20 +514,90 @@ static rv_t *bi_decode_verify(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* ---- crypto.* digests and HMACs (hex output, as OPA) ---- */
+
+static rv_t *digest(rego_eval_t *ev, rv_t **args, const char *name, const EVP_MD *md)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int ol = 0;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, name, 1, "string", args[0]);
+    if (EVP_Digest(args[0]->str, args[0]->len, out, &ol, md, NULL) != 1)
+        return rego__bi_err(ev, "%s: digest failed", name);
+    return hex_of(ev, (const char *)out, ol);
+}
+
+static rv_t *hmac_hex(rego_eval_t *ev, rv_t **args, const char *name, const EVP_MD *md)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int ol = 0;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, name, 1, "string", args[0]);
+    if (args[1]->kind != REGO_STRING)
+        return rego__type_err(ev, name, 2, "string", args[1]);
+    if (HMAC(md, args[1]->str, (int)args[1]->len, (const unsigned char *)args[0]->str, args[0]->len,
+             out, &ol) == NULL)
+        return rego__bi_err(ev, "%s: HMAC failed", name);
+    return hex_of(ev, (const char *)out, ol);
+}
+
+#define DIGEST(fname, label, md)                                                                   \
+    static rv_t *fname(rego_eval_t *ev, rv_t **args, uint32_t n)                                   \
+    {                                                                                              \
+        (void)n;                                                                                   \
+        return digest(ev, args, label, md());                                                      \
+    }
+DIGEST(bi_md5, "crypto.md5", EVP_md5)
+DIGEST(bi_sha1, "crypto.sha1", EVP_sha1)
+DIGEST(bi_sha256, "crypto.sha256", EVP_sha256)
+
+#define HMACFN(fname, label, md)                                                                   \
+    static rv_t *fname(rego_eval_t *ev, rv_t **args, uint32_t n)                                   \
+    {                                                                                              \
+        (void)n;                                                                                   \
+        return hmac_hex(ev, args, label, md());                                                    \
+    }
+HMACFN(bi_hmac_md5, "crypto.hmac.md5", EVP_md5)
+HMACFN(bi_hmac_sha1, "crypto.hmac.sha1", EVP_sha1)
+HMACFN(bi_hmac_sha256, "crypto.hmac.sha256", EVP_sha256)
+HMACFN(bi_hmac_sha512, "crypto.hmac.sha512", EVP_sha512)
+
+/* Constant-time comparison of two MACs. */
+static rv_t *bi_hmac_equal(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    (void)n;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, "crypto.hmac.equal", 1, "string", args[0]);
+    if (args[1]->kind != REGO_STRING)
+        return rego__type_err(ev, "crypto.hmac.equal", 2, "string", args[1]);
+    return args[0]->len == args[1]->len &&
+                   CRYPTO_memcmp(args[0]->str, args[1]->str, args[0]->len) == 0
+               ? &rego__true
+               : &rego__false;
+}
+
 const rego__builtin_t rego__bi_jwt[] = {
-    {"io.jwt.decode", 1, bi_decode},
-    {"io.jwt.decode_verify", 2, bi_decode_verify},
-    {"io.jwt.verify_rs256", 2, bi_rs256},
-    {"io.jwt.verify_rs384", 2, bi_rs384},
-    {"io.jwt.verify_rs512", 2, bi_rs512},
-    {"io.jwt.verify_ps256", 2, bi_ps256},
-    {"io.jwt.verify_ps384", 2, bi_ps384},
-    {"io.jwt.verify_ps512", 2, bi_ps512},
-    {"io.jwt.verify_es256", 2, bi_es256},
-    {"io.jwt.verify_es384", 2, bi_es384},
-    {"io.jwt.verify_es512", 2, bi_es512},
-    {"io.jwt.verify_hs256", 2, bi_hs256},
-    {"io.jwt.verify_hs384", 2, bi_hs384},
-    {"io.jwt.verify_hs512", 2, bi_hs512},
-    {NULL, 0, NULL},
+    {"crypto.md5", 1, bi_md5, false},
+    {"crypto.sha1", 1, bi_sha1, false},
+    {"crypto.sha256", 1, bi_sha256, false},
+    {"crypto.hmac.md5", 2, bi_hmac_md5, false},
+    {"crypto.hmac.sha1", 2, bi_hmac_sha1, false},
+    {"crypto.hmac.sha256", 2, bi_hmac_sha256, false},
+    {"crypto.hmac.sha512", 2, bi_hmac_sha512, false},
+    {"crypto.hmac.equal", 2, bi_hmac_equal, false},
+    {"io.jwt.decode", 1, bi_decode, false},
+    {"io.jwt.decode_verify", 2, bi_decode_verify, false},
+    {"io.jwt.verify_rs256", 2, bi_rs256, false},
+    {"io.jwt.verify_rs384", 2, bi_rs384, false},
+    {"io.jwt.verify_rs512", 2, bi_rs512, false},
+    {"io.jwt.verify_ps256", 2, bi_ps256, false},
+    {"io.jwt.verify_ps384", 2, bi_ps384, false},
+    {"io.jwt.verify_ps512", 2, bi_ps512, false},
+    {"io.jwt.verify_es256", 2, bi_es256, false},
+    {"io.jwt.verify_es384", 2, bi_es384, false},
+    {"io.jwt.verify_es512", 2, bi_es512, false},
+    {"io.jwt.verify_hs256", 2, bi_hs256, false},
+    {"io.jwt.verify_hs384", 2, bi_hs384, false},
+    {"io.jwt.verify_hs512", 2, bi_hs512, false},
+    {NULL, 0, NULL, false},
 };

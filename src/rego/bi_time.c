@@ -90,13 +90,14 @@ static bool ns_arg(rego_eval_t *ev, const char *fn, rv_t *a, double *ns, int64_t
         return false;
     }
     rego__type_err(ev, fn, 1, "one of {number, array}", a);
+    return false;
 }
 
 static rv_t *bi_now_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)args;
     (void)n;
-    return rego__num(A, (double)ev->now_ns);
+    return rego__num(A, (double)rego__now(ev));
 }
 
 static int digits(const char **p, const char *e, int min, int max, int64_t *out)
@@ -168,7 +169,7 @@ static rv_t *bi_parse_rfc3339_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
     bool range;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_rfc3339_ns", 1, "string", args[0]);
+        return rego__type_err(ev, "time.parse_rfc3339_ns", 1, "string", args[0]);
     if (!parse_rfc3339(args[0]->str, args[0]->len, &ns, &range))
         return rego__bi_err(ev,
                             range ? "time.parse_rfc3339_ns: time outside of valid range"
@@ -329,9 +330,9 @@ static rv_t *bi_parse_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
     bool range;
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_ns", 1, "string", args[0]);
+        return rego__type_err(ev, "time.parse_ns", 1, "string", args[0]);
     if (args[1]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_ns", 2, "string", args[1]);
+        return rego__type_err(ev, "time.parse_ns", 2, "string", args[1]);
     if (!parse_layout(args[0], args[1], &ns, &range))
         return rego__bi_err(ev,
                             range ? "time.parse_ns: time outside of valid range"
@@ -344,7 +345,7 @@ static rv_t *bi_parse_duration_ns(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "time.parse_duration_ns", 1, "string", args[0]);
+        return rego__type_err(ev, "time.parse_duration_ns", 1, "string", args[0]);
     const char *p = args[0]->str, *e = p + args[0]->len;
     double total = 0;
     int sign = 1;
@@ -450,7 +451,7 @@ static rv_t *bi_add_date(rego_eval_t *ev, rv_t **args, uint32_t n)
     (void)n;
     for (int i = 0; i < 4; i++)
         if (args[i]->kind != REGO_NUMBER)
-            rego__type_err(ev, "time.add_date", i + 1, "number", args[i]);
+            return rego__type_err(ev, "time.add_date", i + 1, "number", args[i]);
     split_ns(args[0]->num, 0, &t);
     /* Go's AddDate: add to the fields, then normalise (Oct 31 + 1 month = Dec 1). */
     int64_t y = t.year + (int64_t)args[1]->num;
@@ -536,7 +537,7 @@ static rv_t *bi_format(rego_eval_t *ev, rv_t **args, uint32_t n)
     int len = snprintf(out, sizeof(out), "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)t.year,
                        t.month, t.day, t.hour, t.min, t.sec);
     if (t.nsec > 0 && !(a->kind == REGO_ARRAY && a->len == 3)) {
-        char frac[24];
+        char frac[32];
         snprintf(frac, sizeof(frac), ".%09lld", (long long)t.nsec);
         size_t fl = strlen(frac);
         while (fl > 1 && frac[fl - 1] == '0')
@@ -548,15 +549,15 @@ static rv_t *bi_format(rego_eval_t *ev, rv_t **args, uint32_t n)
 }
 
 const rego__builtin_t rego__bi_time[] = {
-    {"time.now_ns", 0, bi_now_ns},
-    {"time.parse_rfc3339_ns", 1, bi_parse_rfc3339_ns},
-    {"time.parse_ns", 2, bi_parse_ns},
-    {"time.parse_duration_ns", 1, bi_parse_duration_ns},
-    {"time.date", 1, bi_date},
-    {"time.clock", 1, bi_clock},
-    {"time.weekday", 1, bi_weekday},
-    {"time.add_date", 4, bi_add_date},
-    {"time.diff", 2, bi_diff},
-    {"time.format", 1, bi_format},
-    {NULL, 0, NULL},
+    {"time.now_ns", 0, bi_now_ns, false},
+    {"time.parse_rfc3339_ns", 1, bi_parse_rfc3339_ns, false},
+    {"time.parse_ns", 2, bi_parse_ns, false},
+    {"time.parse_duration_ns", 1, bi_parse_duration_ns, false},
+    {"time.date", 1, bi_date, false},
+    {"time.clock", 1, bi_clock, false},
+    {"time.weekday", 1, bi_weekday, false},
+    {"time.add_date", 4, bi_add_date, false},
+    {"time.diff", 2, bi_diff, false},
+    {"time.format", 1, bi_format, false},
+    {NULL, 0, NULL, false},
 };

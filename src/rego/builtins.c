@@ -8,21 +8,23 @@
  * reported only with strict builtin errors and otherwise undefined.
  */
 #include <math.h>
+#include <arpa/inet.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/buf.h"
+#include "base/str.h"
 #include "rego/rego_int.h"
 
 #define A (&ev->arena)
 
 extern const rego__builtin_t rego__bi_time[];
 extern const rego__builtin_t rego__bi_jwt[];
-
-static const char *cur_name = "";
+extern const rego__builtin_t rego__bi_yaml[];
 
 rv_t *rego__bi_err(rego_eval_t *ev, const char *fmt, ...)
 {
@@ -36,9 +38,12 @@ rv_t *rego__bi_err(rego_eval_t *ev, const char *fmt, ...)
     rego__fail(ev, ERR_REGO_BUILTIN, "eval_builtin_error", "%s", msg);
 }
 
-_Noreturn void rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want,
-                              const rv_t *got)
+/* OPA reports operand type errors only with strict builtin errors; otherwise the call is
+ * undefined. Returns NULL (undefined). */
+rv_t *rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want, const rv_t *got)
 {
+    if (!ev->strict)
+        return NULL;
     rego__fail(ev, ERR_REGO_TYPE, "eval_type_error", "%s: operand %d must be %s but got %s", fn,
                pos, want, rego__type_name(got));
 }
@@ -46,7 +51,7 @@ _Noreturn void rego__type_err(rego_eval_t *ev, const char *fn, int pos, const ch
 #define NEED(i, k, want)                                                                           \
     do {                                                                                           \
         if (args[i]->kind != (k))                                                                  \
-            rego__type_err(ev, NAME, (i) + 1, want, args[i]);                                      \
+            return rego__type_err(ev, NAME, (i) + 1, want, args[i]);                               \
     } while (0)
 #define NEED_NUM(i) NEED(i, REGO_NUMBER, "number")
 #define NEED_STR(i) NEED(i, REGO_STRING, "string")
@@ -99,9 +104,9 @@ static rv_t *bi_minus(rego_eval_t *ev, rv_t **args, uint32_t n)
         return s;
     }
     if (args[0]->kind != REGO_NUMBER && args[0]->kind != REGO_SET)
-        rego__type_err(ev, NAME, 1, "one of {number, set}", args[0]);
+        return rego__type_err(ev, NAME, 1, "one of {number, set}", args[0]);
     if (args[1]->kind != args[0]->kind)
-        rego__type_err(ev, NAME, 2, args[0]->kind == REGO_SET ? "set" : "number", args[1]);
+        return rego__type_err(ev, NAME, 2, args[0]->kind == REGO_SET ? "set" : "number", args[1]);
     return rego__num(A, args[0]->num - args[1]->num);
 }
 
@@ -244,36 +249,65 @@ static rv_t *bi_floor(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 /* ---- aggregates ---- */
 
+/* Runes as Go counts them: each byte of an invalid sequence is one rune (U+FFFD). */
+static size_t utf8_runes(const char *s, size_t n)
+{
+    size_t c = 0, i = 0;
+    while (i < n) {
+        unsigned char b = (unsigned char)s[i];
+        size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok && len == 2 && b < 0xC2)
+            ok = false;
+        if (ok && len == 3) {
+            unsigned cp = ((b & 0x0Fu) << 12) | (((unsigned char)s[i + 1] & 0x3Fu) << 6) |
+                          ((unsigned char)s[i + 2] & 0x3Fu);
+            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((b & 0x07u) << 18) | (((unsigned char)s[i + 1] & 0x3Fu) << 12) |
+                          (((unsigned char)s[i + 2] & 0x3Fu) << 6) |
+                          ((unsigned char)s[i + 3] & 0x3Fu);
+            ok = cp >= 0x10000 && cp <= 0x10FFFF;
+        }
+        i += ok ? len : 1;
+        c++;
+    }
+    return c;
+}
+
 #undef NAME
 #define NAME "count"
 static rv_t *bi_count(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    if (args[0]->kind == REGO_STRING) {
-        uint32_t c = 0;
-        for (uint32_t i = 0; i < args[0]->len; i++)
-            c += ((unsigned char)args[0]->str[i] & 0xC0) != 0x80;
-        return rego__num(A, c);
-    }
+    if (args[0]->kind == REGO_STRING)
+        return rego__num(A, (double)utf8_runes(args[0]->str, args[0]->len));
     if (args[0]->kind < REGO_STRING)
-        rego__type_err(ev, NAME, 1, "one of {array, object, set, string}", args[0]);
+        return rego__type_err(ev, NAME, 1, "one of {array, object, set, string}", args[0]);
     return rego__num(A, args[0]->len);
 }
 
-static void need_coll(rego_eval_t *ev, const char *name, rv_t *v)
+static bool need_coll(rego_eval_t *ev, const char *name, rv_t *v)
 {
-    if (v->kind != REGO_ARRAY && v->kind != REGO_SET)
+    if (v->kind != REGO_ARRAY && v->kind != REGO_SET) {
         rego__type_err(ev, name, 1, "one of {array, set}", v);
+        return false;
+    }
+    return true;
 }
 
 static rv_t *bi_sum(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     double s = 0;
     (void)n;
-    need_coll(ev, "sum", args[0]);
+    if (!need_coll(ev, "sum", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_NUMBER)
-            rego__type_err(ev, "sum", 1, "any<array[number], set[number]>", args[0]);
+            return rego__type_err(ev, "sum", 1, "any<array[number], set[number]>", args[0]);
         s += args[0]->a[i]->num;
     }
     return rego__num(A, s);
@@ -283,10 +317,11 @@ static rv_t *bi_product(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     double s = 1;
     (void)n;
-    need_coll(ev, "product", args[0]);
+    if (!need_coll(ev, "product", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_NUMBER)
-            rego__type_err(ev, "product", 1, "any<array[number], set[number]>", args[0]);
+            return rego__type_err(ev, "product", 1, "any<array[number], set[number]>", args[0]);
         s *= args[0]->a[i]->num;
     }
     return rego__num(A, s);
@@ -296,7 +331,8 @@ static rv_t *bi_max(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     rv_t *m = NULL;
     (void)n;
-    need_coll(ev, "max", args[0]);
+    if (!need_coll(ev, "max", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (m == NULL || rego__cmp(args[0]->a[i], m) > 0)
             m = args[0]->a[i];
@@ -307,7 +343,8 @@ static rv_t *bi_min(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     rv_t *m = NULL;
     (void)n;
-    need_coll(ev, "min", args[0]);
+    if (!need_coll(ev, "min", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (m == NULL || rego__cmp(args[0]->a[i], m) < 0)
             m = args[0]->a[i];
@@ -322,7 +359,8 @@ static int cmp_ptr(const void *x, const void *y)
 static rv_t *bi_sort(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    need_coll(ev, "sort", args[0]);
+    if (!need_coll(ev, "sort", args[0]))
+        return NULL;
     rv_t *r = rego__arr(A, args[0]->len);
     for (uint32_t i = 0; i < args[0]->len; i++)
         rego__arr_push(A, r, args[0]->a[i]);
@@ -334,7 +372,8 @@ static rv_t *bi_sort(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *bi_all(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    need_coll(ev, "all", args[0]);
+    if (!need_coll(ev, "all", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (!(args[0]->a[i]->kind == REGO_BOOL && args[0]->a[i]->b))
             return &rego__false;
@@ -344,7 +383,8 @@ static rv_t *bi_all(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *bi_any(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
-    need_coll(ev, "any", args[0]);
+    if (!need_coll(ev, "any", args[0]))
+        return NULL;
     for (uint32_t i = 0; i < args[0]->len; i++)
         if (args[0]->a[i]->kind == REGO_BOOL && args[0]->a[i]->b)
             return &rego__true;
@@ -391,6 +431,17 @@ static rv_t *bi_to_number(rego_eval_t *ev, rv_t **args, uint32_t n)
     case REGO_STRING: {
         char *end = NULL;
         const char *s = v->str;
+        {
+            /* Go's ParseFloat takes inf and nan; OPA then refuses them as a type error. */
+            const char *t = s + (v->len > 0 && (s[0] == '-' || s[0] == '+'));
+            if (strcasecmp(t, "inf") == 0 || strcasecmp(t, "infinity") == 0 ||
+                strcasecmp(t, "nan") == 0) {
+                if (!ev->strict)
+                    return NULL;
+                rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                           "to_number: operand 1 must be a finite number but got %s", s);
+            }
+        }
         if (v->len == 0 || v->len > 64 || s[0] == ' ' || s[0] == '+')
             return rego__bi_err(ev, "to_number: invalid syntax");
         for (uint32_t i = 0; i < v->len; i++)
@@ -404,7 +455,7 @@ static rv_t *bi_to_number(rego_eval_t *ev, rv_t **args, uint32_t n)
         return rego__num(A, d);
     }
     default:
-        rego__type_err(ev, NAME, 1, "one of {boolean, null, number, string}", v);
+        return rego__type_err(ev, NAME, 1, "one of {boolean, null, number, string}", v);
     }
 }
 
@@ -480,7 +531,7 @@ static rv_t *prefix_any(rego_eval_t *ev, rv_t **args, const char *name, bool suf
         ss = s->a;
         ns = s->len;
     } else {
-        rego__type_err(ev, name, 1, "one of {array, set, string}", s);
+        return rego__type_err(ev, name, 1, "one of {string, set, array}", s);
     }
     if (p->kind == REGO_STRING) {
         pl[0] = p;
@@ -490,14 +541,24 @@ static rv_t *prefix_any(rego_eval_t *ev, rv_t **args, const char *name, bool suf
         ps = p->a;
         np = p->len;
     } else {
-        rego__type_err(ev, name, 2, "one of {array, set, string}", p);
+        return rego__type_err(ev, name, 2, "one of {string, set, array}", p);
     }
     for (uint32_t i = 0; i < ns; i++) {
-        if (ss[i]->kind != REGO_STRING)
-            rego__type_err(ev, name, 1, "string", ss[i]);
+        if (ss[i]->kind != REGO_STRING) {
+            if (ev->strict)
+                rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                           "%s: operand 1 must be array of strings but got array containing %s",
+                           name, rego__type_name(ss[i]));
+            return NULL;
+        }
         for (uint32_t j = 0; j < np; j++) {
-            if (ps[j]->kind != REGO_STRING)
-                rego__type_err(ev, name, 2, "string", ps[j]);
+            if (ps[j]->kind != REGO_STRING) {
+                if (ev->strict)
+                    rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                               "%s: operand 2 must be array of strings but got array containing %s",
+                               name, rego__type_name(ps[j]));
+                return NULL;
+            }
             if (suffix ? has_suffix(ss[i], ps[j]) : has_prefix(ss[i], ps[j]))
                 return &rego__true;
         }
@@ -518,7 +579,7 @@ static rv_t *bi_any_suffix(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *map_case(rego_eval_t *ev, rv_t **args, const char *name, bool up)
 {
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, name, 1, "string", args[0]);
+        return rego__type_err(ev, name, 1, "string", args[0]);
     char *o = rego__strndup(A, args[0]->str, args[0]->len);
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (up && o[i] >= 'a' && o[i] <= 'z')
@@ -574,26 +635,26 @@ static rv_t *bi_split(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "concat"
 static rv_t *bi_concat(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     rv_t *r;
     (void)n;
     NEED_STR(0);
     if (args[1]->kind != REGO_ARRAY && args[1]->kind != REGO_SET)
-        rego__type_err(ev, NAME, 2, "one of {array, set}", args[1]);
-    buf_init(&b, 64u << 20);
+        return rego__type_err(ev, NAME, 2, "one of {array, set}", args[1]);
+    b = rego__buf(ev, 64u << 20);
     for (uint32_t i = 0; i < args[1]->len; i++) {
         if (args[1]->a[i]->kind != REGO_STRING) {
-            buf_free(&b);
-            rego__type_err(ev, NAME, 2, "any<array[string], set[string]>", args[1]);
+            rego__buf_done(ev, b);
+            return rego__type_err(ev, NAME, 2, "any<array[string], set[string]>", args[1]);
         }
-        if ((i > 0 && buf_append(&b, args[0]->str, args[0]->len) < 0) ||
-            buf_append(&b, args[1]->a[i]->str, args[1]->a[i]->len) < 0) {
-            buf_free(&b);
+        if ((i > 0 && buf_append(b, args[0]->str, args[0]->len) < 0) ||
+            buf_append(b, args[1]->a[i]->str, args[1]->a[i]->len) < 0) {
+            rego__buf_done(ev, b);
             rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "concat: result too large");
         }
     }
-    r = strv(ev, buf_ptr(&b), b.len);
-    buf_free(&b);
+    r = strv(ev, buf_ptr(b), b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -627,9 +688,9 @@ static rv_t *bi_substring(rego_eval_t *ev, rv_t **args, uint32_t n)
     NEED_NUM(1);
     NEED_NUM(2);
     if (!rego__is_int(args[1]))
-        rego__type_err(ev, NAME, 2, "integer number", args[1]);
+        return rego__type_err(ev, NAME, 2, "integer number", args[1]);
     if (!rego__is_int(args[2]))
-        rego__type_err(ev, NAME, 3, "integer number", args[2]);
+        return rego__type_err(ev, NAME, 3, "integer number", args[2]);
     double start = args[1]->num, len = args[2]->num;
     if (start < 0)
         return rego__bi_err(ev, "substring: negative offset");
@@ -694,9 +755,9 @@ static bool in_cutset(const rv_t *cut, const char *p, size_t l)
 static rv_t *do_trim(rego_eval_t *ev, rv_t **args, const char *name, bool left, bool right)
 {
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, name, 1, "string", args[0]);
+        return rego__type_err(ev, name, 1, "string", args[0]);
     if (args[1]->kind != REGO_STRING)
-        rego__type_err(ev, name, 2, "string", args[1]);
+        return rego__type_err(ev, name, 2, "string", args[1]);
     const char *s = args[0]->str, *e = s + args[0]->len;
     while (left && s < e) {
         size_t l = 1;
@@ -772,17 +833,17 @@ static rv_t *bi_trim_suffix(rego_eval_t *ev, rv_t **args, uint32_t n)
 static rv_t *replace_n(rego_eval_t *ev, const rv_t *s, const rv_t *old, const rv_t *new_,
                        long limit)
 {
-    buf_t b;
+    buf_t *b;
     const char *p = s->str, *end = s->str + s->len;
     rv_t *r;
-    buf_init(&b, 64u << 20);
+    b = rego__buf(ev, 64u << 20);
     if (old->len == 0) {
         /* Go: empty old inserts new before every rune and at the end. */
         long k = 0;
         while (p <= end) {
             int rc = 0;
             if (limit < 0 || k < limit) {
-                rc = buf_append(&b, new_->str, new_->len);
+                rc = buf_append(b, new_->str, new_->len);
                 k++;
             }
             if (p == end)
@@ -790,7 +851,7 @@ static rv_t *replace_n(rego_eval_t *ev, const rv_t *s, const rv_t *old, const rv
             size_t l = 1;
             while (p + l < end && ((unsigned char)p[l] & 0xC0) == 0x80)
                 l++;
-            if (rc < 0 || buf_append(&b, p, l) < 0)
+            if (rc < 0 || buf_append(b, p, l) < 0)
                 rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "replace: result too large");
             p += l;
         }
@@ -801,18 +862,18 @@ static rv_t *replace_n(rego_eval_t *ev, const rv_t *s, const rv_t *old, const rv
                                 ? find_sub(p, (size_t)(end - p), old->str, old->len)
                                 : NULL;
             if (f == NULL) {
-                if (buf_append(&b, p, (size_t)(end - p)) < 0)
+                if (buf_append(b, p, (size_t)(end - p)) < 0)
                     rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "replace: too large");
                 break;
             }
-            if (buf_append(&b, p, (size_t)(f - p)) < 0 || buf_append(&b, new_->str, new_->len) < 0)
+            if (buf_append(b, p, (size_t)(f - p)) < 0 || buf_append(b, new_->str, new_->len) < 0)
                 rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "replace: too large");
             p = f + old->len;
             k++;
         }
     }
-    r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -838,20 +899,23 @@ static rv_t *bi_replace_n(rego_eval_t *ev, rv_t **args, uint32_t n)
     /* Go's strings.NewReplacer: all patterns at once, at each position the first (in argument
      * order; OPA passes keys sorted) that matches. */
     for (uint32_t i = 0; i < args[0]->len; i++) {
-        if (args[0]->a[i]->kind != REGO_STRING)
-            rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
-        if (args[0]->v[i]->kind != REGO_STRING)
-            rego__type_err(ev, NAME, 1, "object[string: string]", args[0]);
+        if (args[0]->a[i]->kind != REGO_STRING || args[0]->v[i]->kind != REGO_STRING) {
+            if (!ev->strict)
+                return NULL;
+            rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                       "strings.replace_n: operand 1 non-string %s found in pattern object",
+                       args[0]->a[i]->kind != REGO_STRING ? "key" : "value");
+        }
     }
-    buf_t b;
-    buf_init(&b, 64u << 20);
+    buf_t *b;
+    b = rego__buf(ev, 64u << 20);
     const char *p = s->str, *end = s->str + s->len;
     while (p < end) {
         bool hit = false;
         for (uint32_t i = 0; i < args[0]->len; i++) {
             rv_t *k = args[0]->a[i];
             if (k->len > 0 && (size_t)(end - p) >= k->len && memcmp(p, k->str, k->len) == 0) {
-                if (buf_append(&b, args[0]->v[i]->str, args[0]->v[i]->len) < 0)
+                if (buf_append(b, args[0]->v[i]->str, args[0]->v[i]->len) < 0)
                     rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "too large");
                 p += k->len;
                 hit = true;
@@ -859,13 +923,13 @@ static rv_t *bi_replace_n(rego_eval_t *ev, rv_t **args, uint32_t n)
             }
         }
         if (!hit) {
-            if (buf_append(&b, p, 1) < 0)
+            if (buf_append(b, p, 1) < 0)
                 rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "too large");
             p++;
         }
     }
-    rv_t *r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    rv_t *r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -875,7 +939,7 @@ static rv_t *bi_reverse(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)n;
     if (args[0]->kind != REGO_STRING)
-        rego__type_err(ev, "reverse", 1, "string", args[0]);
+        return rego__type_err(ev, "reverse", 1, "string", args[0]);
     char *o = rego__alloc(A, args[0]->len + 1);
     const char *s = args[0]->str;
     size_t len = args[0]->len, w = len;
@@ -1007,23 +1071,23 @@ static void fmt_s(char *out, size_t size, const char *fmt, const char *v)
 #define NAME "sprintf"
 static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     uint32_t ai = 0;
     rv_t *r;
     int rc = 0;
     (void)n;
     NEED_STR(0);
     NEED_ARR(1);
-    buf_init(&b, 16u << 20);
+    b = rego__buf(ev, 16u << 20);
     const char *f = args[0]->str, *end = f + args[0]->len;
     while (f < end && rc == 0) {
         if (*f != '%') {
-            rc = buf_append(&b, f++, 1);
+            rc = buf_append(b, f++, 1);
             continue;
         }
         const char *spec = f++;
         if (f < end && *f == '%') {
-            rc = buf_append(&b, "%", 1);
+            rc = buf_append(b, "%", 1);
             f++;
             continue;
         }
@@ -1039,29 +1103,31 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
         memcpy(fmt, spec, fl);
         fmt[fl] = '\0';
         if (ai >= args[1]->len) {
-            rc = buf_printf(&b, "%%!%c(MISSING)", verb);
+            rc = buf_printf(b, "%%!%c(MISSING)", verb);
             continue;
         }
         rv_t *v = args[1]->a[ai++];
         char tmp[512];
         switch (verb) {
         case 'd':
-            if (v->kind == REGO_NUMBER && rego__is_int(v)) {
+            if (v->kind == REGO_NUMBER && v->str != NULL) {
+                rc = buf_append(b, v->str, v->len);
+            } else if (v->kind == REGO_NUMBER && rego__is_int(v)) {
                 fmt[fl - 1] = '\0';
                 char f2[40];
                 snprintf(f2, sizeof(f2), "%s.0f", fmt);
                 fmt_d(tmp, sizeof(tmp), f2, v->num);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else if (v->kind == REGO_NUMBER) {
-                rc = buf_printf(&b, "%%!d(float64=");
+                rc = buf_printf(b, "%%!d(float64=");
                 char num[64];
                 rego__fmt_num(v->num, num, sizeof(num));
                 if (rc == 0)
-                    rc = buf_append_str(&b, num);
+                    rc = buf_append_str(b, num);
                 if (rc == 0)
-                    rc = buf_append(&b, ")", 1);
+                    rc = buf_append(b, ")", 1);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 'f':
@@ -1071,9 +1137,9 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
         case 'G':
             if (v->kind == REGO_NUMBER) {
                 fmt_d(tmp, sizeof(tmp), fmt, v->num);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 'x':
@@ -1085,10 +1151,10 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
                 char f2[40];
                 snprintf(f2, sizeof(f2), "%sll%c", fmt, verb);
                 fmt_ll(tmp, sizeof(tmp), f2, (long long)v->num);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else if (v->kind == REGO_STRING && verb != 'o' && verb != 'b') {
                 for (uint32_t i = 0; rc == 0 && i < v->len; i++)
-                    rc = buf_printf(&b, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->str[i]);
+                    rc = buf_printf(b, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->str[i]);
             } else if (v->kind == REGO_NUMBER && verb == 'b' && rego__is_int(v)) {
                 long long x = (long long)v->num;
                 char bits[80];
@@ -1102,27 +1168,27 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
                 } while (u > 0);
                 if (neg)
                     bits[--i] = '-';
-                rc = buf_append_str(&b, bits + i);
+                rc = buf_append_str(b, bits + i);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 'q':
             if (v->kind == REGO_STRING) {
-                rc = buf_append(&b, "\"", 1);
+                rc = buf_append(b, "\"", 1);
                 if (rc == 0)
-                    rc = buf_append_json_str(&b, v->str, v->len);
+                    rc = buf_append_json_str(b, v->str, v->len);
                 if (rc == 0)
-                    rc = buf_append(&b, "\"", 1);
+                    rc = buf_append(b, "\"", 1);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         case 't':
             if (v->kind == REGO_BOOL)
-                rc = buf_append_str(&b, v->b ? "true" : "false");
+                rc = buf_append_str(b, v->b ? "true" : "false");
             else
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             break;
         case 's':
         case 'v':
@@ -1132,37 +1198,37 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
                 fmt[fl - 1] = 's';
                 char *tmp2 = rego__strndup(A, v->str, v->len);
                 fmt_s(tmp, sizeof(tmp), fmt, tmp2);
-                rc = buf_append_str(&b, tmp);
+                rc = buf_append_str(b, tmp);
             } else {
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
             }
             break;
         }
     }
     if (rc == 0 && ai < args[1]->len) {
-        rc = buf_append_str(&b, "%!(EXTRA ");
+        rc = buf_append_str(b, "%!(EXTRA ");
         for (uint32_t i = ai; rc == 0 && i < args[1]->len; i++) {
             rv_t *v = args[1]->a[i];
             if (i > ai)
-                rc = buf_append(&b, ", ", 2);
+                rc = buf_append(b, ", ", 2);
             if (rc == 0) {
                 const char *tn = v->kind == REGO_STRING   ? "string"
                                  : v->kind == REGO_NUMBER ? "json.Number"
                                                           : "ast.Value";
-                rc = buf_printf(&b, "%s=", tn);
+                rc = buf_printf(b, "%s=", tn);
             }
             if (rc == 0)
-                rc = fmt_value(v, &b);
+                rc = fmt_value(v, b);
         }
         if (rc == 0)
-            rc = buf_append(&b, ")", 1);
+            rc = buf_append(b, ")", 1);
     }
     if (rc < 0) {
-        buf_free(&b);
+        rego__buf_done(ev, b);
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "sprintf: result too large");
     }
-    r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1173,9 +1239,15 @@ static rv_t *bi_sprintf(rego_eval_t *ev, rv_t **args, uint32_t n)
 static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
 {
     const char *p = pat->str, *e = p + pat->len;
-    bool in_class = false;
+    bool in_class = false, prev_quant = false;
     int rc = 0;
+    unsigned long reps = 0;
     *flags = REG_EXTENDED;
+    /* glibc's regcomp expands repetitions into a tree, so stacked or large counted repetitions
+     * cost exponential time and memory: refuse them as RE2 does (RE2 rejects `a**` and counts
+     * above 1000), and bound the pattern. */
+    if (pat->len > REGO_MAX_REGEX_BYTES)
+        return false;
     if (e - p >= 4 && memcmp(p, "(?i)", 4) == 0) {
         *flags |= REG_ICASE;
         p += 4;
@@ -1189,6 +1261,7 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
         if (c == '\\' && p + 1 < e) {
             char d = p[1];
             p += 2;
+            prev_quant = false;
             switch (d) {
             case 'd':
                 rc = buf_append_str(out, in_class ? "0-9" : "[0-9]");
@@ -1255,12 +1328,14 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
             continue;
         }
         if (in_class) {
+            prev_quant = false;
             if (c == ']')
                 in_class = false;
             rc = buf_append(out, p++, 1);
             continue;
         }
         if (c == '[') {
+            prev_quant = false;
             in_class = true;
             rc = buf_append(out, p++, 1);
             if (p < e && *p == '^')
@@ -1288,40 +1363,83 @@ static bool re_translate(const rv_t *pat, buf_t *out, int *flags)
             }
             return false;
         }
-        if ((c == '*' || c == '+' || c == '?' || c == '}') && p + 1 < e && p[1] == '?') {
-            rc = buf_append(out, p, 1);
-            p += 2;
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (prev_quant)
+                return false;
+            if (c == '{') {
+                const char *q = p + 1;
+                unsigned long a = 0, b = 0;
+                while (q < e && *q >= '0' && *q <= '9' && a <= 100000)
+                    a = a * 10 + (unsigned long)(*q++ - '0');
+                b = a;
+                if (q < e && *q == ',') {
+                    q++;
+                    b = 0;
+                    while (q < e && *q >= '0' && *q <= '9' && b <= 100000)
+                        b = b * 10 + (unsigned long)(*q++ - '0');
+                    if (b < a)
+                        b = a;
+                }
+                reps += b > 1 ? b : 1;
+                if (a > 1000 || b > 1000 || reps > 1000)
+                    return false;
+                while (p < e && *p != '}')
+                    rc = rc != 0 ? rc : buf_append(out, p++, 1);
+                if (p >= e)
+                    return false;
+                rc = rc != 0 ? rc : buf_append(out, p++, 1);
+            } else {
+                rc = buf_append(out, p++, 1);
+            }
+            if (p < e && *p == '?')
+                p++; /* lazy: POSIX has only greedy */
+            prev_quant = true;
             continue;
         }
+        prev_quant = false;
         rc = buf_append(out, p++, 1);
     }
     return rc == 0 && !in_class;
 }
 
-static bool re_compile(rego_eval_t *ev, const rv_t *pat, regex_t *re)
+static void free_regex(void *p)
 {
-    buf_t b;
+    regfree(p);
+}
+
+/* Compiles @p pat into a regex_t held in the arena and released even if evaluation jumps out;
+ * NULL when the pattern is invalid or outside the supported subset. Release with re_done. */
+static regex_t *re_compile(rego_eval_t *ev, const rv_t *pat)
+{
+    regex_t *re = rego__alloc(A, sizeof(*re));
+    buf_t *b = rego__buf(ev, 1u << 20);
     int flags;
-    bool ok;
-    (void)ev;
-    buf_init(&b, 1u << 20);
-    ok = re_translate(pat, &b, &flags) && regcomp(re, b.len > 0 ? buf_ptr(&b) : "", flags) == 0;
-    buf_free(&b);
-    return ok;
+    bool ok = re_translate(pat, b, &flags) && regcomp(re, b->len > 0 ? buf_ptr(b) : "", flags) == 0;
+    rego__buf_done(ev, b);
+    if (!ok)
+        return NULL;
+    rego__defer(ev, free_regex, re);
+    return re;
+}
+
+static void re_done(rego_eval_t *ev, regex_t *re)
+{
+    rego__undefer(ev, re);
+    regfree(re);
 }
 
 #undef NAME
 #define NAME "regex.match"
 static rv_t *bi_regex_match(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return rego__bi_err(ev, "regex.match: error parsing regexp: %s", args[0]->str);
-    bool m = regexec(&re, args[1]->str, 0, NULL, 0) == 0;
-    regfree(&re);
+    bool m = regexec(re, args[1]->str, 0, NULL, 0) == 0;
+    re_done(ev, re);
     return boolv(m);
 }
 
@@ -1329,13 +1447,13 @@ static rv_t *bi_regex_match(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.is_valid"
 static rv_t *bi_regex_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     (void)n;
     if (args[0]->kind != REGO_STRING)
         return &rego__false;
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return &rego__false;
-    regfree(&re);
+    re_done(ev, re);
     return &rego__true;
 }
 
@@ -1343,17 +1461,17 @@ static rv_t *bi_regex_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.split"
 static rv_t *bi_regex_split(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     regmatch_t m;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return rego__bi_err(ev, "regex.split: error parsing regexp");
     rv_t *r = rego__arr(A, 4);
     const char *s = args[1]->str, *end = s + args[1]->len;
     int eflags = 0;
-    while (s <= end && regexec(&re, s, 1, &m, eflags) == 0) {
+    while (s <= end && regexec(re, s, 1, &m, eflags) == 0) {
         if (m.rm_eo == 0 && m.rm_so == 0) {
             if (s == end)
                 break;
@@ -1368,7 +1486,7 @@ static rv_t *bi_regex_split(rego_eval_t *ev, rv_t **args, uint32_t n)
         eflags = REG_NOTBOL;
     }
     rego__arr_push(A, r, strv(ev, s, (size_t)(end - s)));
-    regfree(&re);
+    re_done(ev, re);
     return r;
 }
 
@@ -1376,19 +1494,19 @@ static rv_t *bi_regex_split(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.find_n"
 static rv_t *bi_regex_find_n(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     regmatch_t m;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
     NEED_NUM(2);
-    if (!re_compile(ev, args[0], &re))
+    if ((re = re_compile(ev, args[0])) == NULL)
         return rego__bi_err(ev, "regex.find_n: error parsing regexp");
     rv_t *r = rego__arr(A, 4);
     const char *s = args[1]->str, *end = s + args[1]->len;
     double lim = args[2]->num;
     int eflags = 0;
-    while (s <= end && (lim < 0 || r->len < lim) && regexec(&re, s, 1, &m, eflags) == 0) {
+    while (s <= end && (lim < 0 || r->len < lim) && regexec(re, s, 1, &m, eflags) == 0) {
         rego__arr_push(A, r, strv(ev, s + m.rm_so, (size_t)(m.rm_eo - m.rm_so)));
         if (m.rm_eo == 0) {
             if (s == end)
@@ -1399,7 +1517,7 @@ static rv_t *bi_regex_find_n(rego_eval_t *ev, rv_t **args, uint32_t n)
         }
         eflags = REG_NOTBOL;
     }
-    regfree(&re);
+    re_done(ev, re);
     return r;
 }
 
@@ -1407,27 +1525,27 @@ static rv_t *bi_regex_find_n(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "regex.replace"
 static rv_t *bi_regex_replace(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    regex_t re;
+    regex_t *re;
     regmatch_t m;
-    buf_t b;
+    buf_t *b;
     (void)n;
     NEED_STR(0);
     NEED_STR(1);
     NEED_STR(2);
-    if (!re_compile(ev, args[1], &re))
+    if ((re = re_compile(ev, args[1])) == NULL)
         return rego__bi_err(ev, "regex.replace: error parsing regexp");
-    buf_init(&b, 16u << 20);
+    b = rego__buf(ev, 16u << 20);
     const char *s = args[0]->str, *end = s + args[0]->len;
     int eflags = 0, rc = 0;
-    while (s <= end && rc == 0 && regexec(&re, s, 1, &m, eflags) == 0) {
-        rc = buf_append(&b, s, (size_t)m.rm_so);
+    while (s <= end && rc == 0 && regexec(re, s, 1, &m, eflags) == 0) {
+        rc = buf_append(b, s, (size_t)m.rm_so);
         if (rc == 0)
-            rc = buf_append(&b, args[2]->str, args[2]->len);
+            rc = buf_append(b, args[2]->str, args[2]->len);
         if (m.rm_eo == 0) {
             if (s == end)
                 break;
             if (rc == 0)
-                rc = buf_append(&b, s, 1);
+                rc = buf_append(b, s, 1);
             s++;
         } else {
             s += m.rm_eo;
@@ -1435,10 +1553,10 @@ static rv_t *bi_regex_replace(rego_eval_t *ev, rv_t **args, uint32_t n)
         eflags = REG_NOTBOL;
     }
     if (rc == 0 && s < end)
-        rc = buf_append(&b, s, (size_t)(end - s));
-    regfree(&re);
-    rv_t *r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+        rc = buf_append(b, s, (size_t)(end - s));
+    re_done(ev, re);
+    rv_t *r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1609,7 +1727,7 @@ static rv_t *bi_glob_match(rego_eval_t *ev, rv_t **args, uint32_t n)
     (void)n;
     NEED_STR(0);
     if (args[1]->kind != REGO_ARRAY && args[1]->kind != REGO_NULL)
-        rego__type_err(ev, NAME, 2, "array[string]", args[1]);
+        return rego__type_err(ev, NAME, 2, "array[string]", args[1]);
     NEED_STR(2);
     rv_t *delims = args[1];
     if (delims->kind == REGO_NULL) {
@@ -1620,7 +1738,7 @@ static rv_t *bi_glob_match(rego_eval_t *ev, rv_t **args, uint32_t n)
     }
     for (uint32_t i = 0; i < delims->len; i++)
         if (delims->a[i]->kind != REGO_STRING)
-            rego__type_err(ev, NAME, 2, "array[string]", args[1]);
+            return rego__type_err(ev, NAME, 2, "array[string]", args[1]);
     int r = glob_rec(ev, args[0]->str, args[0]->str + args[0]->len, args[2]->str,
                      args[2]->str + args[2]->len, delims, 0);
     if (r < 0)
@@ -1632,19 +1750,19 @@ static rv_t *bi_glob_match(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "glob.quote_meta"
 static rv_t *bi_glob_quote_meta(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     (void)n;
     NEED_STR(0);
-    buf_init(&b, 16u << 20);
+    b = rego__buf(ev, 16u << 20);
     for (uint32_t i = 0; i < args[0]->len; i++) {
         char c = args[0]->str[i];
-        if (strchr("*?\\[]{}", c) != NULL && buf_append(&b, "\\", 1) < 0)
+        if (strchr("*?\\[]{}", c) != NULL && buf_append(b, "\\", 1) < 0)
             break;
-        if (buf_append(&b, &c, 1) < 0)
+        if (buf_append(b, &c, 1) < 0)
             break;
     }
-    rv_t *r = strv(ev, b.len > 0 ? buf_ptr(&b) : "", b.len);
-    buf_free(&b);
+    rv_t *r = strv(ev, b->len > 0 ? buf_ptr(b) : "", b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
@@ -1654,28 +1772,32 @@ static rv_t *bi_glob_quote_meta(rego_eval_t *ev, rv_t **args, uint32_t n)
 #define NAME "json.marshal"
 static rv_t *bi_json_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t b;
+    buf_t *b;
     (void)n;
-    buf_init(&b, 64u << 20);
-    if (rego__to_json_text(args[0], &b) < 0) {
-        buf_free(&b);
+    b = rego__buf(ev, 64u << 20);
+    if (rego__to_json_text(args[0], b) < 0) {
+        rego__buf_done(ev, b);
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "json.marshal: too large");
     }
-    rv_t *r = strv(ev, buf_ptr(&b), b.len);
-    buf_free(&b);
+    rv_t *r = strv(ev, buf_ptr(b), b->len);
+    rego__buf_done(ev, b);
     return r;
 }
 
+/* Policies often unmarshal the same body in several rules: remember the last few per
+ * evaluation (values are immutable, so sharing is safe). */
 static rv_t *parse_json(rego_eval_t *ev, const rv_t *s)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(s->str, s->len,
-                           JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     rv_t *v;
-    if (j == NULL)
-        return NULL;
-    v = rego__from_json(A, j, 0);
-    json_decref(j);
+    for (uint32_t i = 0; i < 4; i++)
+        if (ev->unm_key[i] == s)
+            return ev->unm_val[i];
+    v = rego__json_parse(A, s->str, s->len);
+    if (v != NULL) {
+        ev->unm_key[ev->unm_next % 4] = s;
+        ev->unm_val[ev->unm_next % 4] = v;
+        ev->unm_next++;
+    }
     return v;
 }
 
@@ -1872,8 +1994,13 @@ static rv_t *bi_hex_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
     char *o = rego__alloc(A, len / 2 + 1);
     for (uint32_t i = 0; i + 1 < len + 1 && i < len; i += 2) {
         int h = hexv(args[0]->str[i]), l = i + 1 < len ? hexv(args[0]->str[i + 1]) : -1;
-        if (h < 0 || l < 0)
-            return rego__bi_err(ev, "hex.decode: invalid byte");
+        if (h < 0 || l < 0) {
+            unsigned char bad = (unsigned char)args[0]->str[h < 0 ? i : i + 1];
+            if (i + 1 >= len && h >= 0)
+                return rego__bi_err(ev, "hex.decode: encoding/hex: odd length hex string");
+            return rego__bi_err(ev, "hex.decode: encoding/hex: invalid byte: U+%04X '%c'", bad,
+                                bad);
+        }
         o[i / 2] = (char)(h * 16 + l);
     }
     o[len / 2] = '\0';
@@ -1954,7 +2081,7 @@ static rv_t *bi_object_union_n(rego_eval_t *ev, rv_t **args, uint32_t n)
     rv_t *r = rego__obj(A, 0);
     for (uint32_t i = 0; i < args[0]->len; i++) {
         if (args[0]->a[i]->kind != REGO_OBJECT)
-            rego__type_err(ev, NAME, 1, "array[object]", args[0]);
+            return rego__type_err(ev, NAME, 1, "array[object]", args[0]);
         r = merge(ev, r, args[0]->a[i]);
     }
     return r;
@@ -1976,7 +2103,7 @@ static rv_t *key_set(rego_eval_t *ev, const char *name, rv_t *k)
             rego__set_add(A, s, k->a[i]);
         return s;
     }
-    rego__type_err(ev, name, 2, "one of {object, set, array}", k);
+    return rego__type_err(ev, name, 2, "one of {object, set, array}", k);
 }
 
 #undef NAME
@@ -2017,7 +2144,7 @@ static rv_t *bi_union(rego_eval_t *ev, rv_t **args, uint32_t n)
     for (uint32_t i = 0; i < args[0]->len; i++) {
         rv_t *x = args[0]->a[i];
         if (x->kind != REGO_SET)
-            rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
+            return rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
         for (uint32_t j = 0; j < x->len; j++)
             rego__set_add(A, s, x->a[j]);
     }
@@ -2036,7 +2163,7 @@ static rv_t *bi_intersection(rego_eval_t *ev, rv_t **args, uint32_t n)
     for (uint32_t i = 0; i < args[0]->len; i++) {
         rv_t *x = args[0]->a[i];
         if (x->kind != REGO_SET)
-            rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
+            return rego__type_err(ev, NAME, 1, "set[set[any]]", args[0]);
         if (s == NULL) {
             s = x;
             continue;
@@ -2098,12 +2225,13 @@ static rv_t *bi_array_reverse(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* OPA's array.flatten removes one level of nesting. */
 static void flatten(rego_eval_t *ev, rv_t *out, rv_t *in)
 {
-    rego__step(ev);
     for (uint32_t i = 0; i < in->len; i++) {
         if (in->a[i]->kind == REGO_ARRAY)
-            flatten(ev, out, in->a[i]);
+            for (uint32_t j = 0; j < in->a[i]->len; j++)
+                rego__arr_push(A, out, in->a[i]->a[j]);
         else
             rego__arr_push(A, out, in->a[i]);
     }
@@ -2174,6 +2302,252 @@ static rv_t *bi_numbers_range_step(rego_eval_t *ev, rv_t **args, uint32_t n)
     return r;
 }
 
+/* walk(x, [path, value]): every node of x with its path, x itself first (path []). */
+static void walk_into(rego_eval_t *ev, rv_t *out, rv_t *path, rv_t *v)
+{
+    rv_t *pair = rego__arr(A, 2);
+    rego__step(ev);
+    rego__arr_push(A, pair, path);
+    rego__arr_push(A, pair, v);
+    rego__arr_push(A, out, pair);
+    if (v->kind < REGO_ARRAY)
+        return;
+    for (uint32_t i = 0; i < v->len; i++) {
+        rv_t *key = v->kind == REGO_ARRAY ? rego__num(A, i) : v->a[i];
+        rv_t *child = v->kind == REGO_OBJECT ? v->v[i] : v->a[i];
+        rv_t *p = rego__arr(A, path->len + 1);
+        for (uint32_t j = 0; j < path->len; j++)
+            rego__arr_push(A, p, path->a[j]);
+        rego__arr_push(A, p, key);
+        walk_into(ev, out, p, child);
+    }
+}
+
+static rv_t *bi_walk(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    rv_t *out = rego__arr(A, 8);
+    (void)n;
+    walk_into(ev, out, rego__arr(A, 0), args[0]);
+    return out;
+}
+
+/* ---- net ---- */
+
+/* Parses an IPv4/IPv6 address or CIDR into 16 bytes and a prefix length. */
+static bool parse_cidr(const rv_t *s, unsigned char addr[16], int *bits, bool *v4)
+{
+    char tmp[64];
+    const char *slash;
+    if (s->kind != REGO_STRING || s->len == 0 || s->len >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s->str, s->len);
+    tmp[s->len] = '\0';
+    slash = strchr(tmp, '/');
+    if (slash != NULL)
+        tmp[slash - tmp] = '\0';
+    memset(addr, 0, 16);
+    if (inet_pton(AF_INET, tmp, addr + 12) == 1) {
+        *v4 = true;
+        *bits = 32;
+    } else if (inet_pton(AF_INET6, tmp, addr) == 1) {
+        *v4 = false;
+        *bits = 128;
+    } else {
+        return false;
+    }
+    if (slash != NULL) {
+        uint64_t b;
+        const char *num = s->str + (slash - tmp) + 1;
+        size_t nl = s->len - (size_t)(slash - tmp) - 1;
+        if (str_u64(num, nl, (uint64_t)*bits, &b) < 0)
+            return false;
+        *bits = (int)b;
+    }
+    if (*v4)
+        *bits += 96;
+    return true;
+}
+
+static bool in_prefix(const unsigned char net[16], int bits, const unsigned char a[16])
+{
+    for (int i = 0; i < bits; i++) {
+        int byte = i / 8, bit = 7 - i % 8;
+        if (((net[byte] >> bit) & 1) != ((a[byte] >> bit) & 1))
+            return false;
+    }
+    return true;
+}
+
+static rv_t *bi_cidr_contains(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    unsigned char net[16], a[16];
+    int nb, ab;
+    bool v4n, v4a;
+    (void)n;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, "net.cidr_contains", 1, "string", args[0]);
+    if (args[1]->kind != REGO_STRING)
+        return rego__type_err(ev, "net.cidr_contains", 2, "string", args[1]);
+    if (!parse_cidr(args[0], net, &nb, &v4n) || strchr(args[0]->str, '/') == NULL)
+        return rego__bi_err(ev, "net.cidr_contains: invalid CIDR address: %s", args[0]->str);
+    if (!parse_cidr(args[1], a, &ab, &v4a))
+        return rego__bi_err(ev, "net.cidr_contains: invalid address: %s", args[1]->str);
+    if (v4n != v4a)
+        return &rego__false;
+    return ab >= nb && in_prefix(net, nb, a) ? &rego__true : &rego__false;
+}
+
+static rv_t *bi_cidr_intersects(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    unsigned char a[16], b[16];
+    int ab, bb;
+    bool v4a, v4b;
+    (void)n;
+    if (!parse_cidr(args[0], a, &ab, &v4a) || !parse_cidr(args[1], b, &bb, &v4b))
+        return rego__bi_err(ev, "net.cidr_intersects: invalid CIDR");
+    if (v4a != v4b)
+        return &rego__false;
+    return in_prefix(a, ab < bb ? ab : bb, b) ? &rego__true : &rego__false;
+}
+
+static rv_t *bi_cidr_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    unsigned char a[16];
+    int ab;
+    bool v4;
+    (void)ev;
+    (void)n;
+    return args[0]->kind == REGO_STRING && strchr(args[0]->str, '/') != NULL &&
+                   parse_cidr(args[0], a, &ab, &v4)
+               ? &rego__true
+               : &rego__false;
+}
+
+/* No I/O in the engine: these exist so that policies compile and tests can mock them with
+ * `with`; called for real they fail (undefined, or an error when strict). */
+static rv_t *bi_http_send(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    static const char *const keys[] = {"method",
+                                       "url",
+                                       "body",
+                                       "enable_redirect",
+                                       "force_json_decode",
+                                       "force_yaml_decode",
+                                       "headers",
+                                       "raw_body",
+                                       "tls_use_system_certs",
+                                       "tls_ca_cert",
+                                       "tls_ca_cert_file",
+                                       "tls_ca_cert_env_variable",
+                                       "tls_client_cert",
+                                       "tls_client_cert_file",
+                                       "tls_client_cert_env_variable",
+                                       "tls_client_key",
+                                       "tls_client_key_file",
+                                       "tls_client_key_env_variable",
+                                       "tls_insecure_skip_verify",
+                                       "tls_server_name",
+                                       "timeout",
+                                       "cache",
+                                       "force_cache",
+                                       "force_cache_duration_seconds",
+                                       "raise_error",
+                                       "caching_mode",
+                                       "max_retry_attempts",
+                                       "cache_ignored_headers",
+                                       NULL};
+    rv_t *req = args[0];
+    (void)n;
+    if (req->kind != REGO_OBJECT)
+        return rego__type_err(ev, "http.send", 1, "object", req);
+    /* The request is checked as OPA does, so mistakes show offline too. */
+    for (uint32_t i = 0; i < req->len; i++) {
+        bool known = false;
+        for (int k = 0; keys[k] != NULL && !known; k++)
+            known = req->a[i]->kind == REGO_STRING && strcmp(req->a[i]->str, keys[k]) == 0;
+        if (!known) {
+            buf_t *b;
+            b = rego__buf(ev, 256);
+            if (rego__to_json_text(req->a[i], b) < 0)
+                rego__buf_done(ev, b);
+            if (ev->strict) {
+                char bad[200];
+                snprintf(bad, sizeof(bad), "%s", b->len > 0 ? buf_ptr(b) : "?");
+                rego__buf_done(ev, b);
+                rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                           "http.send: invalid request parameters(s): {%s}", bad);
+            }
+            rego__buf_done(ev, b);
+            return NULL;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        if (rego__obj_gets(req, keys[k], strlen(keys[k])) == NULL) {
+            if (!ev->strict)
+                return NULL;
+            rego__fail(ev, ERR_REGO_TYPE, "eval_type_error",
+                       "http.send: missing required request parameters(s): {\"%s\"}", keys[k]);
+        }
+    }
+    return rego__bi_err(ev, "http.send: not supported: the policy engine does no I/O");
+}
+
+/* units.parse_bytes: "10KB" = 10000, "1KiB" = 1024, case-insensitive, no unit = bytes. */
+static rv_t *bi_units_parse_bytes(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    static const struct {
+        const char *u;
+        double m;
+    } units[] = {{"", 1},
+                 {"b", 1},
+                 {"k", 1e3},
+                 {"kb", 1e3},
+                 {"ki", 1024.0},
+                 {"kib", 1024.0},
+                 {"m", 1e6},
+                 {"mb", 1e6},
+                 {"mi", 1048576.0},
+                 {"mib", 1048576.0},
+                 {"g", 1e9},
+                 {"gb", 1e9},
+                 {"gi", 1073741824.0},
+                 {"gib", 1073741824.0},
+                 {"t", 1e12},
+                 {"tb", 1e12},
+                 {"ti", 1099511627776.0},
+                 {"tib", 1099511627776.0}};
+    char num[64];
+    (void)n;
+    if (args[0]->kind != REGO_STRING)
+        return rego__type_err(ev, "units.parse_bytes", 1, "string", args[0]);
+    const char *s = args[0]->str, *e = s + args[0]->len, *p = s;
+    while (p < e && ((*p >= '0' && *p <= '9') || *p == '.'))
+        p++;
+    size_t nl = (size_t)(p - s);
+    if (nl == 0 || nl >= sizeof(num))
+        return rego__bi_err(ev, "units.parse_bytes: no byte amount provided");
+    memcpy(num, s, nl);
+    num[nl] = '\0';
+    char *end = NULL;
+    double v = strtod(num, &end);
+    if (end != num + nl)
+        return rego__bi_err(ev, "units.parse_bytes: could not parse byte amount to a number");
+    while (p < e && *p == ' ')
+        p++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if ((size_t)(e - p) == strlen(units[i].u) &&
+            strncasecmp(p, units[i].u, (size_t)(e - p)) == 0)
+            return rego__num(A, round(v * units[i].m));
+    return rego__bi_err(ev, "units.parse_bytes: byte size unit not recognized");
+}
+
+static rv_t *bi_opa_runtime(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    (void)args;
+    (void)n;
+    return rego__obj(A, 0);
+}
+
 static rv_t *bi_print(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
     (void)ev;
@@ -2183,107 +2557,113 @@ static rv_t *bi_print(rego_eval_t *ev, rv_t **args, uint32_t n)
 }
 
 static const rego__builtin_t table[] = {
-    {"equal", 2, bi_equal},
-    {"neq", 2, bi_neq},
-    {"lt", 2, bi_lt},
-    {"lte", 2, bi_lte},
-    {"gt", 2, bi_gt},
-    {"gte", 2, bi_gte},
-    {"plus", 2, bi_plus},
-    {"minus", 2, bi_minus},
-    {"mul", 2, bi_mul},
-    {"div", 2, bi_div},
-    {"rem", 2, bi_rem},
-    {"and", 2, bi_and},
-    {"or", 2, bi_or},
-    {"internal.member_2", 2, bi_member2},
-    {"internal.member_3", 3, bi_member3},
-    {"abs", 1, bi_abs},
-    {"round", 1, bi_round},
-    {"ceil", 1, bi_ceil},
-    {"floor", 1, bi_floor},
-    {"count", 1, bi_count},
-    {"sum", 1, bi_sum},
-    {"product", 1, bi_product},
-    {"max", 1, bi_max},
-    {"min", 1, bi_min},
-    {"sort", 1, bi_sort},
-    {"all", 1, bi_all},
-    {"any", 1, bi_any},
-    {"is_number", 1, bi_is_number},
-    {"is_string", 1, bi_is_string},
-    {"is_boolean", 1, bi_is_boolean},
-    {"is_array", 1, bi_is_array},
-    {"is_set", 1, bi_is_set},
-    {"is_object", 1, bi_is_object},
-    {"is_null", 1, bi_is_null},
-    {"type_name", 1, bi_type_name},
-    {"to_number", 1, bi_to_number},
-    {"startswith", 2, bi_startswith},
-    {"endswith", 2, bi_endswith},
-    {"contains", 2, bi_contains},
-    {"strings.any_prefix_match", 2, bi_any_prefix},
-    {"strings.any_suffix_match", 2, bi_any_suffix},
-    {"lower", 1, bi_lower},
-    {"upper", 1, bi_upper},
-    {"split", 2, bi_split},
-    {"concat", 2, bi_concat},
-    {"substring", 3, bi_substring},
-    {"indexof", 2, bi_indexof},
-    {"indexof_n", 2, bi_indexof_n},
-    {"trim", 2, bi_trim},
-    {"trim_left", 2, bi_trim_left},
-    {"trim_right", 2, bi_trim_right},
-    {"trim_space", 1, bi_trim_space},
-    {"trim_prefix", 2, bi_trim_prefix},
-    {"trim_suffix", 2, bi_trim_suffix},
-    {"replace", 3, bi_replace},
-    {"strings.replace_n", 2, bi_replace_n},
-    {"strings.reverse", 1, bi_reverse},
-    {"strings.count", 2, bi_str_count},
-    {"format_int", 2, bi_format_int},
-    {"sprintf", 2, bi_sprintf},
-    {"regex.match", 2, bi_regex_match},
-    {"re_match", 2, bi_regex_match},
-    {"regex.is_valid", 1, bi_regex_is_valid},
-    {"regex.split", 2, bi_regex_split},
-    {"regex.find_n", 3, bi_regex_find_n},
-    {"regex.replace", 3, bi_regex_replace},
-    {"glob.match", 3, bi_glob_match},
-    {"glob.quote_meta", 1, bi_glob_quote_meta},
-    {"json.marshal", 1, bi_json_marshal},
-    {"json.unmarshal", 1, bi_json_unmarshal},
-    {"json.is_valid", 1, bi_json_is_valid},
-    {"base64.encode", 1, bi_b64_encode},
-    {"base64.decode", 1, bi_b64_decode},
-    {"base64.is_valid", 1, bi_b64_is_valid},
-    {"base64url.encode", 1, bi_b64url_encode},
-    {"base64url.encode_no_pad", 1, bi_b64url_encode_np},
-    {"base64url.decode", 1, bi_b64url_decode},
-    {"hex.encode", 1, bi_hex_encode},
-    {"hex.decode", 1, bi_hex_decode},
-    {"object.get", 3, bi_object_get},
-    {"object.keys", 1, bi_object_keys},
-    {"object.union", 2, bi_object_union},
-    {"object.union_n", 1, bi_object_union_n},
-    {"object.remove", 2, bi_object_remove},
-    {"object.filter", 2, bi_object_filter},
-    {"union", 1, bi_union},
-    {"intersection", 1, bi_intersection},
-    {"array.concat", 2, bi_array_concat},
-    {"array.slice", 3, bi_array_slice},
-    {"array.reverse", 1, bi_array_reverse},
-    {"array.flatten", 1, bi_array_flatten},
-    {"numbers.range", 2, bi_numbers_range},
-    {"numbers.range_step", 3, bi_numbers_range_step},
-    {"print", -1, bi_print},
-    {NULL, 0, NULL},
+    {"equal", 2, bi_equal, false},
+    {"neq", 2, bi_neq, false},
+    {"lt", 2, bi_lt, false},
+    {"lte", 2, bi_lte, false},
+    {"gt", 2, bi_gt, false},
+    {"gte", 2, bi_gte, false},
+    {"plus", 2, bi_plus, false},
+    {"minus", 2, bi_minus, false},
+    {"mul", 2, bi_mul, false},
+    {"div", 2, bi_div, false},
+    {"rem", 2, bi_rem, false},
+    {"and", 2, bi_and, false},
+    {"or", 2, bi_or, false},
+    {"internal.member_2", 2, bi_member2, false},
+    {"internal.member_3", 3, bi_member3, false},
+    {"abs", 1, bi_abs, false},
+    {"round", 1, bi_round, false},
+    {"ceil", 1, bi_ceil, false},
+    {"floor", 1, bi_floor, false},
+    {"count", 1, bi_count, false},
+    {"sum", 1, bi_sum, false},
+    {"product", 1, bi_product, false},
+    {"max", 1, bi_max, false},
+    {"min", 1, bi_min, false},
+    {"sort", 1, bi_sort, false},
+    {"all", 1, bi_all, false},
+    {"any", 1, bi_any, false},
+    {"is_number", 1, bi_is_number, false},
+    {"is_string", 1, bi_is_string, false},
+    {"is_boolean", 1, bi_is_boolean, false},
+    {"is_array", 1, bi_is_array, false},
+    {"is_set", 1, bi_is_set, false},
+    {"is_object", 1, bi_is_object, false},
+    {"is_null", 1, bi_is_null, false},
+    {"type_name", 1, bi_type_name, false},
+    {"to_number", 1, bi_to_number, false},
+    {"startswith", 2, bi_startswith, false},
+    {"endswith", 2, bi_endswith, false},
+    {"contains", 2, bi_contains, false},
+    {"strings.any_prefix_match", 2, bi_any_prefix, false},
+    {"strings.any_suffix_match", 2, bi_any_suffix, false},
+    {"lower", 1, bi_lower, false},
+    {"upper", 1, bi_upper, false},
+    {"split", 2, bi_split, false},
+    {"concat", 2, bi_concat, false},
+    {"substring", 3, bi_substring, false},
+    {"indexof", 2, bi_indexof, false},
+    {"indexof_n", 2, bi_indexof_n, false},
+    {"trim", 2, bi_trim, false},
+    {"trim_left", 2, bi_trim_left, false},
+    {"trim_right", 2, bi_trim_right, false},
+    {"trim_space", 1, bi_trim_space, false},
+    {"trim_prefix", 2, bi_trim_prefix, false},
+    {"trim_suffix", 2, bi_trim_suffix, false},
+    {"replace", 3, bi_replace, false},
+    {"strings.replace_n", 2, bi_replace_n, false},
+    {"strings.reverse", 1, bi_reverse, false},
+    {"strings.count", 2, bi_str_count, false},
+    {"format_int", 2, bi_format_int, false},
+    {"sprintf", 2, bi_sprintf, false},
+    {"regex.match", 2, bi_regex_match, false},
+    {"re_match", 2, bi_regex_match, false},
+    {"regex.is_valid", 1, bi_regex_is_valid, false},
+    {"regex.split", 2, bi_regex_split, false},
+    {"regex.find_n", 3, bi_regex_find_n, false},
+    {"regex.replace", 3, bi_regex_replace, false},
+    {"glob.match", 3, bi_glob_match, false},
+    {"glob.quote_meta", 1, bi_glob_quote_meta, false},
+    {"json.marshal", 1, bi_json_marshal, false},
+    {"json.unmarshal", 1, bi_json_unmarshal, false},
+    {"json.is_valid", 1, bi_json_is_valid, false},
+    {"base64.encode", 1, bi_b64_encode, false},
+    {"base64.decode", 1, bi_b64_decode, false},
+    {"base64.is_valid", 1, bi_b64_is_valid, false},
+    {"base64url.encode", 1, bi_b64url_encode, false},
+    {"base64url.encode_no_pad", 1, bi_b64url_encode_np, false},
+    {"base64url.decode", 1, bi_b64url_decode, false},
+    {"hex.encode", 1, bi_hex_encode, false},
+    {"hex.decode", 1, bi_hex_decode, false},
+    {"object.get", 3, bi_object_get, false},
+    {"object.keys", 1, bi_object_keys, false},
+    {"object.union", 2, bi_object_union, false},
+    {"object.union_n", 1, bi_object_union_n, false},
+    {"object.remove", 2, bi_object_remove, false},
+    {"object.filter", 2, bi_object_filter, false},
+    {"union", 1, bi_union, false},
+    {"intersection", 1, bi_intersection, false},
+    {"array.concat", 2, bi_array_concat, false},
+    {"array.slice", 3, bi_array_slice, false},
+    {"array.reverse", 1, bi_array_reverse, false},
+    {"array.flatten", 1, bi_array_flatten, false},
+    {"numbers.range", 2, bi_numbers_range, false},
+    {"numbers.range_step", 3, bi_numbers_range_step, false},
+    {"print", -1, bi_print, false},
+    {"http.send", 1, bi_http_send, false},
+    {"walk", 1, bi_walk, true},
+    {"net.cidr_contains", 2, bi_cidr_contains, false},
+    {"net.cidr_intersects", 2, bi_cidr_intersects, false},
+    {"net.cidr_is_valid", 1, bi_cidr_is_valid, false},
+    {"units.parse_bytes", 1, bi_units_parse_bytes, false},
+    {"opa.runtime", 0, bi_opa_runtime, false},
+    {NULL, 0, NULL, false},
 };
 
 const rego__builtin_t *rego__builtin_find(const char *name)
 {
-    const rego__builtin_t *tables[] = {table, rego__bi_time, rego__bi_jwt};
-    (void)cur_name;
+    const rego__builtin_t *tables[] = {table, rego__bi_time, rego__bi_jwt, rego__bi_yaml};
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (const rego__builtin_t *b = tables[t]; b->name != NULL; b++)
             if (strcmp(b->name, name) == 0)

@@ -10,8 +10,10 @@
 #include "rego/rego_int.h"
 
 typedef struct scope {
-    const char **names; /* slot → name (NULL for wildcards) */
+    const char **names; /* slot → name (NULL for wildcards and ended comprehension locals) */
     uint32_t n, cap;
+    const char **decl; /* names declared with :=, some, every (locals even if a rule is named so) */
+    uint32_t ndecl, capdecl;
     rego__cctx_t *c;
     rego__module_t *mod; /* NULL for queries */
     rego_policy_t *pol;
@@ -130,6 +132,14 @@ static rego__term_t *pkg_ref(scope_t *s, const char *name, const rego__term_t *a
 static rego__term_t *resolve_term(scope_t *s, rego__term_t *t);
 static void resolve_body(scope_t *s, rego__body_t *b);
 
+static bool is_declared(const scope_t *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->ndecl; i++)
+        if (strcmp(s->decl[i], name) == 0)
+            return true;
+    return false;
+}
+
 /* Collects names declared by `:=`, `some` and iteration keywords in @p b (and nested bodies). */
 static void declare_term(scope_t *s, rego__term_t *t);
 static void declare_pattern(scope_t *s, rego__term_t *t)
@@ -137,8 +147,17 @@ static void declare_pattern(scope_t *s, rego__term_t *t)
     if (t == NULL)
         return;
     if (t->kind == T_VAR) {
-        if (!t->wild && find_slot(s, t->name) < 0)
-            new_slot(s, t->name);
+        if (!t->wild && !is_declared(s, t->name)) {
+            if (s->ndecl == s->capdecl) {
+                uint32_t cap = s->capdecl < 8 ? 8 : s->capdecl * 2;
+                const char **nd = rego__alloc(s->c->arena, cap * sizeof(*nd));
+                if (s->ndecl > 0)
+                    memcpy(nd, s->decl, s->ndecl * sizeof(*nd));
+                s->decl = nd;
+                s->capdecl = cap;
+            }
+            s->decl[s->ndecl++] = t->name;
+        }
         return;
     }
     if (t->kind == T_ARR || t->kind == T_SET) {
@@ -249,6 +268,10 @@ static rego__term_t *resolve_var(scope_t *s, rego__term_t *t)
     slot = find_slot(s, t->name);
     if (slot >= 0) {
         t->slot = slot;
+        return t;
+    }
+    if (is_declared(s, t->name)) {
+        t->slot = new_slot(s, t->name);
         return t;
     }
     g = global_var(s, t);
@@ -380,13 +403,20 @@ static rego__term_t *resolve_term(scope_t *s, rego__term_t *t)
         return t;
     case T_ACOMP:
     case T_SCOMP:
-    case T_OCOMP:
+    case T_OCOMP: {
+        uint32_t before = s->n;
         declare_body(s, &t->body);
         resolve_body(s, &t->body);
         if (t->key != NULL)
             t->key = resolve_term(s, t->key);
         t->head = resolve_term(s, t->head);
+        /* Declared names first met here are the comprehension's own: a later `x :=` outside
+         * is another variable (OPA: bindings inside have no effect outside). */
+        for (uint32_t i = before; i < s->n; i++)
+            if (s->names[i] != NULL && is_declared(s, s->names[i]))
+                s->names[i] = NULL;
         return t;
+    }
     default:
         return t;
     }
@@ -969,6 +999,12 @@ void rego__compile_query(rego__cctx_t *c, rego_policy_t *p, rego_query_t *q)
     sf.nslots = s.n;
     uint8_t *bound = calloc_c(c, s.n + 1);
     reorder(&sf, &q->body, bound);
+    /* As OPA's query compiler does, a query expression that is a plain term yields its value:
+     * `data.http.allow` answers false rather than nothing; so does a query that is one call
+     * (`1 > 2`, `startswith(x, "a")`). */
+    for (uint32_t i = 0; i < q->body.n; i++)
+        if (q->body.e[i]->kind == E_TERM && (q->body.e[i]->a->kind != T_CALL || q->body.n == 1))
+            q->body.e[i]->capture = true;
     q->nslots = s.n;
     q->vars = rego__alloc(c->arena, (s.n + 1) * sizeof(*q->vars));
     q->var_slots = rego__alloc(c->arena, (s.n + 1) * sizeof(*q->var_slots));

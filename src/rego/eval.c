@@ -27,14 +27,84 @@ _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    err_set(ev->detail, code, "%s: %s", opa_code, msg);
+    if ((code == ERR_REGO_TYPE || code == ERR_REGO_BUILTIN) && ev->cur_call != NULL)
+        err_set(ev->detail, code, "%s:%u: %s: %s", ev->cur_file != NULL ? ev->cur_file : "query",
+                ev->cur_call->line, opa_code, msg);
+    else
+        err_set(ev->detail, code, "%s: %s", opa_code, msg);
     ev->code = code;
     ev->opa_code = opa_code;
     longjmp(ev->jb, 1);
 }
 
+void rego__defer(rego_eval_t *ev, void (*fn)(void *), void *p)
+{
+    if (ev->ndefer == REGO__MAX_DEFER) {
+        fn(p);
+        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "too many resources held by builtins");
+    }
+    ev->defer[ev->ndefer].fn = fn;
+    ev->defer[ev->ndefer].p = p;
+    ev->ndefer++;
+}
+
+void rego__undefer(rego_eval_t *ev, const void *p)
+{
+    for (uint32_t i = ev->ndefer; i-- > 0;) {
+        if (ev->defer[i].p == p) {
+            memmove(&ev->defer[i], &ev->defer[i + 1], (ev->ndefer - i - 1) * sizeof(ev->defer[0]));
+            ev->ndefer--;
+            return;
+        }
+    }
+}
+
+void rego__run_defers(rego_eval_t *ev)
+{
+    while (ev->ndefer > 0) {
+        ev->ndefer--;
+        ev->defer[ev->ndefer].fn(ev->defer[ev->ndefer].p);
+    }
+}
+
+static void free_buf(void *p)
+{
+    buf_free(p);
+}
+
+buf_t *rego__buf(rego_eval_t *ev, size_t max)
+{
+    buf_t *b = rego__alloc(&ev->arena, sizeof(*b));
+    buf_init(b, max);
+    rego__defer(ev, free_buf, b);
+    return b;
+}
+
+void rego__buf_done(rego_eval_t *ev, buf_t *b)
+{
+    rego__undefer(ev, b);
+    buf_free(b);
+}
+
+/* One time per evaluation, as OPA's time.now_ns: the clock is read on first use. */
+int64_t rego__now(rego_eval_t *ev)
+{
+    if (ev->now_ns == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ev->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    return ev->now_ns;
+}
+
 void rego__step(rego_eval_t *ev)
 {
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    /* The evaluator recurses per literal and per nested rule: bound the stack it may use so a
+     * hostile policy or input cannot overflow a worker thread's stack. */
+    if (ev->stack_base - sp > REGO_MAX_STACK_BYTES && sp < ev->stack_base)
+        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "evaluation nested too deeply");
     if (++ev->steps > ev->max_steps)
         rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "evaluation exceeded %llu steps",
                    (unsigned long long)ev->max_steps);
@@ -248,15 +318,6 @@ static rv_t *data_override(rego_eval_t *ev, rego__node_t *node)
     return NULL;
 }
 
-static bool overridden_below(rego_eval_t *ev, rego__node_t *node)
-{
-    /* True when a replacement sits at or above @p node (then the value comes from it). */
-    for (rego__node_t *n = node; n != NULL; n = n->parent)
-        if (data_override(ev, n) != NULL)
-            return true;
-    return false;
-}
-
 static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base);
 
 static rv_t *base_child(rv_t *base, const char *name)
@@ -384,6 +445,7 @@ static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base)
         return base != NULL ? base : node->pkg ? rego__obj(&ev->arena, 0) : NULL;
     obj = rego__obj(&ev->arena,
                     (base != NULL && base->kind == REGO_OBJECT ? base->len : 0) + node->nkids);
+    obj->b = true; /* a document made of rules and base data: rules may add to it */
     if (base != NULL && base->kind == REGO_OBJECT) {
         for (uint32_t j = 0; j < base->len; j++)
             (void)rego__obj_put(&ev->arena, obj, base->a[j], base->v[j]);
@@ -391,7 +453,11 @@ static rv_t *node_value(rego_eval_t *ev, rego__node_t *node, rv_t *base)
     for (uint32_t j = 0; j < node->nkids; j++) {
         rego__node_t *kid = node->kids[j];
         rv_t *kv = node_value(ev, kid, base_child(base, kid->name));
-        if (kv != NULL)
+        if (kv != NULL && kid->kind >= 0)
+            /* Where base data and a rule define the same key, OPA shows the base document. */
+            (void)rego__obj_put(&ev->arena, obj,
+                                rego__str(&ev->arena, kid->name, strlen(kid->name)), kv);
+        else if (kv != NULL)
             rego__obj_set(&ev->arena, obj, rego__str(&ev->arena, kid->name, strlen(kid->name)), kv);
         else if (kid->kind < 0 && kid->nkids > 0 && base_child(base, kid->name) == NULL)
             rego__obj_set(&ev->arena, obj, rego__str(&ev->arena, kid->name, strlen(kid->name)),
@@ -459,6 +525,7 @@ static void obj_insert(rego_eval_t *ev, rv_t *obj, rv_t **keys, uint32_t nk, rv_
         rv_t *sub = rego__obj_get(obj, keys[i]);
         if (sub == NULL) {
             sub = rego__obj(&ev->arena, 2);
+            sub->b = true; /* a container made by the rule head, not a rule's value */
             rego__obj_put(&ev->arena, obj, keys[i], sub);
         } else if (sub->kind != REGO_OBJECT) {
             rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
@@ -480,6 +547,7 @@ static void set_insert(rego_eval_t *ev, rv_t *obj, rv_t **keys, uint32_t nk, rv_
         rv_t *sub = rego__obj_get(obj, keys[i]);
         if (sub == NULL) {
             sub = last ? rego__set(&ev->arena, 2) : rego__obj(&ev->arena, 2);
+            sub->b = true;
             rego__obj_put(&ev->arena, obj, keys[i], sub);
         } else if (sub->kind != (last ? REGO_SET : REGO_OBJECT)) {
             rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
@@ -525,11 +593,15 @@ static int obj_body_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return obj_step(ev, rk);
 }
 
-/* Two rules' contributions at one key: sets unite, objects merge, anything else conflicts. */
+/* Two rules' contributions at one key: sets and objects that rule heads built (b set) unite;
+ * a rule's own value never takes keys from another rule (eval_conflict_error). */
 static rv_t *merge_docs(rego_eval_t *ev, rv_t *a, rv_t *b)
 {
+    if (!a->b || !b->b)
+        rego__fail(ev, ERR_REGO_CONFLICT, "eval_conflict_error", "object keys must be unique");
     if (a->kind == REGO_SET && b->kind == REGO_SET) {
         rv_t *s = rego__set(&ev->arena, a->len + b->len);
+        s->b = true;
         for (uint32_t i = 0; i < a->len; i++)
             rego__set_add(&ev->arena, s, a->a[i]);
         for (uint32_t i = 0; i < b->len; i++)
@@ -538,6 +610,7 @@ static rv_t *merge_docs(rego_eval_t *ev, rv_t *a, rv_t *b)
     }
     if (a->kind == REGO_OBJECT && b->kind == REGO_OBJECT) {
         rv_t *o = rego__obj(&ev->arena, a->len + b->len);
+        o->b = true;
         for (uint32_t i = 0; i < a->len; i++)
             (void)rego__obj_put(&ev->arena, o, a->a[i], a->v[i]);
         for (uint32_t i = 0; i < b->len; i++) {
@@ -569,6 +642,9 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
     ev->cstate[node->id] = 1;
     enter_call(ev);
     uint32_t mark = ev->ntrail;
+    const char *file = ev->cur_file;
+    if (node->nrules > 0)
+        ev->cur_file = node->rules[0]->file;
     switch (node->kind) {
     case R_COMPLETE:
         for (uint32_t i = 0; i < node->nrules; i++) {
@@ -593,6 +669,7 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
     case R_OBJ: {
         bool flat_set = node->kind == R_SET && node->nrules > 0 && node->rules[0]->nkeys == 1;
         res = flat_set ? rego__set(&ev->arena, 4) : rego__obj(&ev->arena, 4);
+        res->b = true;
         for (uint32_t i = 0; i < node->nrules; i++) {
             rego__rule_t *r = node->rules[i];
             rulek_t rk;
@@ -622,8 +699,10 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
             rv_t *kv = node_value(ev, kid, NULL);
             if (kv == NULL)
                 continue;
-            if (res == NULL)
+            if (res == NULL) {
                 res = rego__obj(&ev->arena, node->nkids);
+                res->b = true;
+            }
             rv_t *key = rego__str(&ev->arena, kid->name, strlen(kid->name));
             rv_t *old = rego__obj_put(&ev->arena, res, key, kv);
             if (old != NULL && !rego__eq(old, kv))
@@ -631,6 +710,7 @@ static rv_t *rule_value(rego_eval_t *ev, rego__node_t *node)
         }
     }
     ev->depth--;
+    ev->cur_file = file;
     ev->cstate[node->id] = 2;
     ev->cache[node->id] = res;
     return res;
@@ -666,7 +746,10 @@ static rv_t *call_user(rego_eval_t *ev, rego__node_t *node, rv_t **args, uint32_
 {
     rv_t *res = NULL;
     uint32_t mark = ev->ntrail;
+    const char *file = ev->cur_file;
     enter_call(ev);
+    if (node->nrules > 0)
+        ev->cur_file = node->rules[0]->file;
     for (uint32_t i = 0; i < node->nrules; i++) {
         for (rego__rule_t *r = node->rules[i]; r != NULL; r = r->els) {
             rulek_t rk;
@@ -687,6 +770,7 @@ static rv_t *call_user(rego_eval_t *ev, rego__node_t *node, rv_t **args, uint32_
     if (res == NULL && node->dflt != NULL)
         res = first_value(ev, new_slots(ev, node->dflt->nslots), node->dflt->value);
     ev->depth--;
+    ev->cur_file = file;
     return res;
 }
 
@@ -776,9 +860,7 @@ typedef struct callk {
 
 static const rego__ovr_t *fn_override(rego_eval_t *ev, const rego__term_t *t)
 {
-    if (ev->in_mock > 0)
-        return NULL;
-    for (uint32_t o = ev->novr; o-- > 0;) {
+    for (uint32_t o = ev->novr; o-- > ev->in_mock;) {
         rego__ovr_t *ov = &ev->ovr[o];
         if (ov->root != T_CALL)
             continue;
@@ -798,13 +880,15 @@ static rv_t *apply_call(rego_eval_t *ev, const rego__term_t *t, rv_t **vals, uin
             rv_t *r;
             if (ov->with_val != NULL)
                 return ov->with_val;
-            /* A replacement calls the originals, never other replacements. */
-            ev->in_mock++;
+            /* A replacement calls the originals, never the replacements in force where it was
+             * called; `with` inside it still applies. */
+            uint32_t floor = ev->in_mock;
+            ev->in_mock = ev->novr;
             if (ov->with_node != NULL)
                 r = n == ov->with_node->nargs ? call_user(ev, ov->with_node, vals, n) : NULL;
             else
                 r = ov->with_bi != NULL ? ov->with_bi->fn(ev, vals, n) : NULL;
-            ev->in_mock--;
+            ev->in_mock = floor;
             return r;
         }
     }
@@ -830,9 +914,22 @@ static int call_done(rego_eval_t *ev, rego__kont_t *k, rv_t *unused)
     callk_t *ck = CONTAINER(k, callk_t, k);
     rv_t *r;
     (void)unused;
+    ev->cur_call = ck->t;
     r = apply_call(ev, ck->t, ck->lk.vals, ck->nin);
+    ev->cur_call = NULL;
     if (r == NULL)
         return 0;
+    if (ck->t->bi != NULL && ck->t->bi->relation && ck->t->fn == NULL && r->kind == REGO_ARRAY) {
+        /* A relation: every element is one solution. */
+        for (uint32_t i = 0; i < r->len; i++) {
+            int rc = ck->nin < ck->t->n
+                         ? unify_tv(ev, ck->slots, ck->t->items[ck->nin], r->a[i], &ck->outk)
+                         : ck->next->fn(ev, ck->next, r->a[i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
     if (ck->nin < ck->t->n) {
         /* The extra argument is an output: unify it with the result; the call is true. */
         return unify_tv(ev, ck->slots, ck->t->items[ck->nin], r, &ck->outk);
@@ -1159,6 +1256,13 @@ static int truth_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return tk->next->fn(ev, tk->next, NULL);
 }
 
+static int capture_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
+{
+    truthk_t *tk = CONTAINER(k, truthk_t, k);
+    (void)v;
+    return tk->next->fn(ev, tk->next, NULL);
+}
+
 typedef struct iterk {
     rego__kont_t k;  /* collection value */
     rego__kont_t k2; /* key unified */
@@ -1351,7 +1455,6 @@ static int eval_with(rego_eval_t *ev, rv_t **slots, rego__expr_t *e, rego__kont_
     ev->cache = rego__alloc(&ev->arena, (ev->pol->nnodes + 1) * sizeof(*ev->cache));
     ev->cstate = rego__alloc(&ev->arena, ev->pol->nnodes + 1);
     memset(ev->cstate, 0, ev->pol->nnodes + 1);
-    (void)overridden_below;
     get_state(ev, &wk.inner);
     wk.k.fn = with_fn;
     wk.next = k;
@@ -1368,7 +1471,7 @@ static int eval_expr(rego_eval_t *ev, rv_t **slots, rego__expr_t *e, rego__kont_
         return eval_with(ev, slots, e, k);
     switch (e->kind) {
     case E_TERM: {
-        truthk_t tk = {{truth_fn}, k};
+        truthk_t tk = {{e->capture ? capture_fn : truth_fn}, k};
         return rego__eval_term(ev, slots, e->a, &tk.k);
     }
     case E_UNIFY:
@@ -1429,6 +1532,11 @@ void rego_eval_reset(rego_eval_t *ev)
     ev->novr = 0;
 }
 
+size_t rego_eval_bytes(const rego_eval_t *ev)
+{
+    return ev->arena.used;
+}
+
 rego_val_t *rego_val_new_object(rego_eval_t *ev)
 {
     return rego__obj(&ev->arena, 8);
@@ -1464,31 +1572,52 @@ void rego_eval_set_input(rego_eval_t *ev, rego_val_t *input)
     ev->input = input;
 }
 
-int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t *detail)
+/* Converts input into the arena with the memory bound in force: a document past it gives
+ * ERR_TOO_LARGE, a failed allocation ERR_NOMEM, and the context stays usable. */
+static int load_input(rego_eval_t *ev, const char *text, size_t len, const json_t *j)
 {
     rv_t *v;
+    ev->code = 0;
+    ev->arena.jcode = &ev->code;
+    ev->arena.jb = &ev->jb;
+    if (setjmp(ev->jb) != 0) {
+        ev->arena.jb = NULL;
+        return ev->code == ERR_NOMEM ? ERR_NOMEM : ERR_TOO_LARGE;
+    }
+    v = text != NULL ? rego__json_parse(&ev->arena, text, len) : rego__from_json(&ev->arena, j, 0);
+    ev->arena.jb = NULL;
+    if (v == NULL)
+        return ERR_PARSE;
+    ev->input = v;
+    return 0;
+}
+
+int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t *detail)
+{
+    int rc;
     if (input == NULL) {
         ev->input = NULL;
         return 0;
     }
-    ev->arena.jb = NULL;
-    v = rego__from_json(&ev->arena, input, 0);
-    if (v == NULL)
-        return err_set(detail, ERR_TOO_LARGE, "input nested too deeply");
-    ev->input = v;
+    rc = load_input(ev, NULL, 0, input);
+    if (rc == ERR_PARSE)
+        return err_set(detail, ERR_TOO_LARGE, "input nested deeper than %d", REGO_MAX_NESTING);
+    if (rc < 0)
+        return err_set(detail, rc, "input larger than the evaluation's memory bound");
     return 0;
 }
 
 int rego_eval_set_input_text(rego_eval_t *ev, const char *text, size_t len, err_detail_t *detail)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     int rc;
-    if (j == NULL)
-        return err_set(detail, ERR_PARSE, "input: %s (line %d)", jerr.text, jerr.line);
-    rc = rego_eval_set_input_json(ev, j, detail);
-    json_decref(j);
-    return rc;
+    if (text == NULL)
+        return err_set(detail, ERR_INVAL, "no input text");
+    rc = load_input(ev, text, len, NULL);
+    if (rc == ERR_PARSE)
+        return err_set(detail, ERR_PARSE, "input is not valid JSON (or nested too deeply)");
+    if (rc < 0)
+        return err_set(detail, rc, "input larger than the evaluation's memory bound");
+    return 0;
 }
 
 typedef struct solk {
@@ -1536,13 +1665,20 @@ static int sol_fn(rego_eval_t *ev, rego__kont_t *k, rv_t *v)
     return sk->first_only ? 1 : 0;
 }
 
-static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *detail)
+static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *detail,
+                       uintptr_t stack_base)
 {
+    ev->stack_base = stack_base;
     ev->pol = q->pol;
     ev->detail = detail != NULL ? detail : &ev->own_detail;
     ev->steps = 0;
     ev->depth = 0;
+    ev->ndefer = 0;
     ev->in_mock = 0;
+    ev->cur_file = NULL;
+    ev->cur_call = NULL;
+    memset(ev->unm_key, 0, sizeof(ev->unm_key));
+    ev->unm_next = 0;
     ev->code = 0;
     ev->opa_code = NULL;
     ev->ntrail = 0;
@@ -1551,12 +1687,7 @@ static void eval_setup(rego_eval_t *ev, const rego_query_t *q, err_detail_t *det
     ev->arena.jb = &ev->jb;
     ev->arena.jcode = &ev->code;
     ev->data = q->pol->data;
-    ev->now_ns = ev->fixed_now_ns;
-    if (ev->now_ns == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ev->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    }
+    ev->now_ns = ev->fixed_now_ns; /* 0: read the clock on first use (rego__now) */
 }
 
 static void eval_caches(rego_eval_t *ev)
@@ -1570,12 +1701,16 @@ static void eval_caches(rego_eval_t *ev)
 int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
                     err_detail_t *detail, const char **opa_code)
 {
+    if (ev == NULL || q == NULL || out == NULL)
+        return err_set(detail, ERR_INVAL, "rego_eval_query: missing context, query or output");
     rego_result_t res = {0};
     solk_t sk;
 
-    eval_setup(ev, q, detail);
+    char base;
+    eval_setup(ev, q, detail, (uintptr_t)&base);
     if (setjmp(ev->jb) != 0) {
         ev->arena.jb = NULL;
+        rego__run_defers(ev);
         if (opa_code != NULL)
             *opa_code = ev->opa_code != NULL ? ev->opa_code : "eval_limit_error";
         if (ev->code == ERR_REGO_LIMIT && ev->opa_code == NULL)
@@ -1596,10 +1731,14 @@ int rego_eval_query(rego_eval_t *ev, const rego_query_t *q, rego_result_t *out,
 
 int rego_eval_value(rego_eval_t *ev, const rego_query_t *q, rego_val_t **out, err_detail_t *detail)
 {
+    if (ev == NULL || q == NULL || out == NULL)
+        return err_set(detail, ERR_INVAL, "rego_eval_value: missing context, query or output");
     rv_t *v = NULL;
-    eval_setup(ev, q, detail);
+    char base;
+    eval_setup(ev, q, detail, (uintptr_t)&base);
     if (setjmp(ev->jb) != 0) {
         ev->arena.jb = NULL;
+        rego__run_defers(ev);
         if (ev->code == ERR_REGO_LIMIT && ev->opa_code == NULL)
             err_set(ev->detail, ERR_REGO_LIMIT, "evaluation exceeded its memory bound");
         return ev->code != 0 ? ev->code : ERR_REGO_EVAL;
@@ -1611,18 +1750,4 @@ int rego_eval_value(rego_eval_t *ev, const rego_query_t *q, rego_val_t **out, er
     ev->arena.jb = NULL;
     *out = v;
     return 0;
-}
-
-rv_t *rego__eval_const_term(rego_eval_t *ev, rego__term_t *t)
-{
-    return first_value(ev, new_slots(ev, 64), t);
-}
-
-rv_t *rego__call_value(rego_eval_t *ev, rv_t *fnval, rv_t **args, uint32_t n)
-{
-    (void)ev;
-    (void)fnval;
-    (void)args;
-    (void)n;
-    return NULL;
 }

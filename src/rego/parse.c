@@ -121,14 +121,12 @@ static void advance(parser_t *p, size_t n)
     }
 }
 
-static const char *const ops3[] = {NULL};
 static const char *const ops2[] = {":=", "==", "!=", "<=", ">=", NULL};
 
 static void lex(parser_t *p, tok_t *t)
 {
     bool nl = false, ws = false;
     memset(t, 0, sizeof(*t));
-    (void)ops3;
     for (;;) {
         if (p->cur >= p->end)
             break;
@@ -591,7 +589,7 @@ static rego__term_t *parse_term(parser_t *p)
     enter(p);
     switch (p->t.kind) {
     case TK_NUMBER:
-        t = mk_val(p, rego__num(p->c->arena, p->t.num), &at);
+        t = mk_val(p, rego__num_text(p->c->arena, p->t.num, p->t.p, p->t.n), &at);
         next(p);
         break;
     case TK_STRING:
@@ -640,7 +638,11 @@ static rego__term_t *parse_term(parser_t *p)
         } else if (is_op(&p->t, "-")) {
             next(p);
             if (p->t.kind == TK_NUMBER && !p->t.ws) {
-                t = mk_val(p, rego__num(p->c->arena, -p->t.num), &at);
+                /* The text from the '-' on, so long negative literals stay exact. */
+                t = mk_val(
+                    p,
+                    rego__num_text(p->c->arena, -p->t.num, at.p, (size_t)(p->t.p + p->t.n - at.p)),
+                    &at);
                 next(p);
             } else {
                 rego__term_t **args = palloc(p, 2 * sizeof(*args));
@@ -941,6 +943,11 @@ static rego__expr_t *parse_literal(parser_t *p)
         args[1] = v;
         args[2] = parse_or(p);
         t = mk_call(p, "internal.member_3", args, 3, &at);
+        while (is_kw(p, &p->t, KW_IN, "in") && !(p->nlsens && p->t.nl)) {
+            tok_t iat = p->t;
+            next(p);
+            t = binop(p, "internal.member_2", t, parse_or(p), &iat);
+        }
     }
     if ((is_op(&p->t, "=") || is_op(&p->t, ":=")) && !(p->t.nl && p->nlsens)) {
         e = mk_expr(p, E_UNIFY, &at);
@@ -988,6 +995,25 @@ static rego__body_t true_body(parser_t *p, const tok_t *at)
 }
 
 /* Parses what follows a head: `if` and/or a body, or nothing. */
+/* `if {` starts a body, unless what follows only parses as a term (`if {x: 1 | …}`): then
+ * this returns false with the parser backed up to the '{', to read one literal instead. */
+static bool try_body(parser_t *p, rego__body_t *out)
+{
+    parser_t saved = *p;
+    jmp_buf outer;
+    bool ok = false;
+    memcpy(&outer, &p->c->jb, sizeof(outer));
+    if (setjmp(p->c->jb) == 0) {
+        next(p);
+        *out = parse_body_until(p, "}");
+        ok = true;
+    } else {
+        *p = saved;
+    }
+    memcpy(&p->c->jb, &outer, sizeof(outer));
+    return ok;
+}
+
 static rego__body_t parse_rule_body(parser_t *p, const tok_t *at, bool *had)
 {
     bool kw_if = false;
@@ -996,7 +1022,13 @@ static rego__body_t parse_rule_body(parser_t *p, const tok_t *at, bool *had)
         kw_if = true;
         next(p);
     }
-    if (is_op(&p->t, "{") && (kw_if || !p->t.nl)) {
+    if (is_op(&p->t, "{") && kw_if) {
+        rego__body_t b;
+        if (try_body(p, &b)) {
+            *had = true;
+            return b;
+        }
+    } else if (is_op(&p->t, "{") && !p->t.nl) {
         next(p);
         *had = true;
         return parse_body_until(p, "}");
@@ -1237,14 +1269,14 @@ rego__module_t *rego__parse_module(rego__cctx_t *c, const char *file, const char
         }
         if (ref->kind == T_REF && ref->head->kind == T_VAR &&
             strcmp(ref->head->name, "rego") == 0 && ref->n == 1 && ref->items[0]->kind == T_VAL &&
-            strcmp(ref->items[0]->val->str, "v1") == 0) {
+            ref->items[0]->val->kind == REGO_STRING && strcmp(ref->items[0]->val->str, "v1") == 0) {
             p.kw = KW_ALL;
             p.v1 = true;
             continue;
         }
-        const char *root = ref->kind == T_VAR         ? ref->name
-                           : ref->head->kind == T_VAR ? ref->head->name
-                                                      : "";
+        const char *root = ref->kind == T_VAR                               ? ref->name
+                           : ref->kind == T_REF && ref->head->kind == T_VAR ? ref->head->name
+                                                                            : "";
         if (strcmp(root, "data") != 0 && strcmp(root, "input") != 0)
             PFAIL(&p, at, "invalid import path, must begin with input or data");
         if (nimp == 64)

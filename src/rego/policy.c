@@ -8,36 +8,21 @@
 #include "base/buf.h"
 #include "rego/rego_int.h"
 
-int rego_policy_new(const rego_module_src_t *mods, size_t n, const json_t *data,
-                    const rego_compile_opts_t *opts, rego_policy_t **out, err_detail_t *detail,
-                    const char **opa_code)
+/* Parses and compiles into @p p; errors jump back here. Nothing set before the jump is read
+ * after it except through @p c (memory), so no local can be clobbered. */
+static int compile_modules(rego__cctx_t *c, rego_policy_t *p, const rego_module_src_t *mods,
+                           size_t n, const json_t *data, const rego_compile_opts_t *opts)
 {
-    rego_policy_t *p = mem_calloc(sizeof(*p));
-    rego__cctx_t *c = mem_calloc(sizeof(*c));
-    rego__module_t **ms = NULL;
-    int rc = 0;
-
-    atomic_init(&p->refs, 1);
-    rego__arena_init(&p->arena, 0);
-    c->arena = &p->arena;
-    c->detail = detail;
-    if (setjmp(c->jb) != 0) {
-        rc = c->code != 0 ? c->code : ERR_REGO_COMPILE;
-        if (opa_code != NULL)
-            *opa_code = c->opa_code;
-        rego__arena_free(&p->arena);
-        mem_free(p);
-        goto out;
-    }
-    if (n > 0) {
-        ms = rego__alloc(&p->arena, n * sizeof(*ms));
-        for (size_t i = 0; i < n; i++) {
-            const char *name = rego__strndup(&p->arena, mods[i].name != NULL ? mods[i].name : "",
-                                             mods[i].name != NULL ? strlen(mods[i].name) : 0);
-            const char *text = rego__strndup(&p->arena, mods[i].text, mods[i].len);
-            ms[i] = rego__parse_module(c, name, text, mods[i].len,
-                                       opts == NULL || opts->default_syntax == REGO_SYNTAX_V1);
-        }
+    rego__module_t **ms;
+    if (setjmp(c->jb) != 0)
+        return c->code != 0 ? c->code : ERR_REGO_COMPILE;
+    ms = n > 0 ? rego__alloc(&p->arena, n * sizeof(*ms)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = rego__strndup(&p->arena, mods[i].name != NULL ? mods[i].name : "",
+                                         mods[i].name != NULL ? strlen(mods[i].name) : 0);
+        const char *text = rego__strndup(&p->arena, mods[i].text, mods[i].len);
+        ms[i] = rego__parse_module(c, name, text, mods[i].len,
+                                   opts == NULL || opts->default_syntax == REGO_SYNTAX_V1);
     }
     if (data != NULL) {
         if (!json_is_object(data))
@@ -49,10 +34,60 @@ int rego_policy_new(const rego_module_src_t *mods, size_t n, const json_t *data,
         p->data = rego__obj(&p->arena, 0);
     }
     rego__compile_policy(c, p, ms, (uint32_t)n);
-    *out = p;
-out:
+    return 0;
+}
+
+int rego_policy_new(const rego_module_src_t *mods, size_t n, const json_t *data,
+                    const rego_compile_opts_t *opts, rego_policy_t **out, err_detail_t *detail,
+                    const char **opa_code)
+{
+    rego_policy_t *p;
+    rego__cctx_t *c;
+    int rc;
+
+    if (out == NULL || (n > 0 && mods == NULL))
+        return err_set(detail, ERR_INVAL, "rego_policy_new: no output or no modules");
+    for (size_t i = 0; i < n; i++)
+        if (mods[i].text == NULL)
+            return err_set(detail, ERR_INVAL, "rego_policy_new: module %zu has no text", i);
+    p = mem_calloc(sizeof(*p));
+    c = mem_calloc(sizeof(*c));
+    atomic_init(&p->refs, 1);
+    rego__arena_init(&p->arena, 0);
+    c->arena = &p->arena;
+    c->detail = detail;
+    rc = compile_modules(c, p, mods, n, data, opts);
+    if (rc < 0) {
+        if (opa_code != NULL)
+            *opa_code = c->opa_code;
+        rego__arena_free(&p->arena);
+        mem_free(p);
+    } else {
+        *out = p;
+    }
     mem_free(c);
     return rc;
+}
+
+bool rego_policy_defines(const rego_policy_t *p, const char *path)
+{
+    const rego__node_t *node = p->root;
+    const char *s = path;
+    if (strncmp(s, "data.", 5) == 0)
+        s += 5;
+    while (node != NULL && *s != '\0') {
+        const char *dot = strchr(s, '.');
+        size_t len = dot != NULL ? (size_t)(dot - s) : strlen(s);
+        const rego__node_t *next = NULL;
+        for (uint32_t i = 0; i < node->nkids && next == NULL; i++)
+            if (strlen(node->kids[i]->name) == len && memcmp(node->kids[i]->name, s, len) == 0)
+                next = node->kids[i];
+        node = next;
+        s += len;
+        if (*s == '.')
+            s++;
+    }
+    return node != NULL && (node->nrules > 0 || node->dflt != NULL);
 }
 
 rego_policy_t *rego_policy_ref(rego_policy_t *p)
@@ -69,33 +104,43 @@ void rego_policy_unref(rego_policy_t *p)
     mem_free(p);
 }
 
-int rego_query_new(rego_policy_t *p, const char *text, rego_query_t **out, err_detail_t *detail,
-                   const char **opa_code)
+static int compile_query(rego__cctx_t *c, rego_policy_t *p, rego_query_t *q, const char *text)
 {
-    rego_query_t *q = mem_calloc(sizeof(*q));
-    rego__cctx_t *c = mem_calloc(sizeof(*c));
-    int rc = 0;
-    const char *copy = NULL;
-
-    q->pol = p;
-    rego__arena_init(&q->arena, 0);
-    c->arena = &q->arena;
-    c->detail = detail;
-    if (setjmp(c->jb) != 0) {
-        rc = c->code != 0 ? c->code : ERR_REGO_COMPILE;
-        if (opa_code != NULL)
-            *opa_code = c->opa_code;
-        rego__arena_free(&q->arena);
-        mem_free(q);
-        goto out;
-    }
+    const char *copy;
+    if (setjmp(c->jb) != 0)
+        return c->code != 0 ? c->code : ERR_REGO_COMPILE;
     if (strlen(text) > REGO_MAX_SOURCE_BYTES)
         rego__cfail(c, "rego_parse_error", "query", 0, 0, "query too large");
     copy = rego__strndup(&q->arena, text, strlen(text));
     q->body = rego__parse_query(c, copy, strlen(copy));
     rego__compile_query(c, p, q);
-    *out = q;
-out:
+    return 0;
+}
+
+int rego_query_new(rego_policy_t *p, const char *text, rego_query_t **out, err_detail_t *detail,
+                   const char **opa_code)
+{
+    rego_query_t *q;
+    rego__cctx_t *c;
+    int rc;
+
+    if (p == NULL || text == NULL || out == NULL)
+        return err_set(detail, ERR_INVAL, "rego_query_new: missing policy, text or output");
+    q = mem_calloc(sizeof(*q));
+    c = mem_calloc(sizeof(*c));
+    q->pol = p;
+    rego__arena_init(&q->arena, 0);
+    c->arena = &q->arena;
+    c->detail = detail;
+    rc = compile_query(c, p, q, text);
+    if (rc < 0) {
+        if (opa_code != NULL)
+            *opa_code = c->opa_code;
+        rego__arena_free(&q->arena);
+        mem_free(q);
+    } else {
+        *out = q;
+    }
     mem_free(c);
     return rc;
 }

@@ -6,14 +6,19 @@
  * answer queries such as `data.http.allow` against an input document, cheaply, per request.
  * Ownership: rego_policy_new returns a policy with one reference; rego_policy_ref/unref share it
  * (the last unref frees it). A rego_eval_t belongs to one caller at a time; it owns every value it
- * returns (an arena), and those values die at the next rego_eval_reset or rego_eval_free.
- * rego_query_t is owned by the caller and borrows the policy (keep a reference while it lives).
+ * builds or returns (input, results: one arena), and those values die at the next
+ * rego_eval_reset or rego_eval_free. rego_query_t is owned by the caller and borrows the policy
+ * (keep a reference while it lives). Inputs passed in (json_t, text) are copied.
  * Threading: a compiled policy and compiled queries are read-only and may be used by any number of
- * threads at once; each thread uses its own rego_eval_t.
+ * threads at once; each thread uses its own rego_eval_t. Refcounts are atomic.
  * Errors: 0 or a negative code (ERR_REGO_PARSE, ERR_REGO_COMPILE, ERR_REGO_EVAL, ERR_REGO_CONFLICT,
- * ERR_REGO_TYPE, ERR_REGO_BUILTIN, ERR_REGO_LIMIT, ERR_INVAL) with OPA's error code name and a
- * message ("file:line:col: ...") in the err_detail_t. Evaluation stops at the step limit or the
- * memory bound with ERR_REGO_LIMIT: a caller that authorizes must treat any error as deny.
+ * ERR_REGO_TYPE, ERR_REGO_BUILTIN, ERR_REGO_LIMIT, ERR_INVAL, ERR_PARSE/ERR_TOO_LARGE for input)
+ * with OPA's error code name and a message ("file:line:col: ...") in the err_detail_t.
+ * Evaluation stops at the step limit, the memory bound, the nesting limit or the stack guard with
+ * ERR_REGO_LIMIT: a caller that authorizes must treat any error as deny. Builtin failures make
+ * the call undefined unless strict_builtins is set (then ERR_REGO_BUILTIN / ERR_REGO_TYPE).
+ * After an error the rego_eval_t is usable again once rego_eval_reset has run (call it between
+ * requests anyway). Nothing here blocks, locks or logs.
  */
 #ifndef OUTRIGGER_REGO_H
 #define OUTRIGGER_REGO_H
@@ -35,6 +40,8 @@ typedef struct rego_val rego_val_t;
 #define REGO_MAX_NESTING 200                       /* parser and JSON nesting depth */
 #define REGO_DEFAULT_MAX_STEPS 1000000u            /* evaluation steps per query */
 #define REGO_DEFAULT_MAX_BYTES (64u * 1024 * 1024) /* arena bytes per evaluation */
+#define REGO_MAX_REGEX_BYTES 4096                  /* regex pattern */
+#define REGO_MAX_STACK_BYTES (1024u * 1024)        /* C stack an evaluation may use */
 
 typedef enum rego_syntax {
     REGO_SYNTAX_V1 = 0, /* `if`/`contains` required, keywords on (OPA 1.x default) */
@@ -60,6 +67,12 @@ typedef struct rego_compile_opts {
 int rego_policy_new(const rego_module_src_t *mods, size_t n, const json_t *data,
                     const rego_compile_opts_t *opts, rego_policy_t **out, err_detail_t *detail,
                     const char **opa_code) __attribute__((warn_unused_result));
+/**
+ * True when the policy has rules (or a default) at @p path, a dotted path with or without the
+ * leading "data." ("http.visible_tools"). Compile-time only: the rule may still be undefined for
+ * a given input. Lets the caller skip work for features a policy does not use.
+ */
+bool rego_policy_defines(const rego_policy_t *p, const char *path);
 rego_policy_t *rego_policy_ref(rego_policy_t *p);
 void rego_policy_unref(rego_policy_t *p);
 
@@ -88,6 +101,8 @@ rego_eval_t *rego_eval_new(const rego_eval_opts_t *opts);
 void rego_eval_free(rego_eval_t *ev);
 /** Drops every value of the previous query; keeps the arena's first block for reuse. */
 void rego_eval_reset(rego_eval_t *ev);
+/** Arena bytes the context holds now (for metrics and benchmarks). */
+size_t rego_eval_bytes(const rego_eval_t *ev);
 
 /** Sets the input document from JSON (copied into the eval arena). NULL: input undefined. */
 int rego_eval_set_input_json(rego_eval_t *ev, const json_t *input, err_detail_t *detail)

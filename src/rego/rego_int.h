@@ -31,11 +31,12 @@ char *rego__strndup(rego__arena_t *a, const char *s, size_t n);
 /* ---- values ---- */
 struct rego_val {
     uint8_t kind;    /* rego_kind_t */
-    bool b;          /* REGO_BOOL */
+    bool b;          /* REGO_BOOL; objects, sets: built by a rule head (may merge) */
     uint32_t len;    /* string bytes, elements, entries */
     uint32_t cap;    /* builder capacity */
     double num;      /* REGO_NUMBER */
-    const char *str; /* REGO_STRING bytes (NUL-terminated too) */
+    const char *str; /* REGO_STRING bytes (NUL-terminated); REGO_NUMBER: exact text of a long
+                      * integer literal or NULL (rego__num_text) */
     rego_val_t **a;  /* array/set elements (sets sorted), object keys (sorted) */
     rego_val_t **v;  /* object values */
 };
@@ -43,6 +44,7 @@ typedef rego_val_t rv_t;
 
 extern rv_t rego__true, rego__false, rego__null, rego__empty_str;
 rv_t *rego__num(rego__arena_t *a, double n);
+rv_t *rego__num_text(rego__arena_t *a, double n, const char *text, size_t len);
 rv_t *rego__str(rego__arena_t *a, const char *s, size_t n);
 rv_t *rego__str_own(rego__arena_t *a, const char *s, size_t n); /* no copy */
 rv_t *rego__arr(rego__arena_t *a, uint32_t cap);
@@ -61,6 +63,8 @@ int rego__cmp(const rv_t *x, const rv_t *y);
 bool rego__eq(const rv_t *x, const rv_t *y);
 bool rego__is_int(const rv_t *v);
 rv_t *rego__copy(rego__arena_t *a, const rv_t *v);
+/* Parses JSON text into arena values; NULL when malformed or nested too deeply. */
+rv_t *rego__json_parse(rego__arena_t *a, const char *text, size_t len);
 rv_t *rego__from_json(rego__arena_t *a, const json_t *j, int depth);
 /* Writes JSON text; sets become arrays; returns 0 or ERR_TOO_LARGE. */
 struct buf;
@@ -140,6 +144,7 @@ typedef struct rego__with {
 struct rego__expr {
     uint8_t kind; /* rego__ekind_t */
     bool assign;  /* := */
+    bool capture; /* top-level query term: its value is the result, false included */
     uint32_t line, col;
     rego__term_t *a, *b,
         *c;              /* E_TERM: a; E_UNIFY: a = b; E_SOMEIN/E_EVERY: key a, value b, coll c */
@@ -218,8 +223,19 @@ typedef struct rego__ovr {
     rv_t **slots;
 } rego__ovr_t;
 
+/* A resource a builtin holds while it may still hit the memory bound: released if evaluation
+ * jumps out (OOM, limit, error), else by the builtin itself. */
+typedef struct rego__defer {
+    void (*fn)(void *);
+    void *p;
+} rego__defer_t;
+
+#define REGO__MAX_DEFER 32
+
 struct rego_eval {
     rego__arena_t arena;
+    rego__defer_t defer[REGO__MAX_DEFER];
+    uint32_t ndefer;
     jmp_buf jb;
     int code; /* error code when jumping */
     const char *opa_code;
@@ -238,7 +254,13 @@ struct rego_eval {
     rego__ovr_t *ovr;
     uint32_t novr, capovr;
     uint32_t depth;
-    uint32_t in_mock; /* inside a replacement function: mocks are off */
+    const char *cur_file;         /* module of the rule being evaluated (messages) */
+    const rego__term_t *cur_call; /* builtin call being evaluated (messages) */
+    uint32_t in_mock;             /* inside a replacement function: mocks are off */
+    uintptr_t stack_base;         /* address of a local at the entry point (stack guard) */
+    const rv_t *unm_key[4];       /* json.unmarshal memo: argument ... */
+    rv_t *unm_val[4];             /* ... and its parsed value, per evaluation */
+    uint32_t unm_next;
     size_t max_bytes;
 };
 
@@ -251,19 +273,27 @@ struct rego__kont {
 _Noreturn void rego__fail(rego_eval_t *ev, int code, const char *opa_code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Deferred releases (see rego__defer_t). */
+void rego__defer(rego_eval_t *ev, void (*fn)(void *), void *p);
+void rego__undefer(rego_eval_t *ev, const void *p);
+void rego__run_defers(rego_eval_t *ev);
+/* A buf_t whose struct lives in the arena and whose bytes are released even on a jump. */
+struct buf *rego__buf(rego_eval_t *ev, size_t max);
+void rego__buf_done(rego_eval_t *ev, struct buf *b);
+
 /* ---- builtins ---- */
 typedef rv_t *(*rego__bi_fn)(rego_eval_t *ev, rv_t **args, uint32_t n);
 struct rego__builtin {
     const char *name;
     int arity; /* -1: variadic (print) */
     rego__bi_fn fn;
+    bool relation; /* fn returns an array of results, one solution each (walk) */
 };
 const rego__builtin_t *rego__builtin_find(const char *name);
 /* A builtin failure: error when strict, else undefined. Returns NULL. */
 rv_t *rego__bi_err(rego_eval_t *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* An operand type error (always an error, as in OPA). */
-_Noreturn void rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want,
-                              const rv_t *got);
+/* An operand type error: eval_type_error with strict builtin errors, else undefined (NULL). */
+rv_t *rego__type_err(rego_eval_t *ev, const char *fn, int pos, const char *want, const rv_t *got);
 
 /* ---- parser / compiler ---- */
 typedef struct rego__module rego__module_t;
@@ -302,8 +332,7 @@ void rego__compile_query(rego__cctx_t *c, rego_policy_t *p, rego_query_t *q);
 
 /* ---- evaluator entry points ---- */
 int rego__eval_term(rego_eval_t *ev, rv_t **slots, rego__term_t *t, rego__kont_t *k);
-rv_t *rego__eval_const_term(rego_eval_t *ev, rego__term_t *t);
-rv_t *rego__call_value(rego_eval_t *ev, rv_t *fnval, rv_t **args, uint32_t n);
 void rego__step(rego_eval_t *ev);
+int64_t rego__now(rego_eval_t *ev);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -119,6 +120,49 @@ rv_t *rego__num(rego__arena_t *a, double n)
     v->kind = REGO_NUMBER;
     v->num = n == 0 ? 0 : n; /* no negative zero */
     return v;
+}
+
+/* A number from source or JSON text. Doubles hold 15-17 digits: an integer literal longer than
+ * that, or one that overflows, keeps its text, so that printing it and comparing it with
+ * another such literal stay exact (OPA's numbers are arbitrary precision). */
+rv_t *rego__num_text(rego__arena_t *a, double n, const char *text, size_t len)
+{
+    rv_t *v = rego__num(a, n);
+    size_t digits = 0;
+    bool integer = true;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] >= '0' && text[i] <= '9')
+            digits++;
+        else if (!(i == 0 && text[i] == '-'))
+            integer = false;
+    }
+    if ((integer && digits > 15) || !isfinite(n)) {
+        v->str = rego__strndup(a, text, len);
+        v->len = (uint32_t)len;
+    }
+    return v;
+}
+
+/* Compares two integer literals by their text ("-123" < "45"). */
+static int cmp_int_text(const rv_t *x, const rv_t *y)
+{
+    bool xn = x->str[0] == '-', yn = y->str[0] == '-';
+    const char *xs = x->str + xn, *ys = y->str + yn;
+    size_t xl = x->len - xn, yl = y->len - yn;
+    int r;
+    if (xn != yn)
+        return xn ? -1 : 1;
+    while (xl > 1 && *xs == '0') {
+        xs++;
+        xl--;
+    }
+    while (yl > 1 && *ys == '0') {
+        ys++;
+        yl--;
+    }
+    r = xl != yl ? (xl < yl ? -1 : 1) : memcmp(xs, ys, xl);
+    r = r < 0 ? -1 : r > 0 ? 1 : 0;
+    return xn ? -r : r;
 }
 
 rv_t *rego__str_own(rego__arena_t *a, const char *s, size_t n)
@@ -293,7 +337,9 @@ int rego__cmp(const rv_t *x, const rv_t *y)
     case REGO_BOOL:
         return x->b == y->b ? 0 : x->b ? 1 : -1;
     case REGO_NUMBER:
-        return x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
+        if (x->num != y->num || x->str == NULL || y->str == NULL || !isfinite(x->num))
+            return x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
+        return cmp_int_text(x, y);
     case REGO_STRING:
         return cmp_str(x, y);
     default:
@@ -440,6 +486,8 @@ static int to_text(const rv_t *v, buf_t *b, bool rego)
     case REGO_BOOL:
         return buf_append_str(b, v->b ? "true" : "false");
     case REGO_NUMBER:
+        if (v->str != NULL)
+            return buf_append(b, v->str, v->len);
         rego__fmt_num(v->num, num, sizeof(num));
         return buf_append_str(b, num);
     case REGO_STRING:
@@ -622,4 +670,271 @@ rv_t *rego__copy(rego__arena_t *a, const rv_t *v)
             c->v[i] = rego__copy(a, v->v[i]);
     }
     return c;
+}
+
+/* ---- a JSON parser straight into arena values (no intermediate tree) ---- */
+
+typedef struct jp {
+    rego__arena_t *a;
+    const char *p, *e;
+} jp_t;
+
+static void jp_ws(jp_t *j)
+{
+    while (j->p < j->e && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static int jp_hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int h = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+static rv_t *jp_string(jp_t *j)
+{
+    /* Bytes that end the fast scan: the quote, a backslash, control characters. */
+    static const unsigned char special[256] = {
+        [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,   [6] = 1,   [7] = 1,  [8] = 1,
+        [9] = 1,  [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1,  [15] = 1,  [16] = 1, [17] = 1,
+        [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] = 1, [23] = 1,  [24] = 1,  [25] = 1, [26] = 1,
+        [27] = 1, [28] = 1, [29] = 1, [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
+    const char *s = ++j->p;
+    bool esc = false;
+    for (;;) {
+        while (j->p < j->e && !special[(unsigned char)*j->p])
+            j->p++;
+        if (j->p >= j->e || *j->p == '"')
+            break;
+        if ((unsigned char)*j->p < 0x20)
+            return NULL;
+        esc = true;
+        j->p += 2;
+    }
+    if (j->p > j->e)
+        j->p = j->e;
+    if (j->p >= j->e)
+        return NULL;
+    size_t n = (size_t)(j->p - s);
+    j->p++;
+    if (!esc)
+        return rego__str(j->a, s, n);
+    char *o = rego__alloc(j->a, n + 1);
+    size_t on = 0;
+    for (const char *q = s; q < s + n; q++) {
+        if (*q != '\\') {
+            o[on++] = *q;
+            continue;
+        }
+        q++;
+        switch (*q) {
+        case '"':
+        case '\\':
+        case '/':
+            o[on++] = *q;
+            break;
+        case 'b':
+            o[on++] = '\b';
+            break;
+        case 'f':
+            o[on++] = '\f';
+            break;
+        case 'n':
+            o[on++] = '\n';
+            break;
+        case 'r':
+            o[on++] = '\r';
+            break;
+        case 't':
+            o[on++] = '\t';
+            break;
+        case 'u': {
+            if (s + n - q < 5)
+                return NULL;
+            int cp = jp_hex4(q + 1);
+            if (cp < 0)
+                return NULL;
+            q += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && s + n - q >= 7 && q[1] == '\\' && q[2] == 'u') {
+                int lo = jp_hex4(q + 3);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    q += 6;
+                }
+            }
+            if (cp >= 0xD800 && cp < 0xE000)
+                cp = 0xFFFD;
+            unsigned u = (unsigned)cp;
+            if (u < 0x80) {
+                o[on++] = (char)u;
+            } else if (u < 0x800) {
+                o[on++] = (char)(0xC0 | (u >> 6));
+                o[on++] = (char)(0x80 | (u & 0x3F));
+            } else if (u < 0x10000) {
+                o[on++] = (char)(0xE0 | (u >> 12));
+                o[on++] = (char)(0x80 | ((u >> 6) & 0x3F));
+                o[on++] = (char)(0x80 | (u & 0x3F));
+            } else {
+                o[on++] = (char)(0xF0 | (u >> 18));
+                o[on++] = (char)(0x80 | ((u >> 12) & 0x3F));
+                o[on++] = (char)(0x80 | ((u >> 6) & 0x3F));
+                o[on++] = (char)(0x80 | (u & 0x3F));
+            }
+            break;
+        }
+        default:
+            return NULL;
+        }
+    }
+    o[on] = '\0';
+    return rego__str_own(j->a, o, on);
+}
+
+static rv_t *jp_value(jp_t *j, int depth)
+{
+    if (depth > REGO_MAX_NESTING)
+        return NULL;
+    jp_ws(j);
+    if (j->p >= j->e)
+        return NULL;
+    switch (*j->p) {
+    case '"':
+        return jp_string(j);
+    case '{': {
+        rv_t *o = rego__obj(j->a, 4);
+        j->p++;
+        jp_ws(j);
+        if (j->p < j->e && *j->p == '}') {
+            j->p++;
+            return o;
+        }
+        for (;;) {
+            jp_ws(j);
+            if (j->p >= j->e || *j->p != '"')
+                return NULL;
+            rv_t *k = jp_string(j);
+            if (k == NULL)
+                return NULL;
+            jp_ws(j);
+            if (j->p >= j->e || *j->p != ':')
+                return NULL;
+            j->p++;
+            rv_t *v = jp_value(j, depth + 1);
+            if (v == NULL)
+                return NULL;
+            rego__obj_set(j->a, o, k, v);
+            jp_ws(j);
+            if (j->p < j->e && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->e && *j->p == '}') {
+                j->p++;
+                return o;
+            }
+            return NULL;
+        }
+    }
+    case '[': {
+        rv_t *arr = rego__arr(j->a, 4);
+        j->p++;
+        jp_ws(j);
+        if (j->p < j->e && *j->p == ']') {
+            j->p++;
+            return arr;
+        }
+        for (;;) {
+            rv_t *v = jp_value(j, depth + 1);
+            if (v == NULL)
+                return NULL;
+            rego__arr_push(j->a, arr, v);
+            jp_ws(j);
+            if (j->p < j->e && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->e && *j->p == ']') {
+                j->p++;
+                return arr;
+            }
+            return NULL;
+        }
+    }
+    case 't':
+        if (j->e - j->p >= 4 && memcmp(j->p, "true", 4) == 0) {
+            j->p += 4;
+            return &rego__true;
+        }
+        return NULL;
+    case 'f':
+        if (j->e - j->p >= 5 && memcmp(j->p, "false", 5) == 0) {
+            j->p += 5;
+            return &rego__false;
+        }
+        return NULL;
+    case 'n':
+        if (j->e - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
+            j->p += 4;
+            return &rego__null;
+        }
+        return NULL;
+    default: {
+        /* JSON number grammar, then strtod on a bounded copy. */
+        const char *s = j->p;
+        char tmp[64];
+        if (j->p < j->e && *j->p == '-')
+            j->p++;
+        if (j->p >= j->e || !(*j->p >= '0' && *j->p <= '9'))
+            return NULL;
+        if (*j->p == '0')
+            j->p++;
+        else
+            while (j->p < j->e && *j->p >= '0' && *j->p <= '9')
+                j->p++;
+        if (j->p < j->e && *j->p == '.') {
+            j->p++;
+            if (j->p >= j->e || !(*j->p >= '0' && *j->p <= '9'))
+                return NULL;
+            while (j->p < j->e && *j->p >= '0' && *j->p <= '9')
+                j->p++;
+        }
+        if (j->p < j->e && (*j->p == 'e' || *j->p == 'E')) {
+            j->p++;
+            if (j->p < j->e && (*j->p == '+' || *j->p == '-'))
+                j->p++;
+            if (j->p >= j->e || !(*j->p >= '0' && *j->p <= '9'))
+                return NULL;
+            while (j->p < j->e && *j->p >= '0' && *j->p <= '9')
+                j->p++;
+        }
+        size_t n = (size_t)(j->p - s);
+        if (n >= sizeof(tmp)) {
+            char *big = rego__strndup(j->a, s, n);
+            return rego__num_text(j->a, strtod(big, NULL), s, n);
+        }
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        return rego__num_text(j->a, strtod(tmp, NULL), s, n);
+    }
+    }
+}
+
+rv_t *rego__json_parse(rego__arena_t *a, const char *text, size_t len)
+{
+    jp_t j = {a, text, text + len};
+    rv_t *v = jp_value(&j, 0);
+    if (v == NULL)
+        return NULL;
+    jp_ws(&j);
+    return j.p == j.e ? v : NULL;
 }

@@ -1,0 +1,3 @@
+package t
+import rrmg(x)"x"
+p(data 

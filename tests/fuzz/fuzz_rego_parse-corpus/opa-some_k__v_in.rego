@@ -1,0 +1,5 @@
+package test
+
+p[k] := v if {
+	some k, v in {"foo": 100, "what": "ever"}
+}

@@ -1,0 +1,5 @@
+package generated
+
+p if {
+	data.ex.data_eq with input as {}
+}
