@@ -51,8 +51,7 @@ static int b64url_value(char c)
     return -1;
 }
 
-int b64url_decode(const char *p, size_t n, unsigned char *out, size_t cap,
-                            size_t *out_len)
+int b64url_decode(const char *p, size_t n, unsigned char *out, size_t cap, size_t *out_len)
 {
     size_t o = 0;
     unsigned acc = 0;

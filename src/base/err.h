@@ -41,6 +41,9 @@
     X(RES_INVALID, -10301, "invalid resource")                                                     \
     X(RESOLVE_DB, -10400, "name resolution database error")                                        \
     X(RESOLVE_LOST, -10401, "host registration lost")                                              \
+    X(RESIL_CB_OPEN, -10450, "circuit breaker is open")                                            \
+    X(RESIL_CB_TOO_MANY, -10451, "too many requests")                                              \
+    X(RESIL_EXPR, -10452, "invalid expression")                                                    \
     X(IDENTITY_CRYPTO, -10500, "cryptographic operation failed")                                   \
     X(IDENTITY_CSR, -10501, "invalid certificate signing request")                                 \
     X(IDENTITY_DENIED, -10502, "identity request denied")                                          \

@@ -11,7 +11,6 @@
 
 #include "identity/identity_int.h"
 
-
 /* The 32-byte big-endian coordinates of a P-256 public key. */
 static int ec_coords(EVP_PKEY *key, unsigned char x[32], unsigned char y[32], err_detail_t *d)
 {

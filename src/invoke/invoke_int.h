@@ -12,6 +12,9 @@
 #define INVOKE_ID_MAX 256
 /* A request body up to this size is kept while it streams (replay, JSON-RPC facts, policy). */
 #define INVOKE_KEEP_BODY_MAX (64 * 1024)
+/* Sidecar to sidecar: the URL the client used for the target app's root (for the app's
+ * middleware, e.g. OAuth protected-resource metadata). Never taken from, nor passed to, apps. */
+#define INVOKE_RESOURCE_HEADER "dapr-outrigger-resource"
 
 /* Where an API request is going, as Dapr's findTargetIDAndMethod decides it (spec dapr.md §1.1). */
 typedef struct invoke_route {
@@ -66,6 +69,7 @@ int invoke_split_target(const char *target, const char *self_ns, char *id, size_
 
 struct resolve;
 typedef struct invoke_mtls invoke_mtls_t;
+typedef struct invoke_ext invoke_ext_t;
 typedef struct invoke_metrics invoke_metrics_t;
 
 /* Workload-certificate events counted as dapr_runtime_mtls_* (spec dapr.md §3, §6.1). */
@@ -78,6 +82,18 @@ typedef enum invoke_mtls_event {
 } invoke_mtls_event_t;
 
 /* Process-wide sidecar state; read-only once the workers run. */
+/* What a Configuration snapshot carries besides the file: compiled once per (re)load. */
+struct pol_pipeline;
+typedef struct invoke_cfg {
+    void *acl;                 /* acl_t, or NULL */
+    struct pol_pipeline *http; /* spec.httpPipeline, or NULL when empty */
+    struct pol_pipeline *app;  /* spec.appHttpPipeline, or NULL when empty */
+} invoke_cfg_t;
+
+/** res_builder_t adapters: @p ctx is the invoke_sidecar_t (for its Components). */
+int invoke__cfg_build(const res_config_t *cfg, void *ctx, void **data, err_detail_t *d);
+void invoke__cfg_dispose(void *data);
+
 typedef struct invoke_sidecar {
     const invoke_opts_t *opts;    /* borrowed from the caller of invoke_sidecar_run */
     struct resolve *resolve;      /* name resolution, thread-safe */
@@ -97,6 +113,8 @@ typedef struct invoke_sidecar {
     res_slot_t config;            /* current Configuration snapshot (data: acl_t); may be empty */
     res_components_t *components; /* Components, HTTPEndpoints, secret stores of
                                      --resources-path; owned, immutable, never NULL once started */
+    invoke_ext_t *ext;            /* TLS for external targets (external.c); owned */
+    struct resil *resil;          /* Resiliency policies (hot-reloaded) and their metrics; owned */
 } invoke_sidecar_t;
 
 #define INVOKE_CACHE_SLOTS 64
@@ -156,6 +174,42 @@ void invoke__respond_error(net_sreq_t *req, int status, const char *code, const 
     __attribute__((format(printf, 4, 5)));
 /** Forwards an API request to @p target (app id, or "id.ns"); method already normalised. */
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route);
+/** Serves GET /v1.0/secrets/<store>/<name|bulk> (secrets_api.c); false if @p path is not one. */
+bool invoke__secrets_api(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len);
 /** Serves the sidecar's own API routes (health, metadata); returns false if @p path is not one. */
 bool invoke__api_builtin(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len,
                          const char *query, size_t qlen);
+
+/* ---- external targets: HTTPEndpoints and full URLs (external.c) ----------------------------- */
+
+/* Where an external call goes. Points into the sidecar's resources (borrowed) and the target. */
+typedef struct invoke_ext_target {
+    const res_endpoint_t *ep; /* the HTTPEndpoint, or NULL for a full-URL target */
+    const net_tls_t *tls;     /* TLS settings, NULL for http:// */
+    bool tls_on;              /* https:// */
+    bool escape_path;         /* the path came from the client (decoded): escape it again */
+    char host[256];           /* host name or address (IPv6 without brackets) */
+    int port;                 /* port, 80/443 when the URL names none */
+    char authority[300];      /* host[:port] as written in the URL: the Host header */
+    const char *path;         /* the URL's path, no trailing '/'; borrowed */
+    size_t path_len;
+} invoke_ext_target_t;
+
+/** Builds the TLS client contexts for external targets (system CAs; each HTTPEndpoint's
+ * clientTLS). Blocks (reads the CA store): call before the workers run. */
+int invoke__ext_new(const res_components_t *cs, invoke_ext_t **out, err_detail_t *d);
+/** Frees what invoke__ext_new built; after the workers stopped. NULL is a no-op. */
+void invoke__ext_free(invoke_ext_t *x);
+/** Splits an http(s) URL into @p t (host, port, authority, path). */
+int invoke__ext_parse_url(const char *url, invoke_ext_target_t *t, err_detail_t *d);
+/**
+ * Decides whether @p target is external: a full http(s):// URL, or the name of a loaded
+ * HTTPEndpoint (checked before app ids, as Dapr does). Returns 1 and fills @p t when it is, 0 when
+ * it is an app id, or a negative code for a malformed URL.
+ */
+int invoke__ext_target(const invoke_ext_t *x, const res_components_t *cs, const char *target,
+                       invoke_ext_target_t *t, err_detail_t *d);
+/** Adds the HTTPEndpoint's headers (resolved secrets included) to @p out. */
+int invoke__ext_add_headers(const invoke_ext_target_t *t, net_head_t *out);
+/** True when the HTTPEndpoint sets header @p lname itself (the client's copy is then dropped). */
+bool invoke__ext_overrides(const invoke_ext_target_t *t, const char *lname, size_t len);

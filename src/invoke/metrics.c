@@ -14,6 +14,7 @@
 #include "base/str.h"
 #include "invoke/invoke_int.h"
 #include "policy/acl.h"
+#include "resiliency/resiliency.h"
 
 #define ACL_LABEL_SLOTS 64 /* distinct (trust domain, namespace) label pairs kept; then "other" */
 #define LABEL_MAX 128
@@ -156,6 +157,7 @@ void invoke__on_metrics_request(net_sreq_t *req, void *ctx)
     }
     buf_init(&b, 64 * 1024 * 1024); /* every family full: about 30 MiB */
     if (invoke__metrics_render(iw->sc->metrics, iw->sc->opts->app_id, &b) == 0 &&
+        resil_metrics_render(iw->sc->resil, &b) == 0 &&
         (iw->sc->obs == NULL || obs_metrics_render(iw->sc->obs, &b) == 0))
         net_sreq_respond_simple(req, 200, "text/plain; version=0.0.4", buf_ptr(&b), b.len);
     else

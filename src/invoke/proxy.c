@@ -15,11 +15,15 @@
 #include "invoke/resolve.h"
 #include "mcp/peek.h"
 #include "policy/acl.h"
+#include "policy/mw.h"
+#include "resiliency/resiliency.h"
 
 /* Dapr retries name resolution for non-multi resolvers 5 times, 100 ms apart (spec §1.5). */
 #define RESOLVE_TRIES 5
 #define RESOLVE_PAUSE_MS 100
 #define CACHE_TTL_MS 5000
+#define PRM_METHOD ".well-known/oauth-protected-resource"
+#define PRM_METHOD_LEN (sizeof(PRM_METHOD) - 1)
 
 typedef struct px {
     invoke_worker_t *iw;            /* owner worker */
@@ -38,6 +42,8 @@ typedef struct px {
     bool sse;                       /* the response is an event stream */
     bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
     bool json_body;                 /* the request body is declared as JSON */
+    bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
+    invoke_ext_target_t ext;        /* with external: where to; ext.path is dead after forward */
     uv_work_t work;                 /* the lookup */
     char addr[320];                 /* lookup result */
     int resolve_rc;                 /* lookup outcome */
@@ -47,25 +53,84 @@ typedef struct px {
     bool kept_over;                 /* the body outgrew kept (kept was released) */
     mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
     bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
-    obs_call_t call;                /* metrics, span and audit of this exchange */
+    /* middleware */
+    pol_call_t call;    /* the pipeline's view of the request (when mw) */
+    net_head_t mw_set;  /* headers middleware set: the client's of these names are dropped */
+    bool mw;            /* call is initialised */
+    bool mw_pending;    /* a middleware finishes later */
+    bool body_buffered; /* the body was read whole before the upstream request */
+    void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
+    res_snapshot_t *snap;          /* the Configuration in force for this request */
+    buf_t mw_path;                 /* path the middleware judges */
+    char res_base[1024];           /* URL the client uses for the target app's root */
+    char prm_base[1100];           /* URL of the app's Protected Resource Metadata */
+    char caller_id[INVOKE_ID_MAX]; /* callee side: the verified caller app id */
+    buf_t route_method;            /* caller side: normalised method (the route outlives us) */
+    const char *route_query;       /* caller side: raw query, borrowed from the request head */
+    size_t route_query_len;
+    resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
+    bool body_read;      /* the client's body is being read (first attempt started) */
+    bool callee;         /* serving a peer sidecar's call (internal port) */
+    obs_call_t obs;      /* metrics, span and audit of this exchange */
 } px_t;
+
+/*
+ * The callee sidecar marks the errors it produces itself (app unreachable, reset, timeout), so
+ * that the caller's resiliency treats them as the transport errors they are, not as the app's
+ * own HTTP status; Dapr keeps the two apart as a gRPC error versus the app's response.
+ */
+#define CALLEE_ERROR_HEADER "dapr-callee-error"
 
 static void px_free(px_t *p)
 {
-    obs_call_end(&p->call, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
+    obs_call_end(&p->obs, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
+    resil_call_free(p->rcall);
     net_head_free(&p->out);
+    net_head_free(&p->mw_set);
     buf_free(&p->kept);
+    if (p->mw)
+        pol_call_free(&p->call);
+    buf_free(&p->mw_path);
+    buf_free(&p->route_method);
+    res_snapshot_unref(p->snap);
     mem_free(p);
 }
 
 /* Frees the exchange when neither side can call back any more. */
 static void px_maybe_free(px_t *p)
 {
-    if (p->sreq == NULL && p->creq == NULL && !p->resolving)
+    if (p->sreq == NULL && p->creq == NULL && !p->resolving && !p->mw_pending)
         px_free(p);
 }
 
 static void px_fail(px_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ERR_DIRECT_INVOKE 500 with CALLEE_ERROR_HEADER. */
+static void respond_callee_error(net_sreq_t *s, const char *target, const char *err)
+{
+    static const net_header_t mark = {CALLEE_ERROR_HEADER, sizeof(CALLEE_ERROR_HEADER) - 1, "1", 1};
+    net_head_t h;
+    buf_t b;
+    int rc;
+
+    net_head_init(&h);
+    buf_init(&b, 8192);
+    rc = buf_append_str(
+        &b, "{\"errorCode\":\"ERR_DIRECT_INVOKE\",\"message\":\"failed to invoke, id: ");
+    rc = rc ? rc : buf_append_json_str(&b, target, strlen(target));
+    rc = rc ? rc : buf_append_str(&b, ", err: ");
+    rc = rc ? rc : buf_append_json_str(&b, err, strlen(err));
+    rc = rc ? rc : buf_append_str(&b, "\"}");
+    rc = rc ? rc : net_head_add(&h, "content-type", 12, "application/json", 16);
+    rc = rc ? rc : net_sreq_respond_ex(s, 500, &h, &mark, 1, (int64_t)b.len);
+    rc = rc ? rc : net_sreq_write(s, b.ptr, b.len);
+    if (rc == 0)
+        net_sreq_end(s);
+    else
+        net_sreq_abort(s);
+    net_head_free(&h);
+    buf_free(&b);
+}
 
 /* Answers the client with ERR_DIRECT_INVOKE 500 ("failed to invoke, id: <t>, err: ..."), or cuts
  * the response if it already started. */
@@ -81,15 +146,18 @@ static void px_fail(px_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, sizeof(err), fmt, ap);
     va_end(ap);
-    obs_call_end(&p->call, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
+    obs_call_end(&p->obs, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     if (p->resp_started || net_sreq_responded(s)) {
         log_debug("invoke", "aborting response from %s: %s", p->target, err);
         net_sreq_abort(s);
         return;
     }
     log_debug("invoke", "failed to invoke %s: %s", p->target, err);
-    invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
-                          p->target, err);
+    if (p->callee)
+        respond_callee_error(s, p->target, err);
+    else
+        invoke__respond_error(s, 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
+                              p->target, err);
 }
 
 /* --- client-side callbacks -------------------------------------------------------------------- */
@@ -117,7 +185,7 @@ static void px_kept_done(px_t *p)
     if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
         p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
         p->mcp = body;
-        obs_call_mcp(&p->call, body.method, body.name, NULL);
+        obs_call_mcp(&p->obs, body.method, body.name, NULL);
     }
 }
 
@@ -127,7 +195,7 @@ static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
     px_keep(p, d, n);
     if (p->creq == NULL)
         return;
-    obs_call_bytes(&p->call, n, 0);
+    obs_call_bytes(&p->obs, n, 0);
     if (net_creq_write(p->creq, d, n) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -185,11 +253,41 @@ static bool is_sidecar_header(const char *n, size_t len);
 static bool skip_client_header(const char *name, size_t len, void *arg)
 {
     const px_t *p = arg;
-    return is_sidecar_header(name, len) || obs_skip_header(&p->call, name, len) ||
-           (p->drop_api_token && str_eq(name, len, "dapr-api-token"));
+    for (size_t i = 0; i < p->mw_set.header_count; i++) {
+        const net_header_t *h = &p->mw_set.headers[i];
+        if (h->name_len == len && memcmp(h->name, name, len) == 0)
+            return true;
+    }
+    return is_sidecar_header(name, len) || obs_skip_header(&p->obs, name, len) ||
+           (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
+           (p->external && invoke__ext_overrides(&p->ext, name, len));
 }
 
 /* --- upstream callbacks ----------------------------------------------------------------------- */
+
+/*
+ * An attempt ended with @p out before any response byte reached the client: asks the resiliency
+ * policy whether to try again. Returns true when a retry is scheduled (the upstream request is
+ * then gone). A request is replayed only when its whole body was kept (spec §5.4: streaming
+ * requests are never retried).
+ */
+static bool px_retry(px_t *p, resil_outcome_t out, int status)
+{
+    resil_req_state_t rs;
+
+    if (p->rcall == NULL || p->sreq == NULL || p->resp_started)
+        return false;
+    rs.replayable = p->kept_all && p->body_len >= 0;
+    rs.tool_call = p->mcp.valid && (p->mcp.batch || strcmp(p->mcp.method, "tools/call") == 0);
+    rs.to_peer = !p->to_app;
+    if (!resil_call_failed(p->rcall, out, status, &rs))
+        return false;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    return true;
+}
 
 static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
 {
@@ -202,8 +300,15 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     (void)c;
     if (p->sreq == NULL)
         return;
-    obs_call_response(&p->call, h->status);
+    if (h->status < 200 || h->status > 399) {
+        bool callee_error = !p->to_app && net_head_get(h, CALLEE_ERROR_HEADER) != NULL;
+        if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
+            return;
+    }
+    obs_call_response(&p->obs, h->status);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
+    if (p->rcall != NULL)
+        resil_call_forwarding(p->rcall, h->status, p->sse);
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
     add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
@@ -224,7 +329,7 @@ static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
     px_t *p = ctx;
     if (p->sreq == NULL)
         return;
-    obs_call_bytes(&p->call, 0, n);
+    obs_call_bytes(&p->obs, 0, n);
     if (net_sreq_write(p->sreq, d, n) < 0) {
         net_creq_abort(c);
         p->creq = NULL;
@@ -251,19 +356,28 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
     px_t *p = ctx;
     (void)c;
     p->creq = NULL;
+    if (status == ERR_NET_CONNECT && !p->to_app)
+        cache_forget(p->iw, p->id, p->ns);
+    if (status == 0 && p->rcall != NULL)
+        resil_call_end(p->rcall);
+    if (status != 0 &&
+        px_retry(p, status == ERR_NET_CONNECT ? RESIL_CONNECT_FAILED : RESIL_TRANSPORT_FAILED, 0))
+        return;
     if (status == 0) {
         if (p->sreq != NULL) {
             net_sreq_t *s = p->sreq;
             p->sreq = NULL;
             net_sreq_end(s);
         }
+    } else if (p->external) {
+        px_fail(p, "error invoking external endpoint: %s %s:%d: %s",
+                status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
+                detail ? detail : err_str(status));
     } else if (p->to_app) {
         px_fail(p, "error invoking app channel: %s %s:%d: %s",
                 status == ERR_NET_CONNECT ? "dial tcp" : "read tcp", p->host, p->port,
                 detail ? detail : err_str(status));
     } else {
-        if (status == ERR_NET_CONNECT)
-            cache_forget(p->iw, p->id, p->ns);
         px_fail(p, "connection error to %s:%d: %s", p->host, p->port,
                 detail ? detail : err_str(status));
     }
@@ -294,12 +408,26 @@ static void px_send(px_t *p)
                          .base = net_sreq_head(p->sreq),
                          .skip = skip_client_header,
                          .skip_arg = p,
-                         .body_len = p->body_len,
+                         .body_len = p->body_buffered ? (int64_t)p->kept.len : p->body_len,
                          .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
+    if (p->rcall != NULL) {
+        /* An open breaker answers at once: nothing is sent upstream (spec §1.5). */
+        rc = resil_call_begin(p->rcall);
+        if (rc < 0) {
+            px_fail(p, "%s", err_str(rc));
+            px_maybe_free(p);
+            return;
+        }
+    }
     rc = 0;
-    if (!p->to_app && iw->sc->mtls != NULL) {
+    if (p->external) {
+        /* The remote server's own name: Host as the URL wrote it, SNI and certificate check. */
+        o.host_header = p->ext.authority;
+        o.tls = p->ext.tls;
+        o.expect_peer = p->ext.tls ? p->ext.host : NULL;
+    } else if (!p->to_app && iw->sc->mtls != NULL) {
         /* A peer sidecar must prove, in the handshake, that it is the app we resolved. */
         rc = invoke__mtls_peer_uri(iw->sc->mtls, p->id, p->ns, expect, sizeof(expect));
         o.tls = invoke__mtls_tls(iw->sc->mtls);
@@ -312,7 +440,20 @@ static void px_send(px_t *p)
         px_maybe_free(p);
         return;
     }
-    net_sreq_read_body(p->sreq, &client_cbs, p);
+    if (!p->body_buffered && !p->body_read) {
+        p->body_read = true;
+        net_sreq_read_body(p->sreq, &client_cbs, p);
+        return;
+    }
+    /* The body is whole in kept: a middleware read it before deciding, or this is a retry
+     * (px_retry only retries when all of it was kept). */
+    if ((p->kept.len > 0 && net_creq_write(p->creq, p->kept.ptr, p->kept.len) < 0) ||
+        net_creq_end(p->creq) < 0) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+        px_fail(p, "failed writing the request body upstream");
+        px_maybe_free(p);
+    }
 }
 
 /* --- name resolution with a short per-worker cache -------------------------------------------- */
@@ -425,6 +566,60 @@ static void after_lookup(uv_work_t *w, int status)
     px_send(p);
 }
 
+/* Starts an attempt: straight to our own app, to a peer from the cache, else after a lookup. */
+static void px_route(px_t *p)
+{
+    const invoke_cache_entry_t *e;
+    int rc;
+
+    if (p->to_app || p->external) {
+        px_send(p);
+        return;
+    }
+    e = cache_get(p->iw, p->id, p->ns);
+    if (e != NULL) {
+        memcpy(p->host, e->host, sizeof(p->host));
+        p->port = e->port;
+        px_send(p);
+        return;
+    }
+    p->resolving = true;
+    p->work.data = p;
+    rc = uv_queue_work(net_worker_loop(p->iw->nw), &p->work, do_lookup, after_lookup);
+    if (rc < 0) {
+        p->resolving = false;
+        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
+        px_maybe_free(p);
+    }
+}
+
+/* The resiliency timeout of the running attempt fired (spec §1.5: "context deadline exceeded"). */
+static void on_attempt_timeout(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->creq != NULL) {
+        net_creq_abort(p->creq);
+        p->creq = NULL;
+    }
+    if (!px_retry(p, RESIL_TIMED_OUT, 0)) {
+        px_fail(p, "context deadline exceeded");
+        px_maybe_free(p);
+    }
+}
+
+/* The pause before a retry ended: the next attempt (a peer is looked up again if it was lost). */
+static void on_retry_due(resil_call_t *c, void *ctx)
+{
+    px_t *p = ctx;
+    (void)c;
+    if (p->sreq == NULL) {
+        px_maybe_free(p);
+        return;
+    }
+    px_route(p);
+}
+
 /* --- building the upstream head --------------------------------------------------------------- */
 
 /* Identity and routing headers only the sidecar may set: whatever a client or app sends under
@@ -433,7 +628,7 @@ static bool is_sidecar_header(const char *n, size_t len)
 {
     return str_eq(n, len, "dapr-caller-app-id") || str_eq(n, len, "dapr-caller-namespace") ||
            str_eq(n, len, "dapr-callee-app-id") || str_eq(n, len, "dapr-app-id") ||
-           str_eq(n, len, "destination-app-id");
+           str_eq(n, len, "destination-app-id") || str_eq(n, len, INVOKE_RESOURCE_HEADER);
 }
 
 static int add_str(net_head_t *h, const char *name, const char *value)
@@ -465,6 +660,7 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     p->iw = iw;
     p->sreq = req;
     net_head_init(&p->out);
+    net_head_init(&p->mw_set);
     p->out.method = in->method;
     p->body_len = in->chunked ? -1 : in->content_length > 0 ? in->content_length : 0;
     buf_init(&p->kept, INVOKE_KEEP_BODY_MAX);
@@ -485,6 +681,171 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     return p;
 }
 
+/* --- middleware pipelines --------------------------------------------------------------------- */
+
+/* The Configuration-derived state of the snapshot in force. */
+static const invoke_cfg_t *px_cfg(px_t *p)
+{
+    if (p->snap == NULL)
+        p->snap = res_slot_acquire(&p->iw->sc->config);
+    return p->snap != NULL ? res_snapshot_data(p->snap) : NULL;
+}
+
+/* Answers the client with what a middleware decided. */
+static void px_mw_respond(px_t *p)
+{
+    net_sreq_t *s = p->sreq;
+    pol_call_t *c = &p->call;
+    const char *body = c->resp_body.ptr ? c->resp_body.ptr : "";
+
+    p->sreq = NULL;
+    if (net_head_get(&c->resp_headers, "content-type") == NULL &&
+        net_head_add(&c->resp_headers, "content-type", 12, "text/plain; charset=utf-8", 25) < 0) {
+        net_sreq_abort(s);
+        return;
+    }
+    if (net_sreq_respond(s, c->status, &c->resp_headers, (int64_t)c->resp_body.len) < 0 ||
+        (c->resp_body.len > 0 && net_sreq_write(s, body, c->resp_body.len) < 0)) {
+        net_sreq_abort(s);
+        return;
+    }
+    net_sreq_end(s);
+}
+
+static void px_mw_done(pol_call_t *call, pol_verdict_t v)
+{
+    px_t *p = (px_t *)((char *)call - offsetof(px_t, call));
+    p->mw_pending = false;
+    if (p->sreq == NULL) { /* the client went away meanwhile */
+        px_maybe_free(p);
+        return;
+    }
+    if (v == POL_RESPOND) {
+        log_debug("middleware", "%s answered %d for %s",
+                  call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
+        if (call->deny_layer != NULL)
+            obs_denied(p->iw->sc->obs, &p->obs, call->deny_layer,
+                       p->callee ? p->caller_id : p->iw->sc->opts->app_id,
+                       p->callee ? p->iw->sc->opts->app_id : p->target, p->mcp.method, p->mcp.name);
+        obs_call_response(&p->obs, call->status);
+        px_mw_respond(p);
+        px_maybe_free(p);
+        return;
+    }
+    for (size_t i = 0; i < call->set_headers.header_count; i++) {
+        const net_header_t *h = &call->set_headers.headers[i];
+        if (net_head_add(&p->out, h->name, h->name_len, h->value, h->value_len) < 0 ||
+            net_head_add(&p->mw_set, h->name, h->name_len, "", 0) < 0) {
+            px_fail(p, "request head too large");
+            px_maybe_free(p);
+            return;
+        }
+    }
+    p->mw_next(p);
+}
+
+static void px_mw_run(px_t *p)
+{
+    const invoke_cfg_t *cfg = px_cfg(p);
+    const pol_pipeline_t *pl = p->call.side == POL_SIDE_HTTP ? cfg->http : cfg->app;
+    pol_verdict_t v;
+
+    p->call.body = p->body_buffered ? (p->kept.ptr ? p->kept.ptr : "") : NULL;
+    p->call.body_len = p->body_buffered ? p->kept.len : 0;
+    p->mw_pending = true;
+    v = pol_pipeline_start(pl, &p->call, px_mw_done, p);
+    if (v != POL_PENDING)
+        px_mw_done(&p->call, v);
+}
+
+/* Body reading for a middleware that needs the body before it decides. */
+static void on_buffer_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    if (p->kept_over)
+        return;
+    px_keep(p, d, n);
+    if (p->kept_over) {
+        net_sreq_t *r = p->sreq;
+        p->sreq = NULL;
+        invoke__respond_error(r, 413, "ERR_DIRECT_INVOKE",
+                              "failed to invoke, id: %s, err: request body larger than %zu bytes",
+                              p->target, p->kept.max);
+        px_maybe_free(p);
+    }
+}
+
+static void on_buffer_end(net_sreq_t *s, void *ctx)
+{
+    px_t *p = ctx;
+    (void)s;
+    if (p->sreq == NULL)
+        return;
+    px_kept_done(p);
+    p->body_buffered = true;
+    px_mw_run(p);
+}
+
+static const net_sreq_body_cbs_t buffer_cbs = {
+    .on_body = on_buffer_body,
+    .on_body_end = on_buffer_end,
+    .on_drain = on_client_drain,
+    .on_close = on_client_close,
+};
+
+/*
+ * Runs the pipeline of @p side for the request, then @p next (or answers the client). @p path is
+ * the path the middleware judges.
+ */
+static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_len,
+                        void (*next)(px_t *))
+{
+    const invoke_cfg_t *cfg = px_cfg(p);
+    const pol_pipeline_t *pl = cfg == NULL ? NULL : side == POL_SIDE_HTTP ? cfg->http : cfg->app;
+    const net_head_t *in = net_sreq_head(p->sreq);
+    size_t limit;
+
+    if (pl == NULL) {
+        next(p);
+        return;
+    }
+    if (p->mw) { /* a second pipeline for the same request (httpPipeline, then appHttpPipeline) */
+        pol_call_free(&p->call);
+        buf_free(&p->mw_path);
+    }
+    pol_call_init(&p->call);
+    p->mw = true;
+    p->mw_next = next;
+    buf_init(&p->mw_path, 64 * 1024);
+    if (buf_append(&p->mw_path, path, path_len) < 0) {
+        px_fail(p, "request path too long");
+        px_maybe_free(p);
+        return;
+    }
+    p->call.head = in;
+    p->call.path = p->mw_path.ptr;
+    p->call.path_len = p->mw_path.len;
+    p->call.mcp = &p->mcp;
+    p->call.app_id = p->iw->sc->opts->app_id;
+    p->call.caller = p->caller_id;
+    p->call.resource_base = p->res_base;
+    p->call.prm_base = p->prm_base;
+    p->call.loop = net_worker_loop(p->iw->nw);
+    p->call.worker = (unsigned)net_worker_index(p->iw->nw);
+    p->call.side = side;
+    limit = pol_pipeline_body_limit(pl, &p->call);
+    if (limit > 0 && p->body_len != 0 && !p->kept_all) {
+        /* Hold the body back until the middleware has seen it. */
+        p->kept.max = limit;
+        net_sreq_read_body(p->sreq, &buffer_cbs, p);
+        return;
+    }
+    if (limit > 0)
+        p->body_buffered = true;
+    px_mw_run(p);
+}
+
 /* Headers the app sees on every call (spec §1.3): who called, in which namespace, and for whom. */
 static int stamp_identity(net_head_t *out, const char *caller, const char *caller_ns,
                           const char *callee, const char *app_api_token)
@@ -497,14 +858,85 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
     return rc;
 }
 
+/*
+ * An HTTPEndpoint or full-URL target (spec §1.6): URL = base path + "/" + method (+ query); the
+ * endpoint's headers replace the client's of the same name. The caller's identity goes along as
+ * for apps; APP_API_TOKEN does not (Dapr sends it to full URLs; we send no token of ours to a
+ * third party).
+ */
+static void forward_external(px_t *p)
+{
+    const invoke_opts_t *o = p->iw->sc->opts;
+    buf_t u;
+    int rc;
+
+    p->external = true;
+    p->drop_api_token = p->iw->sc->api_token != NULL;
+    obs_call_start(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), OBS_SIDE_EXTERNAL,
+                   net_sreq_head(p->sreq), p->target, buf_ptr(&p->route_method),
+                   p->route_method.len);
+    buf_init(&u, 64 * 1024);
+    if (p->ext.escape_path)
+        rc = invoke_path_escape(&u, p->ext.path, p->ext.path_len);
+    else
+        rc = buf_append(&u, p->ext.path, p->ext.path_len);
+    rc = rc ? rc : buf_append(&u, "/", 1);
+    rc = rc ? rc : invoke_path_escape(&u, buf_ptr(&p->route_method), p->route_method.len);
+    if (rc == 0 && p->route_query != NULL && p->route_query_len > 0) {
+        rc = buf_append(&u, "?", 1);
+        rc = rc ? rc : buf_append(&u, p->route_query, p->route_query_len);
+    }
+    rc = rc ? rc : net_head_set_url(&p->out, buf_ptr(&u), u.len);
+    rc = rc ? rc : add_str(&p->out, "dapr-caller-app-id", o->app_id);
+    rc = rc ? rc : add_str(&p->out, "dapr-caller-namespace", o->namespace_);
+    rc = rc ? rc : invoke__ext_add_headers(&p->ext, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->obs, &p->out);
+    if (rc < 0) {
+        buf_free(&u);
+        px_fail(p, "request head too large");
+        px_maybe_free(p);
+        return;
+    }
+    /* Never the head itself: the endpoint's headers may carry secrets. */
+    log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
+              p->ext.authority, buf_ptr(&u));
+    buf_free(&u);
+    p->ext.path = NULL;
+    str_copy(p->host, sizeof(p->host), p->ext.host);
+    p->port = p->ext.port;
+    px_send(p);
+}
+
+/* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
+ * form, "/v1.0/invoke/<target>/method". */
+static void px_resource_base(px_t *p, bool from_header)
+{
+    const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
+    int n = snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
+                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
+    if (!from_header && n > 0 && (size_t)n < sizeof(p->res_base))
+        snprintf(p->res_base + n, sizeof(p->res_base) - (size_t)n, "/v1.0/invoke/%s/method",
+                 p->target);
+}
+
+/* Metadata URL of app @p id as the client reaches it through its sidecar. */
+static void px_prm_base(px_t *p, const char *id)
+{
+    const char *scheme_end = strstr(p->res_base, "://");
+    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    int olen = path ? (int)(path - p->res_base) : (int)strlen(p->res_base);
+    snprintf(p->prm_base, sizeof(p->prm_base),
+             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, p->res_base,
+             id);
+}
+
+static void forward_routed(px_t *p);
+
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
 {
-    invoke_sidecar_t *sc = iw->sc;
-    const invoke_opts_t *o = sc->opts;
     const net_head_t *in = net_sreq_head(req);
+    const char *url_end;
     px_t *p;
-    err_detail_t d = {{0}};
-    int rc;
 
     if (in->method == HTTP_CONNECT) {
         invoke__respond_error(req, 400, "ERR_DIRECT_INVOKE", "failed to invoke, id: %s, err: %s",
@@ -513,25 +945,64 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), route->target);
-    if (strncmp(route->target, "http://", 7) == 0 || strncmp(route->target, "https://", 8) == 0) {
-        /* TODO(issue 5): full-URL and HTTPEndpoint targets. */
-        px_fail(p, "external service invocation is not supported yet");
+    buf_init(&p->route_method, 64 * 1024);
+    if (route->method.len > 0 &&
+        buf_append(&p->route_method, route->method.ptr, route->method.len) < 0) {
+        px_fail(p, "request head too large");
         px_maybe_free(p);
         return;
     }
-    rc = invoke_split_target(route->target, o->namespace_, p->id, sizeof(p->id), p->ns,
-                             sizeof(p->ns), &d);
+    p->route_query = route->query;
+    p->route_query_len = route->query_len;
+    /* Resiliency policies are looked up by the target as the caller named it (spec §5.4): an
+     * app id, or an HTTPEndpoint's name, which then gets the same policies as an app. */
+    p->rcall = resil_call_new(iw->sc->resil, net_worker_loop(iw->nw), p->target,
+                              buf_ptr(&p->route_method), on_attempt_timeout, on_retry_due, p);
+    px_resource_base(p, route->from_header);
+    /* httpPipeline: the app's call into its sidecar, judged on the path it used. */
+    url_end = memchr(in->url, '?', in->url_len);
+    px_pipeline(p, POL_SIDE_HTTP, in->url, url_end ? (size_t)(url_end - in->url) : in->url_len,
+                forward_routed);
+}
+
+/* The caller side once httpPipeline let the request through: resolve and send. */
+static void forward_routed(px_t *p)
+{
+    invoke_worker_t *iw = p->iw;
+    invoke_sidecar_t *sc = iw->sc;
+    const invoke_opts_t *o = sc->opts;
+    err_detail_t d = {{0}};
+    int rc;
+
+    rc = invoke__ext_target(sc->ext, sc->components, p->target, &p->ext, &d);
+    if (rc != 0) {
+        if (rc > 0) {
+            /* appHttpPipeline also wraps calls to HTTPEndpoints and full URLs (as in Dapr). */
+            char path[2048];
+            int n = snprintf(path, sizeof(path), "/%.*s", (int)p->route_method.len,
+                             p->route_method.ptr ? p->route_method.ptr : "");
+            px_pipeline(p, POL_SIDE_APP, path,
+                        n > 0 && (size_t)n < sizeof(path) ? (size_t)n : sizeof(path) - 1,
+                        forward_external);
+        } else {
+            px_fail(p, "%s", d.msg);
+            px_maybe_free(p);
+        }
+        return;
+    }
+    rc = invoke_split_target(p->target, o->namespace_, p->id, sizeof(p->id), p->ns, sizeof(p->ns),
+                             &d);
     if (rc < 0) {
         px_fail(p, "%s", d.msg);
         px_maybe_free(p);
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
-    obs_call_start(sc->obs, &p->call, net_worker_index(iw->nw),
-                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, in, p->id, buf_ptr(&route->method),
-                   route->method.len);
-    rc = set_url(&p->out, buf_ptr(&route->method), route->method.len, route->query,
-                 route->query_len);
+    obs_call_start(sc->obs, &p->obs, net_worker_index(iw->nw),
+                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, net_sreq_head(p->sreq), p->id,
+                   buf_ptr(&p->route_method), p->route_method.len);
+    rc = set_url(&p->out, buf_ptr(&p->route_method), p->route_method.len, p->route_query,
+                 p->route_query_len);
     p->drop_api_token = sc->api_token != NULL;
     if (p->to_app) {
         /* A call to ourselves goes straight to our app (no hop), caller = callee = self. */
@@ -542,8 +1013,9 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         rc = rc ? rc : add_str(&p->out, "x-forwarded-for", sc->host_ip);
         rc = rc ? rc : add_str(&p->out, "x-forwarded-host", sc->hostname);
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
+        rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->res_base);
     }
-    rc = rc ? rc : obs_call_headers(&p->call, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->obs, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -557,26 +1029,8 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
         }
         str_copy(p->host, sizeof(p->host), o->app_channel_address);
         p->port = o->app_port;
-        px_send(p);
-        return;
     }
-    {
-        const invoke_cache_entry_t *e = cache_get(iw, p->id, p->ns);
-        if (e != NULL) {
-            memcpy(p->host, e->host, sizeof(p->host));
-            p->port = e->port;
-            px_send(p);
-            return;
-        }
-    }
-    p->resolving = true;
-    p->work.data = p;
-    rc = uv_queue_work(net_worker_loop(iw->nw), &p->work, do_lookup, after_lookup);
-    if (rc < 0) {
-        p->resolving = false;
-        px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
-        px_maybe_free(p);
-    }
+    px_route(p);
 }
 
 /* The callee side: a peer sidecar forwards a call for our app. */
@@ -601,7 +1055,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     spiffe_id_t peer_id;
     res_snapshot_t *snap = NULL;
     acl_decision_t dec;
-    bool allowed;
+    const invoke_cfg_t *cfg;
+    bool allowed, prm;
     int verb;
 
     if (callee == NULL || !str_eq(callee->value, callee->value_len, o->app_id)) {
@@ -648,10 +1103,19 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     /* accessControl: after identity, before any middleware or the app. */
     verb = acl_verb_from_method(http_method_str((enum http_method)in->method),
                                 strlen(http_method_str((enum http_method)in->method)));
+    memset(&dec, 0, sizeof(dec));
+    dec.level = ACL_LEVEL_NONE;
     snap = res_slot_acquire(&sc->config);
-    allowed = acl_check_peer(snap ? res_snapshot_data(snap) : NULL, sc->mtls ? peer : NULL,
-                             sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "", method.len,
-                             verb, NULL, &dec);
+    cfg = snap ? res_snapshot_data(snap) : NULL;
+    /* Protected-resource metadata is public (clients need it before they can log in): the
+     * bearer middleware answers it, so it needs no access rule. */
+    prm = cfg != NULL && pol_pipeline_has(cfg->app, "middleware.http.bearer") &&
+          method.len >= PRM_METHOD_LEN && memcmp(method.ptr, PRM_METHOD, PRM_METHOD_LEN) == 0 &&
+          (method.len == PRM_METHOD_LEN || method.ptr[PRM_METHOD_LEN] == '/');
+    allowed = prm || acl_check_peer(cfg ? cfg->acl : NULL, sc->mtls ? peer : NULL,
+                                    sc->mtls ? strlen(peer) : 0, method.ptr ? method.ptr : "",
+                                    method.len, verb, NULL, &dec);
+
     invoke__metrics_acl(sc->metrics, (int)dec.level, allowed, sc->mtls ? peer_id.trust_domain : "",
                         sc->mtls ? peer_id.ns : "");
     if (!allowed) {
@@ -692,11 +1156,12 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
-    obs_call_start(sc->obs, &p->call, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
+    obs_call_start(sc->obs, &p->obs, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
                    path.ptr, path.len);
+    p->callee = true;
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
-    rc = rc ? rc : obs_call_headers(&p->call, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->obs, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -709,7 +1174,33 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     }
     str_copy(p->host, sizeof(p->host), o->app_channel_address);
     p->port = o->app_port;
-    px_send(p);
+    p->snap = snap;
+    snap = NULL;
+    {
+        const net_header_t *rb = net_head_get(in, INVOKE_RESOURCE_HEADER);
+        const net_header_t *host = net_head_get(in, "host");
+        char id[INVOKE_ID_MAX * 2 + 1];
+        if (rb != NULL)
+            snprintf(p->res_base, sizeof(p->res_base), "%.*s", (int)rb->value_len, rb->value);
+        else
+            snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
+                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
+        if (strcmp(caller_nsb, o->namespace_) == 0)
+            snprintf(id, sizeof(id), "%s", o->app_id);
+        else
+            snprintf(id, sizeof(id), "%s.%s", o->app_id, o->namespace_);
+        px_prm_base(p, id);
+    }
+    str_copy(p->caller_id, sizeof(p->caller_id), caller_id);
+    /* appHttpPipeline: after accessControl, before the app; judged on the path the app sees. */
+    buf_reset(&path);
+    if (buf_append(&path, "/", 1) < 0 ||
+        (method.len > 0 && buf_append(&path, method.ptr, method.len) < 0)) {
+        px_fail(p, "request path too long");
+        px_maybe_free(p);
+        goto out;
+    }
+    px_pipeline(p, POL_SIDE_APP, path.ptr, path.len, px_send);
 out:
     res_snapshot_unref(snap);
     buf_free(&path);

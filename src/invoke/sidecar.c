@@ -14,6 +14,8 @@
 #include "invoke/invoke_int.h"
 #include "invoke/resolve.h"
 #include "policy/acl.h"
+#include "policy/mw.h"
+#include "resiliency/resiliency.h"
 #include "resources/resources.h"
 
 #define MAX_WORKERS 64
@@ -48,8 +50,40 @@ typedef struct run_state {
     uint64_t drain_deadline;          /* loop time when draining gives up */
     bool stopping;                    /* a stop signal arrived */
     res_watch_t *watch;               /* Configuration hot reload; NULL without --config */
+    resil_watch_t *resil_watch;       /* Resiliency hot reload; NULL without --resources-path */
     char app_id[INVOKE_ID_MAX];       /* for re-registration */
 } run_state_t;
+
+int invoke__cfg_build(const res_config_t *cfg, void *ctx, void **data, err_detail_t *d)
+{
+    const invoke_sidecar_t *sc = ctx;
+    invoke_cfg_t *c = mem_calloc(sizeof(*c));
+    int rc = acl_snapshot_build(cfg, NULL, &c->acl, d);
+
+    if (rc == 0)
+        rc = pol_pipeline_build(res_node_get(cfg->root, "spec.httpPipeline.handlers"),
+                                sc->components, POL_SIDE_HTTP, &c->http, d);
+    if (rc == 0)
+        rc = pol_pipeline_build(res_node_get(cfg->root, "spec.appHttpPipeline.handlers"),
+                                sc->components, POL_SIDE_APP, &c->app, d);
+    if (rc < 0) {
+        invoke__cfg_dispose(c);
+        return rc;
+    }
+    *data = c;
+    return 0;
+}
+
+void invoke__cfg_dispose(void *data)
+{
+    invoke_cfg_t *c = data;
+    if (c == NULL)
+        return;
+    acl_snapshot_dispose(c->acl);
+    pol_pipeline_free(c->http);
+    pol_pipeline_free(c->app);
+    mem_free(c);
+}
 
 /* Dapr's "stable random" internal port: derived from the app id so a restarted app keeps it. */
 static int stable_port(const char *app_id)
@@ -107,6 +141,8 @@ static void on_drain_tick(uv_timer_t *t)
     if (rs->watch != NULL)
         res_watch_close(rs->watch);
     rs->watch = NULL;
+    resil_watch_close(rs->resil_watch);
+    rs->resil_watch = NULL;
     uv_close((uv_handle_t *)&rs->heartbeat, NULL);
     uv_close((uv_handle_t *)&rs->sigint, NULL);
     uv_close((uv_handle_t *)&rs->sigterm, NULL);
@@ -166,6 +202,30 @@ static char *render_resources(const res_components_t *cs)
     return buf_take(&b);
 }
 
+/* Loads the Resiliency resources of --resources-path (an invalid one stops the start, as any
+ * invalid resource does). */
+static int load_resiliency(invoke_sidecar_t *sc, uint64_t *hash)
+{
+    const invoke_opts_t *o = sc->opts;
+    resil_spec_t *spec = NULL;
+    err_detail_t d = {{0}};
+    int rc = 0;
+
+    *hash = 0;
+    if (o->resources_path_count > 0)
+        rc = resil_spec_load(o->resources_paths, o->resources_path_count, o->app_id, &spec, hash,
+                             &d);
+    if (rc < 0) {
+        log_error("resiliency", "cannot load resiliency resources: %s",
+                  d.msg[0] ? d.msg : err_str(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < resil_spec_resource_count(spec); i++)
+        log_info("resiliency", "resiliency loaded: %s", resil_spec_resource_name(spec, i));
+    sc->resil = resil_new(o->app_id, o->namespace_, spec);
+    return 0;
+}
+
 static int listen_all(run_state_t *rs, net_server_cbs_t *api, net_server_cbs_t *internal)
 {
     const invoke_opts_t *o = rs->sc.opts;
@@ -207,13 +267,14 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
     net_server_cbs_t internal = {.on_request = invoke__on_internal_request};
     const res_config_t *config = NULL;
     res_snapshot_t *snap = NULL;
-    res_builder_t acl_builder = {acl_snapshot_build, acl_snapshot_dispose, NULL};
+    res_builder_t acl_builder = {invoke__cfg_build, invoke__cfg_dispose, sc};
     const char *mtls_setting;
     bool mtls;
     resolve_opts_t ro = {0};
     err_detail_t d = {{0}};
     net_limits_t limits;
     int rc = 0, started = 0, exit_code = 1;
+    uint64_t resil_hash = 0;
     bool registered = false;
     const char *host_ip = getenv("DAPR_HOST_IP");
 
@@ -251,6 +312,14 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         log_info("sidecar", "HTTPEndpoint loaded: %s",
                  res_components_endpoint_at(sc->components, i)->name);
     sc->res_names_json = render_resources(sc->components);
+    rc = invoke__ext_new(sc->components, &sc->ext, &d);
+    if (rc < 0) {
+        log_error("sidecar", "cannot set up HTTPEndpoints: %s", d.msg[0] ? d.msg : err_str(rc));
+        goto out;
+    }
+    rc = load_resiliency(sc, &resil_hash);
+    if (rc < 0)
+        goto out;
     if (opts->config_path != NULL) {
         rc = res_snapshot_load(NULL, opts->config_path, &acl_builder, &snap, &d);
         if (rc < 0) {
@@ -357,6 +426,10 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
         if (res_watch_start(&rs->loop, &wo, &rs->watch, &d) < 0)
             log_warn("sidecar", "configuration changes will not be picked up: %s", d.msg);
     }
+    if (opts->resources_path_count > 0 &&
+        resil_watch_start(sc->resil, &rs->loop, opts->resources_paths, opts->resources_path_count,
+                          resil_hash, &rs->resil_watch, &d) < 0)
+        log_warn("resiliency", "resiliency changes will not be picked up: %s", d.msg);
     if (resolve_heartbeat_interval_ms(sc->resolve) > 0) /* 0: the backend needs none (dns) */
         uv_timer_start(&rs->heartbeat, on_heartbeat,
                        (uint64_t)resolve_heartbeat_interval_ms(sc->resolve),
@@ -401,6 +474,8 @@ out:
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
     obs_free(sc->obs);
+    invoke__ext_free(sc->ext);
+    resil_free(sc->resil);
     res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);

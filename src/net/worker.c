@@ -219,10 +219,14 @@ int net__out_flush(net__out_t *o)
     int rc;
 
     net__list_remove(&o->node);
+    /* Held (a host name still resolving): the socket is not open yet, not even for a TLS
+     * ClientHello; net__out_unhold schedules the flush. */
+    if (o->hold)
+        return 0;
     if (o->tls != NULL) {
         /* Plaintext waits until the handshake allows application data; handshake output (and
          * the encrypted records) leave from the cipher buffer. */
-        if (o->pending.len > 0 && !o->hold && net__tls_done(o->tls)) {
+        if (o->pending.len > 0 && net__tls_done(o->tls)) {
             rc = net__tls_encrypt(o->tls, o->pending.ptr, o->pending.len);
             if (rc < 0)
                 return rc;
@@ -232,8 +236,6 @@ int net__out_flush(net__out_t *o)
         if (rc < 0)
             return rc;
         src = &o->cipher;
-    } else if (o->hold) {
-        return 0;
     }
     if (src->len == 0)
         return 0;
@@ -281,7 +283,8 @@ void net__out_release(net__out_t *o)
 void net__out_unhold(net_worker_t *w, net__out_t *o)
 {
     o->hold = false;
-    if (o->pending.len > 0 && net__list_empty(&o->node))
+    /* With TLS the handshake's first flight waits in OpenSSL, not in pending. */
+    if ((o->pending.len > 0 || o->tls != NULL) && net__list_empty(&o->node))
         net__list_push(&w->dirty, &o->node);
 }
 

@@ -95,7 +95,7 @@ void obs_call_start(obs_t *o, obs_call_t *c, int worker, obs_side_t side, const 
     hdr_copy(in, "mcp-name", c->mcp_tool, sizeof(c->mcp_tool));
     hdr_copy(in, "mcp-session-id", c->mcp_session, sizeof(c->mcp_session));
     obs__trace_begin(o, &c->trace, worker, in);
-    if (side == OBS_SIDE_CALLER) {
+    if (side == OBS_SIDE_CALLER || side == OBS_SIDE_EXTERNAL) {
         const char *v[] = {c->peer_app, "unary"};
         obs__count(o, OBS_F_SI_REQ_SENT, v, 1);
     } else if (side == OBS_SIDE_CALLEE) {
@@ -220,6 +220,7 @@ static void audit(obs_call_t *c, const char *outcome, const char *status, double
     obs_t *o = c->obs;
     char tid[56], args[AUDIT_ARGS_MAX];
     const char *caller = c->side == OBS_SIDE_CALLEE ? c->peer_app : o->app_id;
+    const char *target = c->side == OBS_SIDE_EXTERNAL ? c->peer_app : o->app_id;
 
     obs_traceparent_format(&c->trace, tid);
     tid[35] = '\0';
@@ -229,8 +230,8 @@ static void audit(obs_call_t *c, const char *outcome, const char *status, double
     log_info("audit",
              "mcp tool call caller=%s target=%s tool=%s outcome=%s status=%s latency_ms=%.3f "
              "trace_id=%s session=%s%s%s%s%s",
-             caller, o->app_id, c->mcp_tool[0] ? c->mcp_tool : "-", outcome, status, lat_ms,
-             tid + 3, c->mcp_session[0] ? c->mcp_session : "-", o->audit_args ? " arguments=" : "",
+             caller, target, c->mcp_tool[0] ? c->mcp_tool : "-", outcome, status, lat_ms, tid + 3,
+             c->mcp_session[0] ? c->mcp_session : "-", o->audit_args ? " arguments=" : "",
              o->audit_args ? (args[0] ? args : "{}") : "", c->error[0] ? " error=" : "", c->error);
 }
 
@@ -255,7 +256,7 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
     method = obs__method_label(o, c->http_method);
     obs__path_label(o, c->path, strlen(c->path), path, sizeof(path));
 
-    if (c->side == OBS_SIDE_CALLER) {
+    if (c->side == OBS_SIDE_CALLER || c->side == OBS_SIDE_EXTERNAL) {
         const char *v3[] = {c->peer_app, status, "unary"};
         obs__count(o, OBS_F_SI_RES_RECV, v3, 1);
         obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, v3, lat_us);
@@ -272,13 +273,16 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
         obs__observe(o, OBS_F_HTTP_CLIENT_RECEIVED_BYTES, NULL, c->recv_bytes * 1000);
     }
     if (c->mcp_method[0]) {
-        static const char *const sides[] = {"client", "server", "server"};
+        static const char *const sides[] = {"client", "server", "server", "client"};
+        bool outward = c->side == OBS_SIDE_CALLER || c->side == OBS_SIDE_EXTERNAL;
         const char *caller = c->side == OBS_SIDE_CALLEE ? c->peer_app : o->app_id;
-        const char *target = c->side == OBS_SIDE_CALLER ? c->peer_app : o->app_id;
+        const char *target = outward ? c->peer_app : o->app_id;
         const char *tool = c->mcp_tool;
         const char *v6[] = {sides[c->side], caller, target, c->mcp_method, tool, status};
         obs__count(o, OBS_F_MCP_REQUESTS, v6, 1);
         obs__observe(o, OBS_F_MCP_LATENCY, v6, lat_us);
+        /* Audited once: by the sidecar in front of the app, or by the caller when no sidecar
+         * stands in front of the target (HTTPEndpoint, full URL). */
         if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0)
             audit(c,
                   c->denied                  ? "denied"

@@ -97,7 +97,8 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     char name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
     bool first = true, failed = s->error[0] != '\0' || s->status >= 500 || s->status == 0;
     const char *caller = s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id;
-    const char *callee = s->side == OBS_SIDE_CALLEE ? o->app_id : s->peer_app;
+    const char *callee =
+        s->side == OBS_SIDE_CALLEE || s->side == OBS_SIDE_SELF ? o->app_id : s->peer_app;
     int rc = buf_append_str(b, "{\"traceId\":\"");
 
     span_name(s, name, sizeof(name));

@@ -82,6 +82,7 @@ typedef enum obs_side {
     OBS_SIDE_CALLER = 0, /* API request forwarded to a peer sidecar */
     OBS_SIDE_CALLEE,     /* peer's request forwarded to our app */
     OBS_SIDE_SELF,       /* API request for our own app (no hop) */
+    OBS_SIDE_EXTERNAL,   /* API request for an HTTPEndpoint or a full URL (no peer sidecar) */
 } obs_side_t;
 
 /* Trace context of one hop (W3C Trace Context level 1). */

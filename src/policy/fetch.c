@@ -362,9 +362,9 @@ int pol_fetch(const pol_fetch_req_t *r, pol_fetch_resp_t *out, err_detail_t *d)
             : buf_append_str(&req, "\r\nUser-Agent: outrigger/" OUTRIGGER_VERSION
                                    "\r\nAccept: application/json\r\nConnection: close\r\n");
     if (rc == 0 && r->body != NULL)
-        rc = buf_printf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                        r->content_type ? r->content_type : "application/octet-stream",
-                        r->body_len);
+        rc =
+            buf_printf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                       r->content_type ? r->content_type : "application/octet-stream", r->body_len);
     for (size_t i = 0; rc == 0 && r->headers != NULL && r->headers[i] != NULL; i++)
         rc = buf_printf(&req, "%s\r\n", r->headers[i]);
     rc = rc ? rc : buf_append_str(&req, "\r\n");
@@ -403,8 +403,7 @@ int pol_fetch(const pol_fetch_req_t *r, pol_fetch_resp_t *out, err_detail_t *d)
         }
         n = conn_read(&c, chunk, sizeof(chunk));
         if (n < 0) {
-            rc = err_set(d, errno == EAGAIN ? ERR_TIMEOUT : ERR_IO, "reading from %s failed",
-                         host);
+            rc = err_set(d, errno == EAGAIN ? ERR_TIMEOUT : ERR_IO, "reading from %s failed", host);
             goto out;
         }
         if ((size_t)http_parser_execute(&hp, &st, chunk, (size_t)n) != (size_t)n && !s.done) {

@@ -47,7 +47,8 @@ typedef struct pol_fetch_resp {
     long max_age;           /* Cache-Control max-age in seconds, -1 if none */
 } pol_fetch_resp_t;
 
-/** Sends @p r and fills @p out (initialised here; free it with pol_fetch_resp_free even on error). */
+/** Sends @p r and fills @p out (initialised here; free it with pol_fetch_resp_free even on error).
+ */
 int pol_fetch(const pol_fetch_req_t *r, pol_fetch_resp_t *out, err_detail_t *d)
     __attribute__((warn_unused_result));
 

@@ -39,10 +39,10 @@ typedef struct alg {
 } alg_t;
 
 static const alg_t algs[] = {
-    {"RS256", KTY_RSA, "SHA256", false, 0},     {"RS384", KTY_RSA, "SHA384", false, 0},
-    {"RS512", KTY_RSA, "SHA512", false, 0},     {"PS256", KTY_RSA, "SHA256", true, 0},
-    {"PS384", KTY_RSA, "SHA384", true, 0},      {"PS512", KTY_RSA, "SHA512", true, 0},
-    {"ES256", KTY_EC256, "SHA256", false, 32},  {"ES384", KTY_EC384, "SHA384", false, 48},
+    {"RS256", KTY_RSA, "SHA256", false, 0},    {"RS384", KTY_RSA, "SHA384", false, 0},
+    {"RS512", KTY_RSA, "SHA512", false, 0},    {"PS256", KTY_RSA, "SHA256", true, 0},
+    {"PS384", KTY_RSA, "SHA384", true, 0},     {"PS512", KTY_RSA, "SHA512", true, 0},
+    {"ES256", KTY_EC256, "SHA256", false, 32}, {"ES384", KTY_EC384, "SHA384", false, 48},
     {"EdDSA", KTY_ED25519, NULL, false, 0},
 };
 
@@ -125,8 +125,8 @@ static EVP_PKEY *ec_key(json_t *o, kty_t *kty)
         return NULL;
     }
     pt[0] = 0x04;
-    if (b64_member(o, "x", pt + 1, half, &xl) < 0 || b64_member(o, "y", pt + 1 + half, half, &yl) < 0 ||
-        xl != half || yl != half)
+    if (b64_member(o, "x", pt + 1, half, &xl) < 0 ||
+        b64_member(o, "y", pt + 1 + half, half, &yl) < 0 || xl != half || yl != half)
         return NULL;
     bld = OSSL_PARAM_BLD_new();
     if (bld != NULL &&
@@ -269,7 +269,8 @@ static bool sig_ok(const key_t_ *k, const alg_t *a, const char *input, size_t in
     if (EVP_DigestVerifyInit_ex(mc, &pc, a->md, NULL, NULL, k->pkey, NULL) != 1)
         goto out;
     if (a->kty == KTY_RSA &&
-        (EVP_PKEY_CTX_set_rsa_padding(pc, a->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) != 1 ||
+        (EVP_PKEY_CTX_set_rsa_padding(pc, a->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) !=
+             1 ||
          (a->pss && EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) != 1)))
         goto out;
     ok = EVP_DigestVerify(mc, sig, sig_len, (const unsigned char *)input, in_len) == 1;
@@ -304,8 +305,7 @@ static int num_claim(json_t *c, const char *name, int64_t *v, bool *present)
     return 0;
 }
 
-static int check_claims(json_t *c, const pol_jwt_expect_t *e, pol_jwt_info_t *info,
-                        err_detail_t *d)
+static int check_claims(json_t *c, const pol_jwt_expect_t *e, pol_jwt_info_t *info, err_detail_t *d)
 {
     json_t *iss = json_object_get(c, "iss"), *aud = json_object_get(c, "aud");
     json_t *sub = json_object_get(c, "sub");

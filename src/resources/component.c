@@ -687,6 +687,27 @@ static int resolve_pending(struct ctx *c)
     return 0;
 }
 
+/* Steps 3 and 4 for whatever read_* gathered, then hands the result over or frees it. */
+static int finish(struct ctx *c, int rc, res_components_t **out)
+{
+    rc = rc ? rc : build_stores(c);
+    rc = rc ? rc : resolve_pending(c);
+    for (size_t i = 0; i < c->npend; i++) {
+        mem_free(c->pend[i].store);
+        mem_free(c->pend[i].name);
+        mem_free(c->pend[i].key);
+        mem_free(c->pend[i].file);
+        mem_free(c->pend[i].field);
+    }
+    mem_free(c->pend);
+    if (rc < 0) {
+        res_components_free(c->cs);
+        return rc;
+    }
+    *out = c->cs;
+    return 0;
+}
+
 int res_components_load(const char *const *dirs, size_t ndirs, const char *app_id, const char *ns,
                         res_components_t **out, err_detail_t *d)
 {
@@ -702,20 +723,21 @@ int res_components_load(const char *const *dirs, size_t ndirs, const char *app_i
     c.d = d;
     for (size_t i = 0; rc == 0 && i < ndirs; i++)
         rc = read_dir(&c, dirs[i], &nfiles);
-    rc = rc ? rc : build_stores(&c);
-    rc = rc ? rc : resolve_pending(&c);
-    for (size_t i = 0; i < c.npend; i++) {
-        mem_free(c.pend[i].store);
-        mem_free(c.pend[i].name);
-        mem_free(c.pend[i].key);
-        mem_free(c.pend[i].file);
-        mem_free(c.pend[i].field);
-    }
-    mem_free(c.pend);
-    if (rc < 0) {
-        res_components_free(c.cs);
-        return rc;
-    }
-    *out = c.cs;
-    return 0;
+    return finish(&c, rc, out);
+}
+
+int res_components_parse(const char *name, const char *data, size_t len, const char *app_id,
+                         const char *ns, res_components_t **out, err_detail_t *d)
+{
+    struct ctx c = {0};
+
+    if (name == NULL || (data == NULL && len > 0) || app_id == NULL || ns == NULL || out == NULL)
+        return err_set(d, ERR_INVAL, "res_components_parse: invalid arguments");
+    if (len > RES_MAX_FILE_BYTES)
+        return err_set(d, ERR_TOO_LARGE, "%s: file is too large", res__display_name(name));
+    c.cs = mem_calloc(sizeof(*c.cs));
+    c.app_id = app_id;
+    c.ns = ns;
+    c.d = d;
+    return finish(&c, read_doc_stream(&c, name, data ? data : "", len), out);
 }

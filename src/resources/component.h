@@ -68,6 +68,11 @@ typedef struct res_components res_components_t; /* immutable after load; read-on
 int res_components_load(const char *const *dirs, size_t ndirs, const char *app_id, const char *ns,
                         res_components_t **out, err_detail_t *d)
     __attribute__((warn_unused_result));
+/** res_components_load for one file already in memory: @p len bytes at @p data, called @p name in
+ * error details. */
+int res_components_parse(const char *name, const char *data, size_t len, const char *app_id,
+                         const char *ns, res_components_t **out, err_detail_t *d)
+    __attribute__((warn_unused_result));
 /** Number of Components loaded (0 for NULL). */
 size_t res_components_count(const res_components_t *cs);
 /** Component @p i in load order, or NULL when out of range. */

@@ -123,6 +123,17 @@ int res_snapshot_load(const res_limits_t *lim, const char *path, const res_build
     return rc;
 }
 
+res_snapshot_t *res_snapshot_wrap(void *data, res_dispose_fn dispose, uint64_t hash)
+{
+    res_snapshot_t *s = mem_calloc(sizeof(*s));
+
+    atomic_init(&s->refs, 1);
+    s->data = data;
+    s->dispose = dispose;
+    s->hash = hash;
+    return s;
+}
+
 res_snapshot_t *res_snapshot_ref(res_snapshot_t *s)
 {
     if (s != NULL)

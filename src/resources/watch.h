@@ -70,6 +70,12 @@ typedef struct res_builder {
  */
 int res_snapshot_load(const res_limits_t *lim, const char *path, const res_builder_t *b,
                       res_snapshot_t **out, err_detail_t *d) __attribute__((warn_unused_result));
+/**
+ * A snapshot that holds only @p data (no Configuration; res_snapshot_config returns NULL), for
+ * sets loaded from other resources that want the same lock-free slot. One reference; the last
+ * unref runs @p dispose (may be NULL) on @p data.
+ */
+res_snapshot_t *res_snapshot_wrap(void *data, res_dispose_fn dispose, uint64_t hash);
 /** Takes one more reference to @p s (NULL allowed) and returns it. */
 res_snapshot_t *res_snapshot_ref(res_snapshot_t *s);
 /** Drops one reference; the last one frees the snapshot. NULL is a no-op. */

@@ -461,7 +461,8 @@ int secrets_render(const secrets_store_t *s, const char *name, buf_t *out, err_d
     return rc < 0 ? err_set(d, rc, "secret too large to send") : 0;
 }
 
-int secrets_render_bulk(const secrets_store_t *s, buf_t *out, err_detail_t *d)
+int secrets_render_bulk(const secrets_store_t *s, secrets_filter_fn allow, void *arg, buf_t *out,
+                        err_detail_t *d)
 {
     bool first = true;
     int rc;
@@ -482,7 +483,7 @@ int secrets_render_bulk(const secrets_store_t *s, buf_t *out, err_detail_t *d)
                 continue;
             memcpy(name, *e, nl);
             name[nl] = '\0';
-            if (secrets_env_denied(name))
+            if (secrets_env_denied(name) || (allow != NULL && !allow(name + pl, arg)))
                 continue;
             rc = first ? 0 : buf_append(out, ",", 1);
             rc = rc ? rc : buf_append(out, "\"", 1);
@@ -494,6 +495,8 @@ int secrets_render_bulk(const secrets_store_t *s, buf_t *out, err_detail_t *d)
         }
     } else {
         for (size_t i = 0; rc == 0 && i < s->count; i++) {
+            if (allow != NULL && !allow(s->secrets[i].name, arg))
+                continue;
             rc = first ? 0 : buf_append(out, ",", 1);
             rc = rc ? rc : buf_append(out, "\"", 1);
             rc = rc ? rc : buf_append_json_str(out, s->secrets[i].name, strlen(s->secrets[i].name));

@@ -64,10 +64,14 @@ int secrets_get_value(const secrets_store_t *s, const char *name, const char *ke
 int secrets_render(const secrets_store_t *s, const char *name, buf_t *out, err_detail_t *d)
     __attribute__((warn_unused_result));
 
-/** Appends every secret as {"name":{"key":"value"},...} to @p out (env store: the variables
- * starting with its prefix, prefix removed, denied ones left out). */
-int secrets_render_bulk(const secrets_store_t *s, buf_t *out, err_detail_t *d)
-    __attribute__((warn_unused_result));
+/** Decides whether secret @p name may be handed out (a Configuration's secrets.scopes). */
+typedef bool (*secrets_filter_fn)(const char *name, void *arg);
+
+/** Appends every secret that @p allow (NULL: all) accepts as {"name":{"key":"value"},...} to
+ * @p out (env store: the variables starting with its prefix, prefix removed, denied ones left
+ * out). */
+int secrets_render_bulk(const secrets_store_t *s, secrets_filter_fn allow, void *arg, buf_t *out,
+                        err_detail_t *d) __attribute__((warn_unused_result));
 
 /**
  * Dapr's deny rule for environment variables read on a resource's behalf: empty names, names

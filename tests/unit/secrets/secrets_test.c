@@ -79,7 +79,7 @@ TEST(file_store_flat)
     ASSERT_EQ(secrets_render(s, "n:deep:k", &b, &d), 0);
     ASSERT_STREQ(buf_ptr(&b), "{\"n:deep:k\":\"v\"}");
     buf_reset(&b);
-    ASSERT_EQ(secrets_render_bulk(s, &b, &d), 0);
+    ASSERT_EQ(secrets_render_bulk(s, NULL, NULL, &b, &d), 0);
     ASSERT(strstr(buf_ptr(&b), "\"a\":{\"a\":\"x\"}") != NULL);
     ASSERT(strstr(buf_ptr(&b), "\"arr:1\":{\"arr:1\":\"two\"}") != NULL);
     buf_free(&b);
@@ -159,10 +159,10 @@ TEST(env_store_and_deny_rules)
     ASSERT_EQ(secrets_render(plain, "DAPR_API_TOKEN", &b, &d), 0);
     ASSERT_STREQ(buf_ptr(&b), "{\"DAPR_API_TOKEN\":\"\"}");
     buf_reset(&b);
-    ASSERT_EQ(secrets_render_bulk(s, &b, &d), 0);
+    ASSERT_EQ(secrets_render_bulk(s, NULL, NULL, &b, &d), 0);
     ASSERT_STREQ(buf_ptr(&b), "{\"ONE\":{\"ONE\":\"1\"}}");
     buf_reset(&b);
-    ASSERT_EQ(secrets_render_bulk(plain, &b, &d), 0);
+    ASSERT_EQ(secrets_render_bulk(plain, NULL, NULL, &b, &d), 0);
     ASSERT(strstr(buf_ptr(&b), "DAPR_API_TOKEN") == NULL);
     buf_free(&b);
     ASSERT(secrets_env_denied("APP_API_TOKEN"));
