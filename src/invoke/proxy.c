@@ -867,6 +867,7 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
 static void forward_external(px_t *p)
 {
     const invoke_opts_t *o = p->iw->sc->opts;
+    const char *q;
     buf_t u;
     int rc;
 
@@ -897,9 +898,12 @@ static void forward_external(px_t *p)
         px_maybe_free(p);
         return;
     }
-    /* Never the head itself: the endpoint's headers may carry secrets. */
-    log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
-              p->ext.authority, buf_ptr(&u));
+    /* Never the head itself (the endpoint's headers may carry secrets), nor the query string
+     * (tokens travel there too). */
+    q = memchr(buf_ptr(&u), '?', u.len);
+    log_debug("invoke", "external call %s → %s://%s%.*s", p->target,
+              p->ext.tls_on ? "https" : "http", p->ext.authority,
+              (int)(q ? (size_t)(q - buf_ptr(&u)) : u.len), buf_ptr(&u));
     buf_free(&u);
     p->ext.path = NULL;
     str_copy(p->host, sizeof(p->host), p->ext.host);

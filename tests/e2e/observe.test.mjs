@@ -299,3 +299,68 @@ h.test('an unreachable collector does not slow requests (measured)', { skip, tim
   assert.ok(dropped > 0, `spans dropped while the collector hangs:\n${m.split('\n').filter((l) => l.includes('spans')).join('\n')}`);
   void rawSidecar;
 });
+
+h.test('secrets never reach logs, spans or metrics; an HTTPEndpoint tools/call is audited by the caller', { skip }, async () => {
+  // A secret from a local.file secret store rides in an HTTPEndpoint header, in a query string,
+  // in a tool argument under a secret-looking key, in the client's Authorization header and in
+  // a dapr-api-token. Debug logs, API logging, span logging (stdout) and export are all on.
+  const SECRET = `sk-obs-${Math.random().toString(16).slice(2)}${Date.now()}`;
+  const dir = h.tmpHome('outrigger-obs-secret-');
+  fs.writeFileSync(path.join(dir, 'secrets.json'), JSON.stringify({ 'api-key': SECRET }));
+  fs.mkdirSync(path.join(dir, 'res'));
+  const app = h.procs.find((p) => p.name === 'mcp-server-app');
+  fs.writeFileSync(path.join(dir, 'res', 'r.yaml'), `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: localsecrets
+spec:
+  type: secretstores.local.file
+  version: v1
+  metadata:
+  - name: secretsFile
+    value: ${path.join(dir, 'secrets.json')}
+---
+apiVersion: dapr.io/v1alpha1
+kind: HTTPEndpoint
+metadata:
+  name: remote-mcp
+spec:
+  baseUrl: http://127.0.0.1:${app.port}
+  headers:
+  - name: X-Api-Key
+    secretKeyRef:
+      name: api-key
+      key: api-key
+auth:
+  secretStore: localsecrets
+`);
+  const conf = writeConfig(dir, 'c', `tracing:
+  samplingRate: "1"
+  stdout: true
+  otel:
+    endpointAddress: 127.0.0.1:${receiver.port}
+    protocol: http
+    isSecure: false
+logging:
+  apiLogging:
+    enabled: true
+  mcpAudit:
+    arguments: true`);
+  const sc = await h.startSidecar({ appId: 'secret-agent', home, logLevel: 'debug', env: TRACE_ENV, extraArgs: ['--config', conf, '--resources-path', path.join(dir, 'res'), '--log-as-json'] });
+  const { client } = await h.mcpClient(`${sc.url}/v1.0/invoke/remote-mcp/method/mcp?access_token=${SECRET}`, { headers: { authorization: `Bearer ${SECRET}` } });
+  const r = await client.callTool({ name: 'echo', arguments: { message: 'visible', apiToken: SECRET } });
+  assert.equal(r.content[0].text, 'Echo: visible');
+  await client.close();
+  await waitFor('external spans exported', () => receiver.spans.some((s) => s.service === 'secret-agent' && s.attrs['gen_ai.tool.name'] === 'echo'), { timeoutMs: 10000 });
+  const metrics = (await httpRequest(`http://127.0.0.1:${sc.metricsPort}/metrics`)).text;
+  assert.match(metrics, /outrigger_mcp_requests_total\{app_id="secret-agent",side="client",caller_app_id="secret-agent",target_app_id="remote-mcp",mcp_method="tools\/call",tool="echo",status="200"\} 1/);
+  const log = sc.proc.output();
+  const audit = log.split('\n').filter((l) => l.includes('"scope":"audit"')).map((l) => JSON.parse(l).message);
+  assert.equal(audit.length, 1, audit.join('\n'));
+  assert.match(audit[0], /^mcp tool call caller=secret-agent target=remote-mcp tool=echo outcome=ok status=200 .* arguments=\{"apiToken":"\[REDACTED\]","message":"visible"\}$/);
+  assert.ok(log.includes('"scope":"trace"'), 'tracing.stdout logs spans');
+  assert.ok(!log.includes(SECRET), 'the secret is in no log line');
+  assert.ok(!metrics.includes(SECRET), 'the secret is in no metric');
+  const spans = JSON.stringify(receiver.spans.filter((s) => s.service === 'secret-agent').map(({ headers, ...s }) => s));
+  assert.ok(!spans.includes(SECRET), 'the secret is in no span');
+});
