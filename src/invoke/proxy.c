@@ -724,7 +724,7 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
         log_debug("middleware", "%s answered %d for %s",
                   call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
         if (call->deny_layer != NULL)
-            obs_denied(p->iw->sc->obs, &p->obs, call->deny_layer,
+            obs_denied(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), call->deny_layer,
                        p->callee ? p->caller_id : p->iw->sc->opts->app_id,
                        p->callee ? p->iw->sc->opts->app_id : p->target, p->mcp.method, p->mcp.name);
         obs_call_response(&p->obs, call->status);
@@ -1130,7 +1130,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
             snprintf(mm, sizeof(mm), "%.*s", (int)hm->value_len, hm->value);
         if (hn != NULL)
             snprintf(mn, sizeof(mn), "%.*s", (int)hn->value_len, hn->value);
-        obs_denied(sc->obs, NULL, "acl", caller_id, o->app_id, mm, mn);
+        obs_denied(sc->obs, NULL, net_worker_index(iw->nw), "acl", caller_id, o->app_id, mm, mn);
         buf_init(&msg, ACL_DENY_MESSAGE_MAX);
         log_debug("acl",
                   "denied caller=%s target=%s operation=%s verb=%s level=%s reason=%s "

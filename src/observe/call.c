@@ -32,7 +32,7 @@ static const char *obfuscated(const char *p, size_t n)
     return "/{method}";
 }
 
-void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t *st)
+void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_sreq_stats_t *st)
 {
     char path[OBS_LABEL_MAX], status[16];
     size_t pl;
@@ -49,11 +49,11 @@ void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t 
     {
         const char *v3[] = {method, path, status};
         const char *rc3[] = {path, method, status};
-        obs__count(o, OBS_F_HTTP_SERVER_REQUEST_COUNT, v3, 1);
-        obs__observe(o, OBS_F_HTTP_SERVER_LATENCY, v3, lat_us);
-        obs__observe(o, OBS_F_HTTP_SERVER_REQUEST_BYTES, NULL, st->in_bytes * 1000);
-        obs__observe(o, OBS_F_HTTP_SERVER_RESPONSE_BYTES, NULL, st->out_bytes * 1000);
-        obs__count(o, OBS_F_HTTP_SERVER_RESPONSE_COUNT, rc3, 1);
+        obs__count(o, worker, OBS_F_HTTP_SERVER_REQUEST_COUNT, v3, 1);
+        obs__observe(o, worker, OBS_F_HTTP_SERVER_LATENCY, v3, lat_us);
+        obs__observe(o, worker, OBS_F_HTTP_SERVER_REQUEST_BYTES, NULL, st->in_bytes * 1000);
+        obs__observe(o, worker, OBS_F_HTTP_SERVER_RESPONSE_BYTES, NULL, st->out_bytes * 1000);
+        obs__count(o, worker, OBS_F_HTTP_SERVER_RESPONSE_COUNT, rc3, 1);
     }
     if (o->api_logging &&
         !(o->omit_health && pl >= 13 && memcmp(h->url, "/v1.0/healthz", 13) == 0)) {
@@ -97,10 +97,10 @@ void obs_call_start(obs_t *o, obs_call_t *c, int worker, obs_side_t side, const 
     obs__trace_begin(o, &c->trace, worker, in);
     if (side == OBS_SIDE_CALLER || side == OBS_SIDE_EXTERNAL) {
         const char *v[] = {c->peer_app, "unary"};
-        obs__count(o, OBS_F_SI_REQ_SENT, v, 1);
+        obs__count(o, c->worker, OBS_F_SI_REQ_SENT, v, 1);
     } else if (side == OBS_SIDE_CALLEE) {
         const char *v[] = {c->peer_app};
-        obs__count(o, OBS_F_SI_REQ_RECV, v, 1);
+        obs__count(o, c->worker, OBS_F_SI_REQ_RECV, v, 1);
     }
 }
 
@@ -258,19 +258,19 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
 
     if (c->side == OBS_SIDE_CALLER || c->side == OBS_SIDE_EXTERNAL) {
         const char *v3[] = {c->peer_app, status, "unary"};
-        obs__count(o, OBS_F_SI_RES_RECV, v3, 1);
-        obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, v3, lat_us);
+        obs__count(o, c->worker, OBS_F_SI_RES_RECV, v3, 1);
+        obs__observe(o, c->worker, OBS_F_SI_RES_RECV_LATENCY, v3, lat_us);
     } else {
         const char *v2[] = {path, method};
         const char *v3[] = {path, method, status};
         if (c->side == OBS_SIDE_CALLEE) {
             const char *vs[] = {c->peer_app, status};
-            obs__count(o, OBS_F_SI_RES_SENT, vs, 1);
+            obs__count(o, c->worker, OBS_F_SI_RES_SENT, vs, 1);
         }
-        obs__count(o, OBS_F_HTTP_CLIENT_COMPLETED_COUNT, v3, 1);
-        obs__observe(o, OBS_F_HTTP_CLIENT_ROUNDTRIP_LATENCY, v3, lat_us);
-        obs__observe(o, OBS_F_HTTP_CLIENT_SENT_BYTES, v2, c->sent_bytes * 1000);
-        obs__observe(o, OBS_F_HTTP_CLIENT_RECEIVED_BYTES, NULL, c->recv_bytes * 1000);
+        obs__count(o, c->worker, OBS_F_HTTP_CLIENT_COMPLETED_COUNT, v3, 1);
+        obs__observe(o, c->worker, OBS_F_HTTP_CLIENT_ROUNDTRIP_LATENCY, v3, lat_us);
+        obs__observe(o, c->worker, OBS_F_HTTP_CLIENT_SENT_BYTES, v2, c->sent_bytes * 1000);
+        obs__observe(o, c->worker, OBS_F_HTTP_CLIENT_RECEIVED_BYTES, NULL, c->recv_bytes * 1000);
     }
     if (c->mcp_method[0]) {
         static const char *const sides[] = {"client", "server", "server", "client"};
@@ -279,8 +279,8 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
         const char *target = outward ? c->peer_app : o->app_id;
         const char *tool = c->mcp_tool;
         const char *v6[] = {sides[c->side], caller, target, c->mcp_method, tool, status};
-        obs__count(o, OBS_F_MCP_REQUESTS, v6, 1);
-        obs__observe(o, OBS_F_MCP_LATENCY, v6, lat_us);
+        obs__count(o, c->worker, OBS_F_MCP_REQUESTS, v6, 1);
+        obs__observe(o, c->worker, OBS_F_MCP_LATENCY, v6, lat_us);
         /* Audited once: by the sidecar in front of the app, or by the caller when no sidecar
          * stands in front of the target (HTTPEndpoint, full URL). */
         if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0)
@@ -318,8 +318,8 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
     }
 }
 
-void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, const char *target,
-                const char *mcp_method, const char *tool)
+void obs_denied(obs_t *o, obs_call_t *c, int worker, const char *layer, const char *caller,
+                const char *target, const char *mcp_method, const char *tool)
 {
     char cl[OBS_LABEL_MAX], t[OBS_LABEL_MAX], m[64], n[OBS_LABEL_MAX];
     const char *v[] = {layer, cl, t, m, n};
@@ -330,7 +330,7 @@ void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, 
     obs__label_copy(t, sizeof(t), target, target ? strlen(target) : 0);
     obs__label_copy(m, sizeof(m), mcp_method, mcp_method ? strlen(mcp_method) : 0);
     obs__label_copy(n, sizeof(n), tool, tool ? strlen(tool) : 0);
-    obs__count(o, OBS_F_MCP_DENIED, v, 1);
+    obs__count(o, worker, OBS_F_MCP_DENIED, v, 1);
     if (c != NULL && c->obs != NULL)
         c->denied = true;
 }

@@ -351,11 +351,11 @@ static void send_batch(obs_t *o, SSL_CTX *tls, const obs_span_t *s, size_t n, bo
     status = obs__otlp_json(o, s, n, &b) == 0 ? post(o, tls, &b) : ERR_TOO_LARGE;
     buf_free(&b);
     if (status >= 200 && status < 300) {
-        obs__count(o, OBS_F_SPANS, exported, n);
+        obs__count(o, -1, OBS_F_SPANS, exported, n);
         *warned = false;
         return;
     }
-    obs__count(o, OBS_F_SPANS, failed, n);
+    obs__count(o, -1, OBS_F_SPANS, failed, n);
     if (!*warned) /* once per outage, not once per batch */
         log_warn("trace", "exporting %zu spans to %s:%d%s failed: %s", n, o->endpoint_host,
                  o->endpoint_port, o->endpoint_path,

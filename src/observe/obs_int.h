@@ -14,6 +14,7 @@
 #define OBS_PATTERNS_MAX 64
 #define OBS_REDACT_MAX 32
 #define OBS_MAX_WORKERS 64
+#define OBS_SHARDS_MAX 8 /* value shards per family (workers beyond share them) */
 
 typedef enum obs_fam_id {
     OBS_F_HTTP_SERVER_REQUEST_COUNT = 0,
@@ -62,7 +63,8 @@ typedef struct obs_family {
     bool enabled;                       /* recorded and rendered */
     size_t stride;        /* values per series: 1, or buckets + 1 (+Inf) + sum + count */
     obs_series_t *series; /* OBS_SERIES_MAX + 1 (the last is "_other"); owned */
-    atomic_ullong *vals;  /* stride values per series; owned */
+    size_t shards;        /* value shards: one per worker (at most 8) + 1 for other threads */
+    atomic_ullong *vals;  /* [shard][series][stride] values; owned */
     obs_rule_t *rules;    /* owned */
     size_t nrules;        /* entries of rules */
 } obs_family_t;
@@ -137,11 +139,12 @@ struct obs {
 /* metrics.c */
 void obs__families_init(obs_t *o);
 void obs__families_free(obs_t *o);
-/** Counts +@p n on the series of @p vals (nlabels values, each valid UTF-8 as made by
- * obs__label_copy or a constant; NULL counts as ""). */
-void obs__count(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t n);
+/** Counts +@p n, in the shard of @p worker (-1 for other threads), on the series of @p vals
+ * (nlabels values, each valid UTF-8 as made by obs__label_copy or a constant; NULL counts as "").
+ */
+void obs__count(obs_t *o, int worker, obs_fam_id_t f, const char *const *vals, uint64_t n);
 /** Observes @p v (ms*1000 for latency, bytes*1000 for sizes) on a histogram series. */
-void obs__observe(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t v_milli);
+void obs__observe(obs_t *o, int worker, obs_fam_id_t f, const char *const *vals, uint64_t v_milli);
 /** The path label under metric(s).http settings, written into @p out. */
 void obs__path_label(const obs_t *o, const char *path, size_t n, char *out, size_t out_len);
 /** The method label ("" with excludeVerbs, "UNKNOWN" for non-standard verbs). */

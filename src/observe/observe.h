@@ -7,19 +7,19 @@
  * `spec.logging`), the OTEL_EXPORTER_OTLP_* / OTEL_BSP_* environment and the command line.
  * The request path records through obs_call_t (one per proxied exchange) and obs_http_server_done
  * (one per API request); both take no lock and allocate nothing: counters are relaxed atomic adds
- * on series slots claimed once (bounded: a family keeps at most OBS_SERIES_MAX label sets, the
- * rest are counted under the label value "_other"), finished spans are copied into a per-worker
- * single-producer ring that the exporter thread drains (a full ring drops the span and counts it).
- * Ownership: obs_new copies what it keeps from its options; obs_free releases everything after
- * obs_stop. An obs_call_t is embedded by its user and owns nothing on the heap.
- * Threading: obs_new/obs_start/obs_stop/obs_free on the main thread; obs_call_* and
- * obs_http_server_done on worker @p worker only (each worker index is used by one thread);
- * obs_metrics_render and obs_denied on any thread.
- * Errors: obs_new returns ERR_RES_INVALID for a bad Configuration section (detail names the field)
- * or ERR_INVAL; recording never fails (it drops and counts instead).
- * Secrets: header values, bodies and query strings never reach metrics or spans; tool arguments
- * reach the audit log only when `spec.logging.mcpAudit.arguments` is true, with the keys listed in
- * `redact` (and the built-in secret-looking names) replaced by "[REDACTED]".
+ * into the recording worker's own shard, on series slots claimed once (bounded: a family keeps at
+ * most OBS_SERIES_MAX label sets, the rest are counted under the label value "_other"), finished
+ * spans are copied into a per-worker single-producer ring that the exporter thread drains (a full
+ * ring drops the span and counts it). Ownership: obs_new copies what it keeps from its options;
+ * obs_free releases everything after obs_stop. An obs_call_t is embedded by its user and owns
+ * nothing on the heap. Threading: obs_new/obs_start/obs_stop/obs_free on the main thread;
+ * obs_call_* and obs_http_server_done on worker @p worker only (each worker index is used by one
+ * thread); obs_metrics_render and obs_denied on any thread. Errors: obs_new returns ERR_RES_INVALID
+ * for a bad Configuration section (detail names the field) or ERR_INVAL; recording never fails (it
+ * drops and counts instead). Secrets: header values, bodies and query strings never reach metrics
+ * or spans; tool arguments reach the audit log only when `spec.logging.mcpAudit.arguments` is true,
+ * with the keys listed in `redact` (and the built-in secret-looking names) replaced by
+ * "[REDACTED]".
  */
 #ifndef OUTRIGGER_OBSERVE_H
 #define OUTRIGGER_OBSERVE_H
@@ -74,7 +74,7 @@ int obs_metrics_render(obs_t *o, buf_t *b);
  * line when API logging is on. @p route_kind is the obfuscated route ("/v1.0/invoke/{id}/method/
  * {method}") or NULL when the path is not an invoke route.
  */
-void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t *st);
+void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_sreq_stats_t *st);
 
 /* ---- one proxied exchange ------------------------------------------------------------------- */
 
@@ -142,12 +142,13 @@ void obs_call_bytes(obs_call_t *c, uint64_t sent, uint64_t recv);
 void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t body_len);
 
 /**
- * Counts one denial by policy layer @p layer ("acl", "bearer", "opa") of a call from @p caller to
+ * Counts one denial, on worker @p worker, by policy layer @p layer ("acl", "bearer", "opa") of a
+ * call from @p caller to
  * @p target, with the MCP method and tool when known (NULL otherwise). Marks @p c (may be NULL)
  * as denied so that its end is audited as "denied".
  */
-void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, const char *target,
-                const char *mcp_method, const char *tool);
+void obs_denied(obs_t *o, obs_call_t *c, int worker, const char *layer, const char *caller,
+                const char *target, const char *mcp_method, const char *tool);
 
 /* ---- trace context (exposed for tests and the fuzz target) ---------------------------------- */
 

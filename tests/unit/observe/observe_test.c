@@ -146,15 +146,15 @@ TEST(registry_counts_histograms_and_overflow)
     const char *lat[] = {"target", "200", "unary"};
 
     ASSERT(o != NULL);
-    obs__count(o, OBS_F_SI_REQ_SENT, v, 2);
-    obs__count(o, OBS_F_SI_REQ_SENT, v, 1);
-    obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, lat, 2500);      /* 2.5 ms */
-    obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, lat, 999999999); /* beyond the last bucket */
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, v, 2); /* shards of two workers, summed */
+    obs__count(o, 1, OBS_F_SI_REQ_SENT, v, 1);
+    obs__observe(o, 0, OBS_F_SI_RES_RECV_LATENCY, lat, 2500);       /* 2.5 ms */
+    obs__observe(o, -1, OBS_F_SI_RES_RECV_LATENCY, lat, 999999999); /* beyond the last bucket */
     for (int i = 0; i < OBS_SERIES_MAX + 50; i++) {
         char id[32];
         const char *vv[] = {id, "unary"};
         snprintf(id, sizeof(id), "app-%d", i);
-        obs__count(o, OBS_F_SI_REQ_SENT, vv, 1);
+        obs__count(o, i % 2, OBS_F_SI_REQ_SENT, vv, 1);
     }
     text = render(o, &b);
     ASSERT(text != NULL);
@@ -189,7 +189,7 @@ TEST(label_values_are_escaped_and_utf8)
     obs__label_copy(out, 4, "abcdef", 6);
     ASSERT_STREQ(out, "abc");
     /* Peer-supplied values (here: from headers) are made valid UTF-8, then escaped. */
-    obs_denied(o, NULL, "acl", "a\"b\\c\nd\xff\xc3\xa9", "t", NULL, NULL);
+    obs_denied(o, NULL, 0, "acl", "a\"b\\c\nd\xff\xc3\xa9", "t", NULL, NULL);
     ASSERT(strstr(render(o, &b), "caller_app_id=\"a\\\"b\\\\c\\nd?\xc3\xa9\""));
     buf_free(&b);
     obs_free(o);
@@ -237,8 +237,8 @@ TEST(rules_rewrite_labels)
     const char *v1[] = {"tenant-1", "unary"}, *v2[] = {"tenant-2", "unary"};
 
     ASSERT_EQ(rc, 0);
-    obs__count(o, OBS_F_SI_REQ_SENT, v1, 1);
-    obs__count(o, OBS_F_SI_REQ_SENT, v2, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, v1, 1);
+    obs__count(o, 1, OBS_F_SI_REQ_SENT, v2, 1);
     ASSERT(strstr(render(o, &b), "dst_app_id=\"tenant-x\",type=\"unary\"} 2\n"));
     buf_free(&b);
     obs_free(o);
