@@ -305,7 +305,7 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
         if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
             return;
     }
-    obs_call_response(&p->obs, h->status);
+    obs_call_response(&p->obs, h->status, h);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
     if (p->rcall != NULL)
         resil_call_forwarding(p->rcall, h->status, p->sse);
@@ -727,7 +727,7 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
             obs_denied(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), call->deny_layer,
                        p->callee ? p->caller_id : p->iw->sc->opts->app_id,
                        p->callee ? p->iw->sc->opts->app_id : p->target, p->mcp.method, p->mcp.name);
-        obs_call_response(&p->obs, call->status);
+        obs_call_response(&p->obs, call->status, NULL);
         px_mw_respond(p);
         px_maybe_free(p);
         return;

@@ -130,12 +130,14 @@ void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const cha
         obs__label_copy(c->mcp_session, sizeof(c->mcp_session), session, strlen(session));
 }
 
-void obs_call_response(obs_call_t *c, int status)
+void obs_call_response(obs_call_t *c, int status, const net_head_t *h)
 {
     if (c == NULL || c->obs == NULL || c->resp_ns != 0)
         return;
     c->status = status;
     c->resp_ns = uv_hrtime();
+    if (c->mcp_session[0] == '\0')
+        hdr_copy(h, "mcp-session-id", c->mcp_session, sizeof(c->mcp_session));
 }
 
 void obs_call_bytes(obs_call_t *c, uint64_t sent, uint64_t recv)

@@ -129,8 +129,9 @@ bool obs_skip_header(const obs_call_t *c, const char *lname, size_t len);
 int obs_call_headers(obs_call_t *c, net_head_t *out) __attribute__((warn_unused_result));
 /** Sets the MCP facts of the request (any may be NULL; values are copied and cut). */
 void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session);
-/** The upstream response head arrived with @p status. */
-void obs_call_response(obs_call_t *c, int status);
+/** The response head arrived with @p status; @p h (may be NULL) gives the Mcp-Session-Id that an
+ * initialize response assigns. */
+void obs_call_response(obs_call_t *c, int status, const net_head_t *h);
 /** Counts request/response body bytes. */
 void obs_call_bytes(obs_call_t *c, uint64_t sent, uint64_t recv);
 /**

@@ -216,6 +216,10 @@ h.test('one trace spans agent → agent sidecar → server sidecar → app for a
     assert.ok(BigInt(s.endTimeUnixNano) >= BigInt(s.startTimeUnixNano));
   }
   assert.equal(a.attrs['mcp.session.id'], b.attrs['mcp.session.id']);
+  // initialize carries no session id; the one its response assigns is on its span.
+  const init = spans.find((s) => s.service === 'mcp-server' && s.attrs['mcp.method.name'] === 'initialize');
+  assert.equal(init?.attrs['mcp.session.id'], b.attrs['mcp.session.id']);
+  assert.equal(init.name, 'initialize');
   assert.equal(b.headers['x-collector-key'], 'e2e', 'tracing.otel.headers are sent to the collector');
   await provider.shutdown();
 });
