@@ -62,10 +62,20 @@ void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_s
         char ubuf[OBS_ATTR_MAX];
         /* The query string is never logged: tokens and keys travel there. */
         obs__label_copy(ubuf, sizeof(ubuf), ob ? ob : h->url, ob ? strlen(ob) : pl);
-        log_info("api", "HTTP API Called method=%s url=%s code=%d duration_ms=%.3f useragent=%.*s",
-                 http_method_str((enum http_method)h->method), ubuf, st->status,
-                 (double)lat_us / 1000.0, ua ? (int)(ua->value_len > 200 ? 200 : ua->value_len) : 0,
-                 ua ? ua->value : "");
+        {
+            char code[16], dur[32], uab[256];
+            log_kv_t kv[] = {
+                {"method", http_method_str((enum http_method)h->method), false},
+                {"url", ubuf, false},
+                {"code", code, true},
+                {"duration_ms", dur, true},
+                {"useragent", uab, false},
+            };
+            snprintf(code, sizeof(code), "%d", st->status);
+            snprintf(dur, sizeof(dur), "%.3f", (double)lat_us / 1000.0);
+            obs__label_copy(uab, sizeof(uab), ua ? ua->value : "", ua ? ua->value_len : 0);
+            log_kv(LOG_INFO, "api", kv, sizeof(kv) / sizeof(kv[0]), "HTTP API Called");
+        }
     }
 }
 
@@ -220,7 +230,7 @@ static void audit(obs_call_t *c, const char *outcome, const char *status, double
                   const char *body, size_t body_len)
 {
     obs_t *o = c->obs;
-    char tid[56], args[AUDIT_ARGS_MAX];
+    char tid[56], args[AUDIT_ARGS_MAX], st[16], lat[32];
     const char *caller = c->side == OBS_SIDE_CALLEE ? c->peer_app : o->app_id;
     const char *target = c->side == OBS_SIDE_EXTERNAL ? c->peer_app : o->app_id;
 
@@ -229,12 +239,30 @@ static void audit(obs_call_t *c, const char *outcome, const char *status, double
     args[0] = '\0';
     if (o->audit_args)
         audit_args(o, body, body_len, args, sizeof(args));
-    log_info("audit",
-             "mcp tool call caller=%s target=%s tool=%s outcome=%s status=%s latency_ms=%.3f "
-             "trace_id=%s session=%s%s%s%s%s",
-             caller, target, c->mcp_tool[0] ? c->mcp_tool : "-", outcome, status, lat_ms, tid + 3,
-             c->mcp_session[0] ? c->mcp_session : "-", o->audit_args ? " arguments=" : "",
-             o->audit_args ? (args[0] ? args : "{}") : "", c->error[0] ? " error=" : "", c->error);
+    snprintf(st, sizeof(st), "%s", status);
+    snprintf(lat, sizeof(lat), "%.3f", lat_ms);
+    {
+        log_kv_t kv[] = {
+            {"caller", caller, false},
+            {"target", target, false},
+            {"tool", c->mcp_tool, false},
+            {"outcome", outcome, false},
+            {"status", st, true},
+            {"latency_ms", lat, true},
+            {"trace_id", tid + 3, false},
+            {"session", c->mcp_session, false},
+            {"arguments", args[0] ? args : "{}", true},
+            {"error", c->error, false},
+        };
+        size_t n = sizeof(kv) / sizeof(kv[0]);
+        if (c->error[0] == '\0')
+            n--;              /* error is last */
+        if (!o->audit_args) { /* arguments: drop the entry, keep what follows */
+            kv[8] = kv[9];
+            n--;
+        }
+        log_kv(LOG_INFO, "audit", kv, n, "mcp tool call");
+    }
 }
 
 void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t body_len)

@@ -305,7 +305,7 @@ out:
 
 static void log_span(const obs_t *o, const obs_span_t *s)
 {
-    char tid[33], sid[17], pid[17] = "", name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
+    char tid[33], sid[17], pid[17] = "", name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80], st[16], dur[32];
     obs_trace_t t;
     char tp[56];
 
@@ -324,14 +324,25 @@ static void log_span(const obs_t *o, const obs_span_t *s)
         pid[16] = '\0';
     }
     span_name(s, name, sizeof(name));
-    log_info("trace",
-             "span name=\"%s\" trace_id=%s span_id=%s parent_span_id=%s kind=%s status=%d "
-             "duration_ms=%.3f caller=%s callee=%s%s%s",
-             name, tid, sid, pid, s->side == OBS_SIDE_CALLEE ? "server" : "client", s->status,
-             (double)(s->end_unix_ns - s->start_unix_ns) / 1e6,
-             s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id,
-             s->side == OBS_SIDE_CALLEE ? o->app_id : s->peer_app, s->error[0] ? " error=" : "",
-             s->error);
+    snprintf(st, sizeof(st), "%d", s->status);
+    snprintf(dur, sizeof(dur), "%.3f", (double)(s->end_unix_ns - s->start_unix_ns) / 1e6);
+    {
+        log_kv_t kv[] = {
+            {"name", name, false},
+            {"trace_id", tid, false},
+            {"span_id", sid, false},
+            {"parent_span_id", pid, false},
+            {"kind", s->side == OBS_SIDE_CALLEE ? "server" : "client", false},
+            {"status", st, true},
+            {"duration_ms", dur, true},
+            {"caller", s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id, false},
+            {"callee",
+             s->side == OBS_SIDE_CALLEE || s->side == OBS_SIDE_SELF ? o->app_id : s->peer_app,
+             false},
+            {"error", s->error, false},
+        };
+        log_kv(LOG_INFO, "trace", kv, sizeof(kv) / sizeof(kv[0]) - (s->error[0] ? 0 : 1), "span");
+    }
 }
 
 static void send_batch(obs_t *o, SSL_CTX *tls, const obs_span_t *s, size_t n, bool *warned)

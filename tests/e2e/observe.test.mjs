@@ -228,8 +228,8 @@ h.test('JSON logs parse line by line; API log and the audit line of each tool ca
   assert.equal(await echoThrough(agent, 'audit me'), 'Echo: audit me');
   let audit = [];
   await waitFor('audit line', () => {
-    audit = server.proc.output().split('\n').filter((l) => l.includes('"scope":"audit"'));
-    return audit.some((l) => l.includes('tool=echo'));
+    audit = server.proc.output().split('\n').filter((l) => l.includes('"scope":"audit"')).map((l) => JSON.parse(l));
+    return audit.some((a) => a.tool === 'echo');
   }, { timeoutMs: 5000 });
   for (const s of [server, agent]) {
     const lines = s.proc.output().split('\n').filter((l) => l.trim() && !l.startsWith('<<'));
@@ -240,13 +240,21 @@ h.test('JSON logs parse line by line; API log and the audit line of each tool ca
       assert.equal(j.app_id, s.appId);
     }
   }
-  const msgs = audit.map((l) => JSON.parse(l).message);
-  const m = msgs.find((x) => x.includes('tool=echo') && x.includes('caller=analyst-agent'));
-  assert.match(m, /^mcp tool call caller=analyst-agent target=mcp-server tool=echo outcome=ok status=200 latency_ms=\d+\.\d+ trace_id=[0-9a-f]{32} session=[0-9a-f-]{36} arguments=\{"message":"\[REDACTED\]"\}$/);
-  assert.ok(!msgs.some((x) => x.includes('audit me')), 'redacted argument values never reach the log');
-  const api = agent.proc.output().split('\n').filter((l) => l.includes('"scope":"api"')).map((l) => JSON.parse(l).message);
-  assert.ok(api.some((x) => /^HTTP API Called method=POST url=\/v1\.0\/invoke\/mcp-server\/method\/mcp code=200 duration_ms=/.test(x)), api.join('\n'));
-  assert.ok(!api.some((x) => x.includes('healthz')), 'omitHealthChecks');
+  // The audit line is structured: one JSON member per fact.
+  const a = audit.find((x) => x.tool === 'echo' && x.caller === 'analyst-agent');
+  assert.equal(a.message, 'mcp tool call');
+  assert.equal(a.target, 'mcp-server');
+  assert.equal(a.outcome, 'ok');
+  assert.equal(a.status, 200);
+  assert.equal(typeof a.latency_ms, 'number');
+  assert.ok(a.latency_ms > 0 && a.latency_ms < 10000);
+  assert.match(a.trace_id, /^[0-9a-f]{32}$/);
+  assert.match(a.session, /^[0-9a-f-]{36}$/);
+  assert.deepEqual(a.arguments, { message: '[REDACTED]' });
+  assert.ok(!audit.some((x) => JSON.stringify(x).includes('audit me')), 'redacted argument values never reach the log');
+  const api = agent.proc.output().split('\n').filter((l) => l.includes('"scope":"api"')).map((l) => JSON.parse(l));
+  assert.ok(api.some((x) => x.message === 'HTTP API Called' && x.method === 'POST' && x.url === '/v1.0/invoke/mcp-server/method/mcp' && x.code === 200 && typeof x.duration_ms === 'number'), JSON.stringify(api));
+  assert.ok(!api.some((x) => x.url.includes('healthz')), 'omitHealthChecks');
 });
 
 h.test('samplingRate "0" exports nothing', { skip }, async () => {
@@ -359,9 +367,10 @@ logging:
   const metrics = (await httpRequest(`http://127.0.0.1:${sc.metricsPort}/metrics`)).text;
   assert.match(metrics, /outrigger_mcp_requests_total\{app_id="secret-agent",side="client",caller_app_id="secret-agent",target_app_id="remote-mcp",mcp_method="tools\/call",tool="echo",status="200"\} 1/);
   const log = sc.proc.output();
-  const audit = log.split('\n').filter((l) => l.includes('"scope":"audit"')).map((l) => JSON.parse(l).message);
-  assert.equal(audit.length, 1, audit.join('\n'));
-  assert.match(audit[0], /^mcp tool call caller=secret-agent target=remote-mcp tool=echo outcome=ok status=200 .* arguments=\{"apiToken":"\[REDACTED\]","message":"visible"\}$/);
+  const audit = log.split('\n').filter((l) => l.includes('"scope":"audit"')).map((l) => JSON.parse(l));
+  assert.equal(audit.length, 1, JSON.stringify(audit));
+  assert.deepEqual([audit[0].caller, audit[0].target, audit[0].tool, audit[0].outcome, audit[0].status], ['secret-agent', 'remote-mcp', 'echo', 'ok', 200]);
+  assert.deepEqual(audit[0].arguments, { apiToken: '[REDACTED]', message: 'visible' });
   assert.ok(log.includes('"scope":"trace"'), 'tracing.stdout logs spans');
   assert.ok(!log.includes(SECRET), 'the secret is in no log line');
   assert.ok(!metrics.includes(SECRET), 'the secret is in no metric');
