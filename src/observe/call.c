@@ -99,7 +99,13 @@ void obs_call_start(obs_t *o, obs_call_t *c, int worker, obs_side_t side, const 
     c->start_ns = uv_hrtime();
     obs__label_copy(c->peer_app, sizeof(c->peer_app), peer_app ? peer_app : "unknown",
                     strlen(peer_app ? peer_app : "unknown"));
-    obs__label_copy(c->path, sizeof(c->path), path, path ? path_len(path, plen) : 0);
+    /* The app's path as the app sees it: always with its leading '/'. */
+    if (path != NULL && plen > 0 && path[0] != '/') {
+        c->path[0] = '/';
+        obs__label_copy(c->path + 1, sizeof(c->path) - 1, path, path_len(path, plen));
+    } else {
+        obs__label_copy(c->path, sizeof(c->path), path, path ? path_len(path, plen) : 0);
+    }
     /* Sessionless MCP (2026-07-28) names method and target in headers; the body may refine. */
     hdr_copy(in, "mcp-method", c->mcp_method, sizeof(c->mcp_method));
     hdr_copy(in, "mcp-name", c->mcp_tool, sizeof(c->mcp_tool));

@@ -209,6 +209,7 @@ h.test('one trace spans agent → agent sidecar → server sidecar → app for a
     assert.equal(s.attrs['gen_ai.tool.name'], 'whoami');
     assert.equal(s.attrs['gen_ai.operation.name'], 'execute_tool');
     assert.equal(s.attrs['http.request.method'], 'POST');
+    assert.equal(s.attrs['url.path'], '/mcp');
     assert.equal(s.attrs['http.response.status_code'], '200');
     assert.equal(s.attrs['dapr.caller_app_id'], 'analyst-agent');
     assert.equal(s.attrs['dapr.callee_app_id'], 'mcp-server');
