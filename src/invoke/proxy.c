@@ -173,6 +173,17 @@ static void px_keep(px_t *p, const char *d, size_t n)
     }
 }
 
+/* Starts the exchange's metrics and span; MCP facts read from a body buffered earlier (for a
+ * middleware) are handed over at once. */
+static void px_obs_start(px_t *p, obs_side_t side, const char *peer, const char *path,
+                         size_t path_len)
+{
+    obs_call_start(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), side,
+                   net_sreq_head(p->sreq), peer, path, path_len);
+    if (p->kept_all && p->mcp.valid && !p->mcp.from_headers)
+        obs_call_mcp(&p->obs, p->mcp.method, p->mcp.name, NULL, p->mcp.id);
+}
+
 /* The whole body is in: read its JSON-RPC facts once. */
 static void px_kept_done(px_t *p)
 {
@@ -185,7 +196,7 @@ static void px_kept_done(px_t *p)
     if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
         p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
         p->mcp = body;
-        obs_call_mcp(&p->obs, body.method, body.name, NULL);
+        obs_call_mcp(&p->obs, body.method, body.name, NULL, body.id);
     }
 }
 
@@ -873,9 +884,7 @@ static void forward_external(px_t *p)
 
     p->external = true;
     p->drop_api_token = p->iw->sc->api_token != NULL;
-    obs_call_start(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), OBS_SIDE_EXTERNAL,
-                   net_sreq_head(p->sreq), p->target, buf_ptr(&p->route_method),
-                   p->route_method.len);
+    px_obs_start(p, OBS_SIDE_EXTERNAL, p->target, buf_ptr(&p->route_method), p->route_method.len);
     buf_init(&u, 64 * 1024);
     if (p->ext.escape_path)
         rc = invoke_path_escape(&u, p->ext.path, p->ext.path_len);
@@ -1002,9 +1011,8 @@ static void forward_routed(px_t *p)
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
-    obs_call_start(sc->obs, &p->obs, net_worker_index(iw->nw),
-                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, net_sreq_head(p->sreq), p->id,
-                   buf_ptr(&p->route_method), p->route_method.len);
+    px_obs_start(p, p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, p->id, buf_ptr(&p->route_method),
+                 p->route_method.len);
     rc = set_url(&p->out, buf_ptr(&p->route_method), p->route_method.len, p->route_query,
                  p->route_query_len);
     p->drop_api_token = sc->api_token != NULL;
@@ -1160,8 +1168,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
-    obs_call_start(sc->obs, &p->obs, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
-                   path.ptr, path.len);
+    px_obs_start(p, OBS_SIDE_CALLEE, caller_id, path.ptr, path.len);
     p->callee = true;
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);

@@ -110,6 +110,7 @@ void obs_call_start(obs_t *o, obs_call_t *c, int worker, obs_side_t side, const 
     hdr_copy(in, "mcp-method", c->mcp_method, sizeof(c->mcp_method));
     hdr_copy(in, "mcp-name", c->mcp_tool, sizeof(c->mcp_tool));
     hdr_copy(in, "mcp-session-id", c->mcp_session, sizeof(c->mcp_session));
+    hdr_copy(in, "mcp-protocol-version", c->mcp_version, sizeof(c->mcp_version));
     obs__trace_begin(o, &c->trace, worker, in);
     if (side == OBS_SIDE_CALLER || side == OBS_SIDE_EXTERNAL) {
         const char *v[] = {c->peer_app, "unary"};
@@ -134,7 +135,8 @@ int obs_call_headers(obs_call_t *c, net_head_t *out)
     return net_head_add(out, "traceparent", 11, tp, 55);
 }
 
-void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session)
+void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session,
+                  const char *request_id)
 {
     if (c == NULL || c->obs == NULL)
         return;
@@ -144,6 +146,9 @@ void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const cha
         obs__label_copy(c->mcp_tool, sizeof(c->mcp_tool), tool, strlen(tool));
     if (session != NULL && *session)
         obs__label_copy(c->mcp_session, sizeof(c->mcp_session), session, strlen(session));
+    if (request_id != NULL && *request_id)
+        obs__label_copy(c->mcp_request_id, sizeof(c->mcp_request_id), request_id,
+                        strlen(request_id));
 }
 
 void obs_call_response(obs_call_t *c, int status, const net_head_t *h)
@@ -349,6 +354,8 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
         str_copy(s->mcp_method, sizeof(s->mcp_method), c->mcp_method);
         str_copy(s->mcp_tool, sizeof(s->mcp_tool), c->mcp_tool);
         str_copy(s->mcp_session, sizeof(s->mcp_session), c->mcp_session);
+        str_copy(s->mcp_request_id, sizeof(s->mcp_request_id), c->mcp_request_id);
+        str_copy(s->mcp_version, sizeof(s->mcp_version), c->mcp_version);
         str_copy(s->error, sizeof(s->error), c->error);
         obs__span_commit(o, c->worker);
     }

@@ -137,8 +137,13 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     } else if (strncmp(s->mcp_method, "resources/", 10) == 0) {
         str_attr(b, "mcp.resource.uri", s->mcp_tool, &first, &rc);
     }
-    if (s->mcp_method[0])
+    if (s->mcp_method[0]) {
+        str_attr(b, "jsonrpc.request.id", s->mcp_request_id, &first, &rc);
+        str_attr(b, "mcp.protocol.version", s->mcp_version, &first, &rc);
+        str_attr(b, "network.transport", "tcp", &first, &rc);
         str_attr(b, "network.protocol.name", "http", &first, &rc);
+        str_attr(b, "network.protocol.version", "1.1", &first, &rc);
+    }
     if (failed)
         str_attr(b, "error.type", s->error[0] ? s->error : "", &first, &rc);
     if (failed && s->error[0] == '\0' && s->status > 0) {

@@ -82,6 +82,8 @@ typedef struct obs_span {
     char mcp_method[64];                            /* JSON-RPC method or "" */
     char mcp_tool[OBS_LABEL_MAX];                   /* tool/prompt/resource name or "" */
     char mcp_session[OBS_LABEL_MAX];                /* Mcp-Session-Id or "" */
+    char mcp_request_id[64];                        /* JSON-RPC id (JSON text) or "" */
+    char mcp_version[32];                           /* MCP-Protocol-Version or "" */
     char error[OBS_ATTR_MAX];                       /* failure text or "" */
 } obs_span_t;
 

@@ -110,6 +110,8 @@ typedef struct obs_call {
     char mcp_method[64];             /* JSON-RPC method of an MCP request; "" when not MCP */
     char mcp_tool[OBS_LABEL_MAX];    /* params.name of tools/call (or prompt/resource name) */
     char mcp_session[OBS_LABEL_MAX]; /* Mcp-Session-Id */
+    char mcp_request_id[64];         /* JSON-RPC id as JSON text; "" for notifications */
+    char mcp_version[32];            /* MCP-Protocol-Version header */
     char error[OBS_ATTR_MAX];        /* why it failed; "" when it did not */
     obs_trace_t trace;               /* this hop's context */
     bool denied;                     /* refused by a policy layer (already counted) */
@@ -128,7 +130,8 @@ bool obs_skip_header(const obs_call_t *c, const char *lname, size_t len);
 /** Adds this hop's `traceparent` to the upstream head (tracestate and baggage pass unchanged). */
 int obs_call_headers(obs_call_t *c, net_head_t *out) __attribute__((warn_unused_result));
 /** Sets the MCP facts of the request (any may be NULL; values are copied and cut). */
-void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session);
+void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session,
+                  const char *request_id);
 /** The response head arrived with @p status; @p h (may be NULL) gives the Mcp-Session-Id that an
  * initialize response assigns. */
 void obs_call_response(obs_call_t *c, int status, const net_head_t *h);

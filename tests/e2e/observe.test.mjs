@@ -210,6 +210,8 @@ h.test('one trace spans agent → agent sidecar → server sidecar → app for a
     assert.equal(s.attrs['gen_ai.operation.name'], 'execute_tool');
     assert.equal(s.attrs['http.request.method'], 'POST');
     assert.equal(s.attrs['url.path'], '/mcp');
+    assert.match(s.attrs['jsonrpc.request.id'], /^\d+$/);
+    assert.match(s.attrs['mcp.protocol.version'], /^\d{4}-\d{2}-\d{2}$/);
     assert.equal(s.attrs['http.response.status_code'], '200');
     assert.equal(s.attrs['dapr.caller_app_id'], 'analyst-agent');
     assert.equal(s.attrs['dapr.callee_app_id'], 'mcp-server');
