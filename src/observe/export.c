@@ -401,7 +401,10 @@ static void export_main(void *arg)
         tls = SSL_CTX_new(TLS_client_method());
         if (tls != NULL) {
             SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, NULL);
-            SSL_CTX_set_default_verify_paths(tls);
+            if (o->ca_file[0] == '\0')
+                SSL_CTX_set_default_verify_paths(tls);
+            else if (SSL_CTX_load_verify_locations(tls, o->ca_file, NULL) != 1)
+                log_warn("trace", "cannot read the collector CA %s: exports will fail", o->ca_file);
             SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
         }
     }

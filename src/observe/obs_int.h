@@ -111,17 +111,18 @@ struct obs {
     obs_family_t fam[OBS_F_COUNT];      /* the registry */
 
     /* tracing */
-    bool tracing;                      /* spans are recorded (a sink is configured and rate > 0) */
-    double rate;                       /* tracing.samplingRate */
-    bool stdout_spans;                 /* tracing.stdout */
-    char endpoint_host[256];           /* OTLP collector host; "" = no exporter */
-    int endpoint_port;                 /* its port */
-    char endpoint_path[256];           /* "/v1/traces" unless the env names one */
-    bool secure;                       /* tracing.otel.isSecure (TLS to the collector) */
-    char *headers;                     /* "Name: value\r\n" lines for the collector; owned */
-    uint64_t export_timeout_ms;        /* per export request */
-    uint64_t delay_ms;                 /* between exports */
-    size_t batch;                      /* spans per request */
+    bool tracing;               /* spans are recorded (a sink is configured and rate > 0) */
+    double rate;                /* tracing.samplingRate */
+    bool stdout_spans;          /* tracing.stdout */
+    char endpoint_host[256];    /* OTLP collector host; "" = no exporter */
+    int endpoint_port;          /* its port */
+    char endpoint_path[256];    /* "/v1/traces" unless the env names one */
+    bool secure;                /* tracing.otel.isSecure (TLS to the collector) */
+    char *headers;              /* "Name: value\r\n" lines for the collector; owned */
+    char ca_file[1024];         /* OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE; "" = system roots */
+    uint64_t export_timeout_ms; /* per export request */
+    uint64_t delay_ms;          /* between exports */
+    size_t batch;               /* spans per request */
     obs_ring_t rings[OBS_MAX_WORKERS]; /* one per worker */
     uint64_t rng[OBS_MAX_WORKERS][8];  /* per-worker id generator state (one cache line each) */
     uv_thread_t thread;                /* the exporter */

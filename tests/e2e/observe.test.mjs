@@ -15,6 +15,8 @@ import { before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { context, trace, SpanKind, defaultTextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -29,11 +31,11 @@ const skip = DIRECT
     ? 'the fake sidecar has no observability'
     : false;
 
-/** An OTLP/HTTP (JSON) receiver: collects every span POSTed to /v1/traces. */
-async function startReceiver() {
+/** An OTLP/HTTP (JSON) receiver: collects every span POSTed to /v1/traces (over TLS with tls). */
+async function startReceiver(tls) {
   const spans = [];
   let requests = 0;
-  const server = http.createServer((req, res) => {
+  const server = (tls ? https.createServer.bind(null, tls) : http.createServer)((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -99,10 +101,10 @@ accessControl:
       defaultAction: allow
       trustDomain: public
       namespace: default
-    - appId: zero-agent
+${['zero-agent', 'tls-agent', 'tls-wrong-ca'].map((id) => `    - appId: ${id}
       defaultAction: allow
       trustDomain: public
-      namespace: default`);
+      namespace: default`).join('\n')}`);
   const agentConf = writeConfig(confDir, 'agent', tracing);
   const app = await h.startNodeApp('mcp-server-app', MCP_SERVER_APP);
   server = await h.startSidecar({ appId: 'mcp-server', appPort: app.port, home, extraArgs: ['--config', serverConf, '--log-as-json'], env: TRACE_ENV });
@@ -379,4 +381,26 @@ logging:
   assert.ok(!metrics.includes(SECRET), 'the secret is in no metric');
   const spans = JSON.stringify(receiver.spans.filter((s) => s.service === 'secret-agent').map(({ headers, ...s }) => s));
   assert.ok(!spans.includes(SECRET), 'the secret is in no span');
+});
+
+h.test('isSecure: spans go to a TLS collector whose certificate verifies, never to one that does not', { skip: skip || (!haveCommand('openssl') && 'no openssl CLI') }, async () => {
+  const dir = h.tmpHome('outrigger-obs-tls-');
+  const openssl = (args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  for (const ca of ['ca', 'other-ca'])
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.pem`]);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr']);
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'server.pem']);
+  const secure = await startReceiver({ key: fs.readFileSync(path.join(dir, 'server.key')), cert: fs.readFileSync(path.join(dir, 'server.pem')) });
+  const conf = writeConfig(dir, 'tls', `tracing:\n  samplingRate: "1"\n  otel:\n    endpointAddress: localhost:${secure.port}\n    protocol: http`); // isSecure defaults to true
+  const good = await h.startSidecar({ appId: 'tls-agent', home, extraArgs: ['--config', conf], env: { ...TRACE_ENV, OTEL_EXPORTER_OTLP_CERTIFICATE: path.join(dir, 'ca.pem') } });
+  const bad = await h.startSidecar({ appId: 'tls-wrong-ca', home, extraArgs: ['--config', conf], env: { ...TRACE_ENV, OTEL_EXPORTER_OTLP_CERTIFICATE: path.join(dir, 'other-ca.pem') } });
+  for (const sc of [good, bad]) assert.equal(await echoThrough(sc, 'tls'), 'Echo: tls');
+  await waitFor('spans over TLS', () => secure.spans.some((s) => s.service === 'tls-agent' && s.attrs['gen_ai.tool.name'] === 'echo'), { timeoutMs: 10000 });
+  await waitFor('failed export counted', async () => /outrigger_trace_spans_total\{app_id="tls-wrong-ca",outcome="failed"\} [1-9]/.test((await httpRequest(`http://127.0.0.1:${bad.metricsPort}/metrics`)).text), { timeoutMs: 10000 });
+  assert.equal(secure.spans.filter((s) => s.service === 'tls-wrong-ca').length, 0);
+  assert.match(bad.proc.output(), /exporting \d+ spans to localhost:\d+\/v1\/traces failed: TLS failure/);
 });
