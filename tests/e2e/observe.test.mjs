@@ -166,6 +166,10 @@ h.test('Prometheus scrapes both sidecars: counts by caller/target, an ACL denial
   }, { timeoutMs: 20000, intervalMs: 500 }).catch(() => {});
   // Each MCP session: initialize (POST), notifications/initialized (POST, 202), tools/call (POST),
   // plus the GET stream and DELETE; the exact totals depend on the SDK, the minima do not.
+  // Every scrape parsed: Prometheus marks a target whose exposition it cannot read as down.
+  const up = await promQuery('up{job="outrigger"}');
+  assert.equal(up.length, 3);
+  for (const u of up) assert.equal(u.value[1], '1', JSON.stringify(u));
   for (const k of Object.keys(want)) assert.ok(got[k] >= want[k], `${k}: ${q[k]} = ${got[k]}, want >= ${want[k]} (all: ${JSON.stringify(got)})`);
   assert.equal(got.tool, 3, 'exactly one server-side tools/call per echo');
   assert.equal(got.mcpDenied, 1);
@@ -262,8 +266,8 @@ h.test('JSON logs parse line by line; API log and the audit line of each tool ca
   assert.ok(!api.some((x) => x.url.includes('healthz')), 'omitHealthChecks');
 });
 
-h.test('samplingRate "0" exports nothing', { skip }, async () => {
-  const conf = writeConfig(confDir, 'zero', `tracing:\n  samplingRate: "0"\n  otel:\n    endpointAddress: 127.0.0.1:${receiver.port}\n    protocol: http\n    isSecure: false`);
+h.test('samplingRate "0" exports nothing; metrics.enabled false serves no metrics', { skip }, async () => {
+  const conf = writeConfig(confDir, 'zero', `tracing:\n  samplingRate: "0"\n  otel:\n    endpointAddress: 127.0.0.1:${receiver.port}\n    protocol: http\n    isSecure: false\nmetrics:\n  enabled: false`);
   const zeroAgent = await h.startSidecar({ appId: 'zero-agent', home, extraArgs: ['--config', conf], env: TRACE_ENV });
   const before = receiver.spans.length;
   for (let i = 0; i < 3; i++) assert.equal(await echoThrough(zeroAgent, `z${i}`), `Echo: z${i}`);
@@ -272,6 +276,8 @@ h.test('samplingRate "0" exports nothing', { skip }, async () => {
   // The server side still follows the caller's decision (sampled=0): no server span either.
   const serverSpans = receiver.spans.slice(before).filter((s) => s.service === 'mcp-server' && s.attrs['dapr.caller_app_id'] === 'zero-agent');
   assert.equal(serverSpans.length, 0);
+  await assert.rejects(httpRequest(`http://127.0.0.1:${zeroAgent.metricsPort}/metrics`, { timeoutMs: 2000 }));
+  assert.match(zeroAgent.proc.output(), /started/);
 });
 
 /** Median latencies (ms) of n sequential GETs through each sidecar to the raw app, interleaved
