@@ -52,9 +52,16 @@
     X(IDENTITY_SENTRY, -10505, "sentry unavailable")                                               \
     X(IDENTITY_TLS, -10506, "TLS handshake or verification failed")                                \
     X(IDENTITY_BAD_SPIFFE_ID, -10550, "malformed SPIFFE ID")                                       \
-    X(POLICY_TOKEN, -10600, "token rejected")                                                      \
-    X(POLICY_UNKNOWN_KID, -10601, "signing key not in the key set")                                \
-    X(POLICY_UPSTREAM, -10602, "identity provider unavailable")
+    X(POLICY_TOKEN, -10650, "token rejected")                                                      \
+    X(POLICY_UNKNOWN_KID, -10651, "signing key not in the key set")                                \
+    X(POLICY_UPSTREAM, -10652, "identity provider unavailable")                                    \
+    X(REGO_PARSE, -10600, "Rego parse error")                                                      \
+    X(REGO_COMPILE, -10601, "Rego compile error")                                                  \
+    X(REGO_EVAL, -10602, "Rego evaluation error")                                                  \
+    X(REGO_CONFLICT, -10603, "Rego rule conflict")                                                 \
+    X(REGO_TYPE, -10604, "Rego type error")                                                        \
+    X(REGO_BUILTIN, -10605, "Rego builtin error")                                                  \
+    X(REGO_LIMIT, -10606, "Rego evaluation limit reached")
 
 enum err_code {
 #define ERR_ENUM(name, code, text) ERR_##name = (code),

@@ -582,6 +582,7 @@ void cli_usage(FILE *f)
             "  run       Start a sidecar and an app beside it (like dapr run)\n"
             "  list      List the sidecars and apps running on this machine\n"
             "  sentry    Run the certificate authority (like Dapr's sentry), or rotate its root\n"
+            "  opa       Evaluate and test Rego policies (eval, test, bench)\n"
             "  version   Print the version\n"
             "  help      Print this help, or the help of a command\n"
             "\n"

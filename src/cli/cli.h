@@ -123,6 +123,9 @@ int cli_cmd_list(int argc, char **argv);
  * step, or a JWT SVID fetched from the running sentry. */
 int cli_cmd_sentry(int argc, char **argv);
 
+/** `outrigger opa eval|test|bench`: the Rego engine offline (cli/opa.c). */
+int cli_cmd_opa(int argc, char **argv);
+
 /** `outrigger version`: the program and runtime API versions. */
 int cli_cmd_version(int argc, char **argv);
 

@@ -44,6 +44,8 @@ int main(int argc, char **argv)
         return cli_cmd_list(argc - 2, argv + 2);
     if (strcmp(cmd, "sentry") == 0)
         return cli_cmd_sentry(argc - 2, argv + 2);
+    if (strcmp(cmd, "opa") == 0)
+        return cli_cmd_opa(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cli_cmd_version(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)

@@ -14,6 +14,7 @@
 #include "identity/spiffe.h"
 #include "invoke/resolve.h"
 #include "mcp/peek.h"
+#include "mcp/toolfilter.h"
 #include "policy/acl.h"
 #include "policy/mw.h"
 #include "resiliency/resiliency.h"
@@ -54,11 +55,14 @@ typedef struct px {
     mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
     bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
     /* middleware */
-    pol_call_t call;    /* the pipeline's view of the request (when mw) */
-    net_head_t mw_set;  /* headers middleware set: the client's of these names are dropped */
-    bool mw;            /* call is initialised */
-    bool mw_pending;    /* a middleware finishes later */
-    bool body_buffered; /* the body was read whole before the upstream request */
+    pol_call_t call;      /* the pipeline's view of the request (when mw) */
+    net_head_t mw_set;    /* headers middleware set: the client's of these names are dropped */
+    mcp_toolfilter_t *tf; /* tools/list results are filtered (OPA visible_tools); owned */
+    int tf_mode;          /* 0 off, 1 JSON body (buffered), 2 SSE (event by event) */
+    buf_t tf_buf;         /* JSON mode: the body; SSE mode: the filtered output */
+    bool mw;              /* call is initialised */
+    bool mw_pending;      /* a middleware finishes later */
+    bool body_buffered;   /* the body was read whole before the upstream request */
     void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
     res_snapshot_t *snap;          /* the Configuration in force for this request */
     buf_t mw_path;                 /* path the middleware judges */
@@ -66,12 +70,12 @@ typedef struct px {
     char prm_base[1100];           /* URL of the app's Protected Resource Metadata */
     char caller_id[INVOKE_ID_MAX]; /* callee side: the verified caller app id */
     buf_t route_method;            /* caller side: normalised method (the route outlives us) */
-    const char *route_query;       /* caller side: raw query, borrowed from the request head */
+    const char *route_query;       /* raw query, borrowed from the request head */
     size_t route_query_len;
     resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
     bool body_read;      /* the client's body is being read (first attempt started) */
     bool callee;         /* serving a peer sidecar's call (internal port) */
-    obs_call_t obs;      /* metrics, span and audit of this exchange */
+    obs_call_t ocall;    /* metrics, span and audit of this exchange */
 } px_t;
 
 /*
@@ -83,10 +87,12 @@ typedef struct px {
 
 static void px_free(px_t *p)
 {
-    obs_call_end(&p->obs, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     resil_call_free(p->rcall);
+    obs_call_end(&p->ocall, NULL, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     net_head_free(&p->out);
     net_head_free(&p->mw_set);
+    mcp_toolfilter_free(p->tf);
+    buf_free(&p->tf_buf);
     buf_free(&p->kept);
     if (p->mw)
         pol_call_free(&p->call);
@@ -146,7 +152,7 @@ static void px_fail(px_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, sizeof(err), fmt, ap);
     va_end(ap);
-    obs_call_end(&p->obs, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
+    obs_call_end(&p->ocall, err, p->kept_all ? p->kept.ptr : NULL, p->kept_all ? p->kept.len : 0);
     if (p->resp_started || net_sreq_responded(s)) {
         log_debug("invoke", "aborting response from %s: %s", p->target, err);
         net_sreq_abort(s);
@@ -178,10 +184,10 @@ static void px_keep(px_t *p, const char *d, size_t n)
 static void px_obs_start(px_t *p, obs_side_t side, const char *peer, const char *path,
                          size_t path_len)
 {
-    obs_call_start(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), side,
+    obs_call_start(p->iw->sc->obs, &p->ocall, net_worker_index(p->iw->nw), side,
                    net_sreq_head(p->sreq), peer, path, path_len);
     if (p->kept_all && p->mcp.valid && !p->mcp.from_headers)
-        obs_call_mcp(&p->obs, p->mcp.method, p->mcp.name, NULL, p->mcp.id);
+        obs_call_mcp(&p->ocall, p->mcp.method, p->mcp.name, NULL, p->mcp.id);
 }
 
 /* The whole body is in: read its JSON-RPC facts once. */
@@ -196,7 +202,7 @@ static void px_kept_done(px_t *p)
     if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
         p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
         p->mcp = body;
-        obs_call_mcp(&p->obs, body.method, body.name, NULL, body.id);
+        obs_call_mcp(&p->ocall, body.method, body.name, NULL, body.id);
     }
 }
 
@@ -206,7 +212,7 @@ static void on_client_body(net_sreq_t *s, const char *d, size_t n, void *ctx)
     px_keep(p, d, n);
     if (p->creq == NULL)
         return;
-    obs_call_bytes(&p->obs, n, 0);
+    obs_call_bytes(&p->ocall, n, 0);
     if (net_creq_write(p->creq, d, n) < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -269,7 +275,7 @@ static bool skip_client_header(const char *name, size_t len, void *arg)
         if (h->name_len == len && memcmp(h->name, name, len) == 0)
             return true;
     }
-    return is_sidecar_header(name, len) || obs_skip_header(&p->obs, name, len) ||
+    return is_sidecar_header(name, len) || obs_skip_header(&p->ocall, name, len) ||
            (p->drop_api_token && str_eq(name, len, "dapr-api-token")) ||
            (p->external && invoke__ext_overrides(&p->ext, name, len));
 }
@@ -316,15 +322,23 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
         if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
             return;
     }
-    obs_call_response(&p->obs, h->status, h);
+    obs_call_response(&p->ocall, h->status, h);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
     if (p->rcall != NULL)
         resil_call_forwarding(p->rcall, h->status, p->sse);
     /* Tell buffering reverse proxies in front of us to pass events through as they come. The
      * app's head is framed again straight from where it was parsed (hop-by-hop fields left out). */
     add = p->sse && net_head_get(h, "x-accel-buffering") == NULL;
+    if (p->tf != NULL && h->status == 200)
+        p->tf_mode =
+            p->sse                                                                              ? 2
+            : (ct != NULL && ct->value_len >= 16 && str_ieq(ct->value, 16, "application/json")) ? 1
+                                                                                                : 0;
+    buf_init(&p->tf_buf, MCP_FILTER_MAX + 1);
     rc = net_sreq_respond_ex(p->sreq, h->status, h, add ? &no_buffering : NULL, add ? 1 : 0,
-                             h->chunked ? -1 : h->content_length);
+                             p->tf_mode   ? -1
+                             : h->chunked ? -1
+                                          : h->content_length);
     if (rc < 0) {
         net_creq_abort(p->creq);
         p->creq = NULL;
@@ -340,8 +354,25 @@ static void on_up_body(net_creq_t *c, const char *d, size_t n, void *ctx)
     px_t *p = ctx;
     if (p->sreq == NULL)
         return;
-    obs_call_bytes(&p->obs, 0, n);
-    if (net_sreq_write(p->sreq, d, n) < 0) {
+    obs_call_bytes(&p->ocall, 0, n);
+    if (p->tf_mode == 1) { /* the whole JSON body is needed to filter it */
+        if (buf_append(&p->tf_buf, d, n) < 0)
+            p->tf_buf.len = p->tf_buf.max; /* too large: refused at the end */
+        return;
+    }
+    if (p->tf_mode == 2) {
+        buf_reset(&p->tf_buf);
+        if (mcp_toolfilter_sse(p->tf, d, n, &p->tf_buf) < 0) {
+            net_creq_abort(c);
+            p->creq = NULL;
+            px_fail(p, "failed filtering the event stream");
+            px_maybe_free(p);
+            return;
+        }
+        d = p->tf_buf.ptr ? p->tf_buf.ptr : "";
+        n = p->tf_buf.len;
+    }
+    if (n > 0 && net_sreq_write(p->sreq, d, n) < 0) {
         net_creq_abort(c);
         p->creq = NULL;
         px_fail(p, "failed writing the response body");
@@ -362,6 +393,25 @@ static void on_up_drain(net_creq_t *c, void *ctx)
 
 static void cache_forget(invoke_worker_t *iw, const char *id, const char *ns);
 
+/* The upstream body ended: the filtered rest of a tools/list result goes out. */
+static int px_filter_end(px_t *p)
+{
+    buf_t out;
+    int rc;
+    buf_init(&out, MCP_FILTER_MAX * 2);
+    if (p->tf_mode == 1)
+        rc = mcp_toolfilter_json(p->tf, p->tf_buf.ptr ? p->tf_buf.ptr : "", p->tf_buf.len, &out);
+    else
+        rc = mcp_toolfilter_sse_end(p->tf, &out);
+    if (rc == 0 && out.len > 0)
+        rc = net_sreq_write(p->sreq, out.ptr, out.len);
+    buf_free(&out);
+    if (mcp_toolfilter_removed(p->tf) > 0)
+        log_debug("opa", "tools/list for %s: %zu tools hidden", p->caller_id,
+                  mcp_toolfilter_removed(p->tf));
+    return rc;
+}
+
 static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
 {
     px_t *p = ctx;
@@ -375,7 +425,9 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
         px_retry(p, status == ERR_NET_CONNECT ? RESIL_CONNECT_FAILED : RESIL_TRANSPORT_FAILED, 0))
         return;
     if (status == 0) {
-        if (p->sreq != NULL) {
+        if (p->sreq != NULL && p->tf_mode != 0 && px_filter_end(p) < 0) {
+            px_fail(p, "failed filtering the tools/list result");
+        } else if (p->sreq != NULL) {
             net_sreq_t *s = p->sreq;
             p->sreq = NULL;
             net_sreq_end(s);
@@ -732,16 +784,22 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
         return;
     }
     if (v == POL_RESPOND) {
+        if (call->deny_layer != NULL)
+            obs_denied(p->iw->sc->obs, &p->ocall, net_worker_index(p->iw->nw), call->deny_layer,
+                       call->side == POL_SIDE_APP ? p->caller_id : p->iw->sc->opts->app_id,
+                       call->side == POL_SIDE_APP ? p->iw->sc->opts->app_id : p->target,
+                       p->mcp.valid ? p->mcp.method : NULL, p->mcp.valid ? p->mcp.name : NULL);
+        obs_call_response(&p->ocall, call->status, NULL);
         log_debug("middleware", "%s answered %d for %s",
                   call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
-        if (call->deny_layer != NULL)
-            obs_denied(p->iw->sc->obs, &p->obs, net_worker_index(p->iw->nw), call->deny_layer,
-                       p->callee ? p->caller_id : p->iw->sc->opts->app_id,
-                       p->callee ? p->iw->sc->opts->app_id : p->target, p->mcp.method, p->mcp.name);
-        obs_call_response(&p->obs, call->status, NULL);
         px_mw_respond(p);
         px_maybe_free(p);
         return;
+    }
+    if (call->tool_filter != NULL) {
+        mcp_toolfilter_free(p->tf);
+        p->tf = call->tool_filter;
+        call->tool_filter = NULL;
     }
     for (size_t i = 0; i < call->set_headers.header_count; i++) {
         const net_header_t *h = &call->set_headers.headers[i];
@@ -761,6 +819,15 @@ static void px_mw_run(px_t *p)
     const pol_pipeline_t *pl = p->call.side == POL_SIDE_HTTP ? cfg->http : cfg->app;
     pol_verdict_t v;
 
+    if (p->mcp_conflict) {
+        /* Routing and policy would judge another call than the one the app runs. */
+        net_sreq_t *r = p->sreq;
+        p->sreq = NULL;
+        invoke__respond_error(r, 400, "ERR_MCP_HEADER_MISMATCH",
+                              "Mcp-Method/Mcp-Name headers do not match the JSON-RPC body");
+        px_maybe_free(p);
+        return;
+    }
     p->call.body = p->body_buffered ? (p->kept.ptr ? p->kept.ptr : "") : NULL;
     p->call.body_len = p->body_buffered ? p->kept.len : 0;
     p->mw_pending = true;
@@ -837,6 +904,8 @@ static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_
     p->call.head = in;
     p->call.path = p->mw_path.ptr;
     p->call.path_len = p->mw_path.len;
+    p->call.query = p->route_query;
+    p->call.query_len = p->route_query_len;
     p->call.mcp = &p->mcp;
     p->call.app_id = p->iw->sc->opts->app_id;
     p->call.caller = p->caller_id;
@@ -900,7 +969,7 @@ static void forward_external(px_t *p)
     rc = rc ? rc : add_str(&p->out, "dapr-caller-app-id", o->app_id);
     rc = rc ? rc : add_str(&p->out, "dapr-caller-namespace", o->namespace_);
     rc = rc ? rc : invoke__ext_add_headers(&p->ext, &p->out);
-    rc = rc ? rc : obs_call_headers(&p->obs, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         buf_free(&u);
         px_fail(p, "request head too large");
@@ -1027,7 +1096,7 @@ static void forward_routed(px_t *p)
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
         rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->res_base);
     }
-    rc = rc ? rc : obs_call_headers(&p->obs, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -1168,11 +1237,11 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
-    px_obs_start(p, OBS_SIDE_CALLEE, caller_id, path.ptr, path.len);
     p->callee = true;
+    px_obs_start(p, OBS_SIDE_CALLEE, caller_id, path.ptr, path.len);
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
-    rc = rc ? rc : obs_call_headers(&p->obs, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         px_fail(p, "request head too large");
         px_maybe_free(p);
@@ -1203,6 +1272,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
         px_prm_base(p, id);
     }
     str_copy(p->caller_id, sizeof(p->caller_id), caller_id);
+    p->route_query = q; /* borrowed from the request head, like the caller side's */
+    p->route_query_len = qlen;
     /* appHttpPipeline: after accessControl, before the app; judged on the path the app sees. */
     buf_reset(&path);
     if (buf_append(&path, "/", 1) < 0 ||

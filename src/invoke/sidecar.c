@@ -473,9 +473,9 @@ out:
     res_snapshot_unref(snap);
     invoke__mtls_free(sc->mtls);
     invoke__metrics_free(sc->metrics);
-    obs_free(sc->obs);
     invoke__ext_free(sc->ext);
     resil_free(sc->resil);
+    obs_free(sc->obs);
     res_components_free(sc->components);
     mem_free((void *)sc->res_names_json);
     mem_free(rs->iw);

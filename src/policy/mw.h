@@ -79,6 +79,7 @@ struct pol_call {
     buf_t resp_body;         /* response body with POL_RESPOND (text/plain unless a header says) */
     net_head_t set_headers;  /* request headers to set (replacing the client's) upstream */
     const char *deny_layer;  /* "bearer", "opa", ... when a middleware denied */
+    struct mcp_toolfilter *tool_filter; /* tools/list results keep only these tools; owned */
     /* private to the pipeline */
     const struct pol_pipeline *pl_;
     size_t next_;
@@ -138,5 +139,7 @@ int pol_call_resp_header(pol_call_t *call, const char *name, const char *value);
 /* The middleware types built in. */
 extern const pol_mw_ops_t pol_mw_bearer;
 extern const pol_mw_ops_t pol_mw_oauth2cc;
+extern const pol_mw_ops_t pol_mw_opa;
+extern const pol_mw_ops_t pol_mw_oauth2;
 
 #endif

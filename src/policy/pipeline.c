@@ -5,6 +5,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "mcp/toolfilter.h"
 #include "policy/mw.h"
 
 typedef struct stage {
@@ -18,7 +19,8 @@ struct pol_pipeline {
     stage_t st[POL_PIPELINE_MAX];
 };
 
-static const pol_mw_ops_t *const builtin[] = {&pol_mw_bearer, &pol_mw_oauth2cc};
+static const pol_mw_ops_t *const builtin[] = {&pol_mw_bearer, &pol_mw_oauth2cc, &pol_mw_oauth2,
+                                              &pol_mw_opa};
 
 static const pol_mw_ops_t *ops_for(const char *type)
 {
@@ -136,6 +138,8 @@ void pol_call_init(pol_call_t *call)
 
 void pol_call_free(pol_call_t *call)
 {
+    mcp_toolfilter_free(call->tool_filter);
+    call->tool_filter = NULL;
     net_head_free(&call->resp_headers);
     net_head_free(&call->set_headers);
     buf_free(&call->resp_body);

@@ -7,7 +7,7 @@
 // IDP_KEYS: a JSON file {"keys":[<private JWKs>]} (the test generates and rotates them; restart
 // the provider with a new file to rotate). Clients:
 //   agent / agent-secret      client_credentials (client_secret_basic or _post)
-//   webapp / webapp-secret    authorization_code, redirect URI $IDP_REDIRECT_URI
+//   webapp / webapp-secret    authorization_code, redirect URIs $IDP_REDIRECT_URI (comma-separated)
 // Access tokens are JWTs (RFC 9068) for any requested resource (RFC 8707), audience
 // $IDP_AUDIENCE (default "mcp-server"), scope "mcp", lifetime IDP_TOKEN_TTL seconds.
 // Interactions (login + consent) are auto-completed for user "alice" so a browser-less client can
@@ -27,7 +27,7 @@ const provider = new Provider(issuer, {
   clients: [
     { client_id: 'agent', client_secret: 'agent-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' },
     { client_id: 'agent-post', client_secret: 'agent-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post' },
-    { client_id: 'webapp', client_secret: 'webapp-secret', grant_types: ['authorization_code'], redirect_uris: [process.env.IDP_REDIRECT_URI ?? 'http://127.0.0.1/callback'], response_types: ['code'] },
+    { client_id: 'webapp', client_secret: 'webapp-secret', grant_types: ['authorization_code'], redirect_uris: (process.env.IDP_REDIRECT_URI ?? 'http://127.0.0.1/callback').split(','), response_types: ['code'] },
   ],
   scopes: ['openid', 'mcp'],
   features: {
@@ -42,8 +42,9 @@ const provider = new Provider(issuer, {
   },
   loadExistingGrant: async (ctx) => {
     // Auto-consent for the browser-less authorization-code test.
+    // "mcp" is both an OIDC scope (listed in `scopes`) and the resource's scope: grant both.
     const grant = new provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
-    grant.addOIDCScope('openid');
+    grant.addOIDCScope('openid mcp');
     grant.addResourceScope('urn:mcp-server', 'mcp');
     await grant.save();
     return grant;
@@ -66,7 +67,7 @@ provider.use(async (ctx, next) => {
     const result = { login: { accountId: 'alice' } };
     if (details.prompt.name === 'consent') {
       const grant = new provider.Grant({ accountId: 'alice', clientId: details.params.client_id });
-      grant.addOIDCScope('openid');
+      grant.addOIDCScope('openid mcp');
       grant.addResourceScope('urn:mcp-server', 'mcp');
       result.consent = { grantId: await grant.save() };
     }
