@@ -162,7 +162,8 @@ h.test('Prometheus scrapes both sidecars: counts by caller/target, an ACL denial
       const r = await promQuery(expr);
       got[k] = r.length ? Number(r[0].value[1]) : 0;
     }
-    return Object.keys(want).every((k) => got[k] >= want[k]);
+    got.up = (await promQuery('up{job="outrigger"} == 1')).length;
+    return Object.keys(want).every((k) => got[k] >= want[k]) && got.up === 3;
   }, { timeoutMs: 20000, intervalMs: 500 }).catch(() => {});
   // Each MCP session: initialize (POST), notifications/initialized (POST, 202), tools/call (POST),
   // plus the GET stream and DELETE; the exact totals depend on the SDK, the minima do not.
@@ -409,4 +410,53 @@ h.test('isSecure: spans go to a TLS collector whose certificate verifies, never 
   await waitFor('failed export counted', async () => /outrigger_trace_spans_total\{app_id="tls-wrong-ca",outcome="failed"\} [1-9]/.test((await httpRequest(`http://127.0.0.1:${bad.metricsPort}/metrics`)).text), { timeoutMs: 10000 });
   assert.equal(secure.spans.filter((s) => s.service === 'tls-wrong-ca').length, 0);
   assert.match(bad.proc.output(), /exporting \d+ spans to localhost:\d+\/v1\/traces failed: TLS failure/);
+});
+
+h.test('an OPA denial is counted by layer and audited as denied', { skip }, async () => {
+  const res = path.join(h.tmpHome('outrigger-obs-opa-'), 'res');
+  fs.mkdirSync(res);
+  fs.writeFileSync(path.join(res, 'opa.yaml'), `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: tool-policy
+spec:
+  type: middleware.http.opa
+  version: v1
+  metadata:
+  - name: readBody
+    value: "true"
+  - name: rego
+    value: |
+      package http
+      import rego.v1
+      default allow := true
+      allow := false if {
+          input.mcp.method == "tools/call"
+          input.mcp.name == "whoami"
+      }
+`);
+  fs.writeFileSync(path.join(res, 'config.yaml'), `apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: guarded
+spec:
+  appHttpPipeline:
+    handlers:
+    - name: tool-policy
+      type: middleware.http.opa
+  logging:
+    mcpAudit:
+      enabled: true
+`);
+  const app = await h.startNodeApp('guarded-app', MCP_SERVER_APP);
+  const guarded = await h.startSidecar({ appId: 'guarded-server', appPort: app.port, home, extraArgs: ['--resources-path', res, '--config', path.join(res, 'config.yaml'), '--log-as-json'] });
+  const { client } = await h.mcpClient(`${agent.url}/v1.0/invoke/guarded-server/method/mcp`);
+  assert.equal((await client.callTool({ name: 'echo', arguments: { message: 'ok' } })).content[0].text, 'Echo: ok');
+  await assert.rejects(client.callTool({ name: 'whoami', arguments: {} }), /403|denied|Forbidden/i);
+  await client.close();
+  const m = (await httpRequest(`http://127.0.0.1:${guarded.metricsPort}/metrics`)).text;
+  assert.match(m, /outrigger_mcp_denied_total\{app_id="guarded-server",layer="opa",caller_app_id="analyst-agent",target_app_id="guarded-server",mcp_method="tools\/call",tool="whoami"\} 1\n/);
+  assert.match(m, /outrigger_mcp_requests_total\{app_id="guarded-server",side="server",caller_app_id="analyst-agent",target_app_id="guarded-server",mcp_method="tools\/call",tool="whoami",status="403"\} 1\n/);
+  const audit = guarded.proc.output().split('\n').filter((l) => l.includes('"scope":"audit"')).map((l) => JSON.parse(l));
+  assert.deepEqual(audit.map((a) => [a.tool, a.outcome, a.status]).sort(), [['echo', 'ok', 200], ['whoami', 'denied', 403]]);
 });
