@@ -174,6 +174,15 @@ size_t obs__ring_pop(obs_ring_t *r, obs_span_t *out, size_t max);
 /* export.c */
 int obs__export_start(obs_t *o);
 void obs__export_stop(obs_t *o);
+/** A byte source for obs__read_response: like recv(2), <= 0 at end or error. */
+typedef ssize_t (*obs_read_fn)(void *ctx, char *p, size_t n);
+/**
+ * Reads one HTTP/1.1 response from @p read: returns its status (or ERR_NET_UPSTREAM_CLOSED when
+ * nothing came, ERR_NET_BAD_RESPONSE for a bad status line) and skips its body when framed by
+ * Content-Length or chunked coding, setting *@p reusable when the connection may carry another
+ * request. Limits: 1 MiB in all, lines of 1 KiB, 100 header fields.
+ */
+int obs__read_response(obs_read_fn read, void *ctx, bool *reusable);
 /** Appends the OTLP/JSON ExportTraceServiceRequest for @p n spans. */
 int obs__otlp_json(const obs_t *o, const obs_span_t *s, size_t n, buf_t *b);
 

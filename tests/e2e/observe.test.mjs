@@ -54,10 +54,12 @@ async function startReceiver(tls) {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
+  let connections = 0;
+  server.on(tls ? 'secureConnection' : 'connection', () => connections++);
   const port = await freePort();
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  h.onCleanup(() => new Promise((r) => server.close(r)));
-  return { port, spans, get requests() { return requests; } };
+  h.onCleanup(() => { server.closeAllConnections?.(); return new Promise((r) => server.close(r)); });
+  return { port, spans, get requests() { return requests; }, get connections() { return connections; } };
 }
 
 /** A Configuration with the given spec body (YAML, indented 2). */
@@ -231,6 +233,8 @@ h.test('one trace spans agent → agent sidecar → server sidecar → app for a
   assert.equal(init?.attrs['mcp.session.id'], b.attrs['mcp.session.id']);
   assert.equal(init.name, 'initialize');
   assert.equal(b.headers['x-collector-key'], 'e2e', 'tracing.otel.headers are sent to the collector');
+  // Batches reuse the exporters' connections (keep-alive) instead of one connection each.
+  assert.ok(receiver.connections < receiver.requests, `${receiver.connections} connections for ${receiver.requests} exports`);
   await provider.shutdown();
 });
 

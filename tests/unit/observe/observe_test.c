@@ -380,3 +380,62 @@ TEST(otlp_json_shape)
     buf_free(&b);
     obs_free(o);
 }
+
+/* A byte source that hands out @p step bytes at a time. */
+typedef struct src {
+    const char *p;
+    size_t n, step;
+} src_t;
+
+static ssize_t src_read(void *ctx, char *p, size_t n)
+{
+    src_t *s = ctx;
+    size_t k = s->n < s->step ? s->n : s->step;
+    if (k > n)
+        k = n;
+    memcpy(p, s->p, k);
+    s->p += k;
+    s->n -= k;
+    return (ssize_t)k;
+}
+
+static int read_resp(const char *text, size_t step, bool *reusable, size_t *left)
+{
+    src_t s = {text, strlen(text), step};
+    int rc = obs__read_response(src_read, &s, reusable);
+    *left = s.n;
+    return rc;
+}
+
+TEST(collector_responses)
+{
+    bool re;
+    size_t left;
+    for (size_t step = 1; step <= 64; step *= 4) {
+        ASSERT_EQ(read_resp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", step, &re, &left),
+                  200);
+        ASSERT(re);
+        ASSERT_EQ(left, 0);
+        ASSERT_EQ(read_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+                            "\r\n",
+                            step, &re, &left),
+                  200);
+        ASSERT(re);
+        ASSERT_EQ(left, 0);
+        /* Connection: close, or a body that ends at close: not reused. */
+        ASSERT_EQ(read_resp("HTTP/1.1 503 x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                            step, &re, &left),
+                  503);
+        ASSERT(!re);
+        ASSERT_EQ(read_resp("HTTP/1.0 200 OK\r\n\r\nbody", step, &re, &left), 200);
+        ASSERT(!re);
+    }
+    ASSERT_EQ(read_resp("", 1, &re, &left), ERR_NET_UPSTREAM_CLOSED);
+    ASSERT_EQ(read_resp("SSH-2.0-OpenSSH\r\n", 1, &re, &left), ERR_NET_BAD_RESPONSE);
+    ASSERT_EQ(read_resp("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", 1, &re, &left), 200);
+    ASSERT(!re); /* truncated body */
+    ASSERT_EQ(
+        read_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1, &re, &left),
+        200);
+    ASSERT(!re);
+}
