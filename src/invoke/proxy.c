@@ -296,7 +296,7 @@ static bool px_retry(px_t *p, resil_outcome_t out, int status)
         return false;
     rs.replayable = p->kept_all && p->body_len >= 0;
     rs.tool_call = p->mcp.valid && (p->mcp.batch || strcmp(p->mcp.method, "tools/call") == 0);
-    rs.to_peer = !p->to_app;
+    rs.to_peer = !p->to_app && !p->external;
     if (!resil_call_failed(p->rcall, out, status, &rs))
         return false;
     if (p->creq != NULL) {
@@ -318,7 +318,8 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
     if (p->sreq == NULL)
         return;
     if (h->status < 200 || h->status > 399) {
-        bool callee_error = !p->to_app && net_head_get(h, CALLEE_ERROR_HEADER) != NULL;
+        bool callee_error =
+            !p->to_app && !p->external && net_head_get(h, CALLEE_ERROR_HEADER) != NULL;
         if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
             return;
     }
@@ -417,7 +418,7 @@ static void on_up_end(net_creq_t *c, int status, const char *detail, void *ctx)
     px_t *p = ctx;
     (void)c;
     p->creq = NULL;
-    if (status == ERR_NET_CONNECT && !p->to_app)
+    if (status == ERR_NET_CONNECT && !p->to_app && !p->external)
         cache_forget(p->iw, p->id, p->ns);
     if (status == 0 && p->rcall != NULL)
         resil_call_end(p->rcall);

@@ -87,12 +87,12 @@ static EVP_PKEY *rsa_key(json_t *o)
 
     if (b64_member(o, "n", n, sizeof(n), &nl) < 0 || b64_member(o, "e", e, sizeof(e), &el) < 0)
         return NULL;
-    if (nl < 256) /* under 2048 bits: refused */
-        return NULL;
     bn = BN_bin2bn(n, (int)nl, NULL);
     be = BN_bin2bn(e, (int)el, NULL);
     bld = OSSL_PARAM_BLD_new();
-    if (bn != NULL && be != NULL && bld != NULL &&
+    /* Under 2048 bits: refused. Counted in bits, not in bytes: leading zero bytes in "n" would
+     * pass a weak modulus off as a long one. */
+    if (bn != NULL && be != NULL && bld != NULL && BN_num_bits(bn) >= 2048 &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1)
         k = from_params("RSA", bld);
@@ -207,9 +207,19 @@ int pol_jwks_parse(const char *json, size_t len, pol_jwks_t **out, err_detail_t 
         }
         if (dst->pkey == NULL)
             continue;
-        if (json_is_string(kid) && json_string_length(kid) < sizeof(dst->kid))
+        /* A kid or alg we cannot keep whole is a key we cannot select or restrict as its
+         * publisher meant (an alg dropped would make it valid for every algorithm): skipped. */
+        if ((kid != NULL &&
+             (!json_is_string(kid) || json_string_length(kid) >= sizeof(dst->kid))) ||
+            (alg != NULL &&
+             (!json_is_string(alg) || json_string_length(alg) >= sizeof(dst->alg)))) {
+            EVP_PKEY_free(dst->pkey);
+            dst->pkey = NULL;
+            continue;
+        }
+        if (kid != NULL)
             memcpy(dst->kid, json_string_value(kid), json_string_length(kid) + 1);
-        if (json_is_string(alg) && json_string_length(alg) < sizeof(dst->alg))
+        if (alg != NULL)
             memcpy(dst->alg, json_string_value(alg), json_string_length(alg) + 1);
         ks->n++;
     }
@@ -296,13 +306,27 @@ static int num_claim(json_t *c, const char *name, int64_t *v, bool *present)
     *present = x != NULL;
     if (x == NULL)
         return 0;
-    if (json_is_integer(x))
+    if (json_is_integer(x)) {
         *v = (int64_t)json_integer_value(x);
-    else if (json_is_real(x))
-        *v = (int64_t)json_real_value(x);
-    else
+    } else if (json_is_real(x)) {
+        /* Converting a double outside int64_t's range is undefined: saturate instead. */
+        double r = json_real_value(x);
+        if (r != r)
+            return ERR_POLICY_TOKEN;
+        *v = r >= 9.2e18 ? INT64_MAX : r <= -9.2e18 ? INT64_MIN : (int64_t)r;
+    } else {
         return ERR_POLICY_TOKEN;
+    }
     return 0;
+}
+
+/* a + b without overflow (saturating). */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
 }
 
 static int check_claims(json_t *c, const pol_jwt_expect_t *e, pol_jwt_info_t *info, err_detail_t *d)
@@ -317,11 +341,12 @@ static int check_claims(json_t *c, const pol_jwt_expect_t *e, pol_jwt_info_t *in
         return err_set(d, ERR_POLICY_TOKEN, "malformed time claim");
     if (!has_exp)
         return err_set(d, ERR_POLICY_TOKEN, "token has no exp claim");
-    if (e->now > exp + e->skew)
+    /* RFC 7519 4.1.4: not accepted "on or after" exp; nbf and iat may equal now. */
+    if (e->now >= add_sat(exp, e->skew))
         return err_set(d, ERR_POLICY_TOKEN, "token expired");
-    if (has_nbf && e->now + e->skew < nbf)
+    if (has_nbf && add_sat(e->now, e->skew) < nbf)
         return err_set(d, ERR_POLICY_TOKEN, "token not valid yet (nbf)");
-    if (has_iat && e->now + e->skew < iat)
+    if (has_iat && add_sat(e->now, e->skew) < iat)
         return err_set(d, ERR_POLICY_TOKEN, "token issued in the future (iat)");
     if (!json_is_string(iss) || strcmp(json_string_value(iss), e->issuer) != 0)
         return err_set(d, ERR_POLICY_TOKEN, "wrong issuer");
@@ -357,7 +382,7 @@ int pol_jwt_verify(const pol_jwks_t *ks, const char *tok, size_t len, const pol_
     const alg_t *a;
     unsigned char sig[1024];
     size_t sl;
-    bool tried = false, ok = false;
+    bool tried = false, ok = false, kid_known = false;
     int rc;
 
     if (len > POL_JWT_MAX)
@@ -394,14 +419,17 @@ int pol_jwt_verify(const pol_jwks_t *ks, const char *tok, size_t len, const pol_
         const key_t_ *k = &ks->keys[i];
         if (jkid != NULL && strcmp(k->kid, json_string_value(jkid)) != 0)
             continue;
+        kid_known = true;
         if (k->kty != a->kty || (k->alg[0] != '\0' && strcmp(k->alg, a->name) != 0))
             continue;
         tried = true;
         ok = sig_ok(k, a, tok, (size_t)(dot2 - tok), sig, sl);
     }
     if (!tried) {
-        rc = jkid != NULL ? err_set(d, ERR_POLICY_UNKNOWN_KID, "unknown signing key")
-                          : err_set(d, ERR_POLICY_TOKEN, "no key for the algorithm");
+        /* Unknown kid only when no key has it: a known key of another type or algorithm is a
+         * refusal, not a reason to fetch the set again. */
+        rc = jkid != NULL && !kid_known ? err_set(d, ERR_POLICY_UNKNOWN_KID, "unknown signing key")
+                                        : err_set(d, ERR_POLICY_TOKEN, "no key for the algorithm");
         goto out;
     }
     if (!ok) {

@@ -32,7 +32,9 @@
 
 typedef struct pol_jwks pol_jwks_t;
 
-/** Parses a JWKS document; keys of unsupported types are skipped. Needs at least one key. */
+/** Parses a JWKS document. Skipped: keys of unsupported types or curves, RSA under 2048 bits,
+ * `use` other than "sig", a `kid` or `alg` that is not a string or longer than 127 / 15 bytes.
+ * Needs at least one key. */
 int pol_jwks_parse(const char *json, size_t len, pol_jwks_t **out, err_detail_t *d)
     __attribute__((warn_unused_result));
 pol_jwks_t *pol_jwks_ref(pol_jwks_t *ks);

@@ -43,6 +43,8 @@ typedef struct opa {
     int default_status;
     bool read_body;
     bool judge_notifications; /* mcpNotifications: policy */
+    bool uses_mcp;            /* the policy reads input.mcp (else it is not built) */
+    bool uses_args;           /* ... and its arguments or messages (the body is parsed again) */
     size_t nheaders;
     char *headers[OPA_MAX_HEADERS]; /* included headers, lower-case; owned */
     rego_eval_t *ev[POL_WORKERS_MAX];
@@ -124,6 +126,9 @@ static int opa_create(const res_component_t *c, void **inst, err_detail_t *d)
                 o->headers[o->nheaders++] = mem_strdup(h);
         }
     }
+    /* Building input.mcp costs a little per request: only for policies that read it. */
+    o->uses_mcp = strstr(rego, "mcp") != NULL;
+    o->uses_args = strstr(rego, "arguments") != NULL || strstr(rego, "messages") != NULL;
     /* Dapr's middleware runs OPA 0.x: v0 syntax unless the module imports rego.v1. */
     mod.name = c->name;
     mod.text = rego;
@@ -314,7 +319,7 @@ static rego_val_t *json_val(rego_eval_t *ev, json_t *j, int depth)
 }
 
 /* input.mcp, from the request's JSON-RPC facts and (for arguments and batches) its body. */
-static rego_val_t *mcp_val(rego_eval_t *ev, const pol_call_t *call)
+static rego_val_t *mcp_val(const opa_t *o, rego_eval_t *ev, const pol_call_t *call)
 {
     rego_val_t *m = rego_val_new_object(ev);
     const mcp_peek_t *p = call->mcp;
@@ -330,7 +335,7 @@ static rego_val_t *mcp_val(rego_eval_t *ev, const pol_call_t *call)
     if (pv != NULL)
         rego_val_object_put(ev, m, "protocol_version", 16,
                             rego_val_new_string(ev, pv->value, pv->value_len));
-    if (call->body != NULL && call->body_len > 0)
+    if (o->uses_args && call->body != NULL && call->body_len > 0)
         root = json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, NULL);
     if (json_is_object(root)) {
         json_t *args = json_object_get(json_object_get(root, "params"), "arguments");
@@ -403,8 +408,8 @@ static rego_val_t *input_val(const opa_t *o, rego_eval_t *ev, const pol_call_t *
             ev, req, "body", 4,
             rego_val_new_string(ev, call->body ? call->body : "", call->body ? call->body_len : 0));
     rego_val_object_put(ev, in, "request", 7, req);
-    if (call->mcp != NULL && call->mcp->valid)
-        rego_val_object_put(ev, in, "mcp", 3, mcp_val(ev, call));
+    if (o->uses_mcp && call->mcp != NULL && call->mcp->valid)
+        rego_val_object_put(ev, in, "mcp", 3, mcp_val(o, ev, call));
     return in;
 }
 

@@ -268,7 +268,8 @@ typedef void (*resil_call_cb)(resil_call_t *c, void *ctx);
  */
 resil_call_t *resil_call_new(resil_t *r, uv_loop_t *loop, const char *target, const char *method,
                              resil_call_cb on_timeout, resil_call_cb on_retry, void *ctx);
-/** Stops the call's timer; no callback runs after this. The memory goes when the timer closed. */
+/** Stops the call's timer; no callback runs after this. The memory goes when the timer closed.
+ * An attempt admitted by the breaker whose outcome was not reported counts as a failure. */
 void resil_call_free(resil_call_t *c);
 /**
  * Before an attempt: asks the breaker (if any) and arms the per-attempt timeout. Returns 0, or

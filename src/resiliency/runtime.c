@@ -437,10 +437,16 @@ resil_call_t *resil_call_new(resil_t *r, uv_loop_t *loop, const char *target, co
     return c;
 }
 
+static void record(resil_call_t *c, bool success);
+
 void resil_call_free(resil_call_t *c)
 {
     if (c == NULL)
         return;
+    /* An attempt that never reported (the client left, the request failed locally) counts as
+     * a failure, as a cancelled context does in Dapr; a half-open breaker would otherwise wait
+     * for its probe forever. */
+    record(c, false);
     if (c->timer_on) {
         uv_close((uv_handle_t *)&c->timer, on_call_closed);
         return;

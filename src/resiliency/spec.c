@@ -596,7 +596,7 @@ static int read_file(const char *path, buf_t *b, err_detail_t *d)
 int resil_spec_load(const char *const *dirs, size_t ndirs, const char *app_id, resil_spec_t **out,
                     uint64_t *hash, err_detail_t *d)
 {
-    char *paths[RESIL_MAX_FILES];
+    char *paths[RESIL_MAX_FILES] = {0};
     res_yaml_t *ys[RESIL_MAX_FILES] = {0};
     const char *ynames[RESIL_MAX_FILES] = {0};
     size_t npaths = 0, nys = 0;

@@ -2,6 +2,8 @@
 //
 //   client -> sidecar "agent" (--resources-path with a Resiliency) -> sidecar "flaky"   -> flaky app
 //                                                                 -> sidecar "breaker" -> flaky app
+//                                                                 -> HTTPEndpoint "flaky-ep" (the
+//                                                                    flaky app, called directly)
 //
 // The apps are apps/flaky-mcp-server.mjs (official SDK, stateless): a test scripts their next
 // failures (503, hang, reset, partial response) through /control and reads /stats to learn how
@@ -49,6 +51,9 @@ spec:
         retry: three
       breaker:
         circuitBreaker: cb
+      flaky-ep:
+        timeout: short
+        retry: three
 `;
 }
 
@@ -64,6 +69,11 @@ before(async () => {
   };
   flaky = await start('flaky');
   breaker = await start('breaker');
+  // The flaky app once more, as an HTTPEndpoint the agent calls directly (no sidecar on the way).
+  fs.writeFileSync(
+    path.join(resDir, 'endpoint.yaml'),
+    `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: flaky-ep\nspec:\n  baseUrl: http://127.0.0.1:${flaky.app.port}\n`,
+  );
   agent = await h.startSidecar({ appId: 'agent', home, extraArgs: ['--resources-path', resDir] });
 }, HOOK_TIMEOUT);
 
@@ -185,6 +195,23 @@ h.test('an SSE response outlives the request timeout (governed by the idle timeo
   assert.equal(events.length, 11, r.text);
   assert.deepEqual(events[10].result, { events: 10 });
   assert.equal(await received(flaky, 'tools/call'), 1);
+});
+
+h.test('an HTTPEndpoint target gets the same policies as an app target', { skip: needsSidecar }, async () => {
+  await script(flaky, '503', 2, ['tools/list']);
+  const r = await rpc('flaky-ep', 'tools/list');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.result.tools[0].name, 'echo');
+  assert.equal(await received(flaky, 'tools/list'), 3, 'retried twice');
+  await script(flaky, '503', 1, ['tools/call']);
+  const c = await rpc('flaky-ep', 'tools/call', { name: 'echo', arguments: { message: 'x' } });
+  assert.equal(c.status, 503, 'tools/call not retried');
+  assert.equal(await received(flaky, 'tools/call'), 1);
+  await script(flaky, 'hang', 1, ['tools/call']);
+  const t = await rpc('flaky-ep', 'tools/call', { name: 'echo', arguments: { message: 'hang' } });
+  assert.equal(t.status, 500, t.text);
+  assert.deepEqual(t.json, { errorCode: 'ERR_DIRECT_INVOKE', message: 'failed to invoke, id: flaky-ep, err: context deadline exceeded' });
+  assert.ok(t.ms >= TIMEOUT_MS * 0.8 && t.ms <= TIMEOUT_MS * 1.2, `answered after ${t.ms} ms`);
 });
 
 h.test('circuit breaker: opens after the trip condition, rejects without contacting the app, half-opens, closes', { skip: needsSidecar }, async () => {

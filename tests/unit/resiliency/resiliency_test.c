@@ -356,3 +356,189 @@ TEST(load_dirs_and_metrics)
     unlink(path);
     rmdir(dir);
 }
+
+/* ---- breakers shared by threads ----------------------------------------------------------------
+ */
+
+typedef struct hammer {
+    resil_spec_t *s;       /* shared set */
+    resil_policy_t p;      /* its policy for "app" */
+    unsigned admitted;     /* attempts this thread got through */
+    unsigned distinct_bad; /* breakers that differed from the first one seen */
+} hammer_t;
+
+static void hammer_main(void *arg)
+{
+    hammer_t *h = arg;
+    resil_breaker_t *first = NULL;
+    for (int i = 0; i < 20000; i++) {
+        resil_breaker_t *b = resil_spec_breaker(h->s, &h->p, "app", "m");
+        uint64_t gen = 0;
+        int ch = -1;
+        if (first == NULL)
+            first = b;
+        if (b != first)
+            h->distinct_bad++;
+        if (resil_breaker_allow(b, 1000, &gen, &ch) == 0) {
+            h->admitted++;
+            resil_breaker_record(b, 1000, gen, true, &ch);
+        }
+    }
+}
+
+TEST(breaker_shared_by_threads)
+{
+    static const char *const y =
+        "kind: Resiliency\nmetadata: {name: r}\nspec:\n  policies:\n    circuitBreakers:\n"
+        "      cb: {trip: \"requests > 80000\"}\n"
+        "  targets: {apps: {app: {circuitBreaker: cb}}}\n";
+    hammer_t h[4];
+    uv_thread_t t[4];
+    resil_spec_t *s = NULL;
+    resil_policy_t p;
+    err_detail_t d = {{0}};
+    uint64_t gen = 0;
+    int ch = -1;
+    unsigned total = 0;
+
+    ASSERT_EQ(resil_spec_parse("r.yaml", y, strlen(y), "x", &s, &d), 0);
+    ASSERT(resil_spec_lookup(s, "app", &p));
+    for (int i = 0; i < 4; i++) {
+        h[i] = (hammer_t){s, p, 0, 0};
+        ASSERT_EQ(uv_thread_create(&t[i], hammer_main, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        uv_thread_join(&t[i]);
+        total += h[i].admitted;
+        ASSERT_EQ(h[i].distinct_bad, 0);
+    }
+    /* Every attempt was admitted and counted once: a failure now sees requests == 80001, so the
+     * trip condition holds only if no increment was lost. */
+    ASSERT_EQ(total, 80000);
+    {
+        resil_breaker_t *b = resil_spec_breaker(s, &p, "app", "m");
+        ASSERT_EQ(resil_breaker_allow(b, 1000, &gen, &ch), 0);
+        resil_breaker_record(b, 1000, gen, false, &ch);
+        ASSERT_EQ(ch, RESIL_CB_OPEN);
+    }
+    resil_spec_unref(s);
+}
+
+/* ---- one call on a loop ------------------------------------------------------------------------
+ */
+
+typedef struct call_ctx {
+    int timeouts; /* on_timeout calls */
+    int retries;  /* on_retry calls */
+    uint64_t retry_at_ms;
+} call_ctx_t;
+
+static void on_call_timeout(resil_call_t *c, void *ctx)
+{
+    (void)c;
+    ((call_ctx_t *)ctx)->timeouts++;
+}
+
+static void on_call_retry(resil_call_t *c, void *ctx)
+{
+    call_ctx_t *x = ctx;
+    (void)c;
+    x->retries++;
+    x->retry_at_ms = uv_hrtime() / 1000000u;
+}
+
+TEST(call_timeout_retry_and_tool_calls)
+{
+    static const char *const y =
+        "kind: Resiliency\nmetadata: {name: r}\nspec:\n  policies:\n"
+        "    timeouts: {t: 50ms}\n"
+        "    retries: {r: {duration: 30ms, maxRetries: 1, matching: {httpStatusCodes: \"503\"}}}\n"
+        "  targets: {apps: {app: {timeout: t, retry: r}}}\n";
+    resil_spec_t *s = NULL;
+    err_detail_t d = {{0}};
+    uv_loop_t loop;
+    call_ctx_t x = {0, 0, 0};
+    resil_req_state_t rs = {true, false, true};
+    resil_req_state_t tool = {true, true, true};
+    resil_call_t *c;
+    resil_t *r;
+    uint64_t t0;
+
+    ASSERT_EQ(resil_spec_parse("r.yaml", y, strlen(y), "x", &s, &d), 0);
+    r = resil_new("x", "default", s);
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT(resil_call_has_policy(c));
+    ASSERT_EQ(resil_call_begin(c), 0);
+    ASSERT_EQ(resil_call_attempt(c), 1);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the 50 ms timeout fires */
+    ASSERT_EQ(x.timeouts, 1);
+    /* A tool call is not retried after a timeout... */
+    ASSERT(!resil_call_failed(c, RESIL_TIMED_OUT, 0, &tool));
+    /* ...a 404 is not in the matching list... */
+    ASSERT(!resil_call_failed(c, RESIL_STATUS, 404, &rs));
+    /* ...but a 503 is, after the 30 ms pause, once. */
+    t0 = uv_hrtime() / 1000000u;
+    ASSERT(resil_call_failed(c, RESIL_STATUS, 503, &rs));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(x.retries, 1);
+    ASSERT(x.retry_at_ms - t0 >= 25);
+    ASSERT_EQ(resil_call_begin(c), 0);
+    ASSERT_EQ(resil_call_attempt(c), 2);
+    ASSERT(!resil_call_failed(c, RESIL_STATUS, 503, &rs)); /* maxRetries reached */
+    resil_call_free(c);
+
+    /* Nothing to replay: no retry. A call with no policy and no peer: no timer at all. */
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), 0);
+    rs.replayable = false;
+    ASSERT(!resil_call_failed(c, RESIL_STATUS, 503, &rs));
+    resil_call_free(c);
+    c = resil_call_new(r, &loop, "other", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT(!resil_call_has_policy(c));
+    ASSERT_EQ(resil_call_begin(c), 0);
+    /* Built-in service retries: an unreachable peer sidecar, even for a tool call. */
+    ASSERT(resil_call_failed(c, RESIL_CONNECT_FAILED, 0, &tool));
+    resil_call_free(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(x.retries, 1); /* freed before the pause ended: no callback */
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    resil_free(r);
+}
+
+TEST(call_abandoned_probe_reopens)
+{
+    static const char *const y =
+        "kind: Resiliency\nmetadata: {name: r}\nspec:\n  policies:\n"
+        "    circuitBreakers: {cb: {timeout: 20ms, trip: consecutiveFailures >= 1}}\n"
+        "  targets: {apps: {app: {circuitBreaker: cb}}}\n";
+    resil_spec_t *s = NULL;
+    err_detail_t d = {{0}};
+    uv_loop_t loop;
+    call_ctx_t x = {0, 0, 0};
+    resil_req_state_t rs = {true, false, false};
+    resil_call_t *c;
+    resil_t *r;
+
+    ASSERT_EQ(resil_spec_parse("r.yaml", y, strlen(y), "x", &s, &d), 0);
+    r = resil_new("x", "default", s);
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), 0);
+    ASSERT(!resil_call_failed(c, RESIL_STATUS, 500, &rs));
+    resil_call_free(c);
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), ERR_RESIL_CB_OPEN);
+    resil_call_free(c);
+    usleep(30000);
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), 0); /* the half-open probe... */
+    resil_call_free(c);                /* ...abandoned without an outcome: a failure */
+    c = resil_call_new(r, &loop, "app", "mcp", on_call_timeout, on_call_retry, &x);
+    ASSERT_EQ(resil_call_begin(c), ERR_RESIL_CB_OPEN); /* open again, not stuck half-open */
+    resil_call_free(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    resil_free(r);
+}
