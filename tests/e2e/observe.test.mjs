@@ -40,6 +40,8 @@ async function startReceiver(tls) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       requests++;
+      if (req.socket.obsUsed) reused++;
+      req.socket.obsUsed = true;
       if (req.method !== 'POST' || req.url !== '/v1/traces' || !/json/.test(req.headers['content-type'] ?? '')) {
         res.writeHead(415).end();
         return;
@@ -54,12 +56,12 @@ async function startReceiver(tls) {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
-  let connections = 0;
+  let connections = 0, reused = 0;
   server.on(tls ? 'secureConnection' : 'connection', () => connections++);
   const port = await freePort();
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   h.onCleanup(() => { server.closeAllConnections?.(); return new Promise((r) => server.close(r)); });
-  return { port, spans, get requests() { return requests; }, get connections() { return connections; } };
+  return { port, spans, get requests() { return requests; }, get connections() { return connections; }, get reused() { return reused; } };
 }
 
 /** A Configuration with the given spec body (YAML, indented 2). */
@@ -233,8 +235,10 @@ h.test('one trace spans agent → agent sidecar → server sidecar → app for a
   assert.equal(init?.attrs['mcp.session.id'], b.attrs['mcp.session.id']);
   assert.equal(init.name, 'initialize');
   assert.equal(b.headers['x-collector-key'], 'e2e', 'tracing.otel.headers are sent to the collector');
-  // Batches reuse the exporters' connections (keep-alive) instead of one connection each.
-  assert.ok(receiver.connections < receiver.requests, `${receiver.connections} connections for ${receiver.requests} exports`);
+  // A later batch reuses the exporter's connection (keep-alive) instead of opening another.
+  const reusedBefore = receiver.reused;
+  assert.equal(await echoThrough(agent, 'again'), 'Echo: again');
+  await waitFor('a later batch on a kept connection', () => receiver.reused > reusedBefore, { timeoutMs: 5000 });
   await provider.shutdown();
 });
 
