@@ -309,9 +309,10 @@ static ssize_t conn_read(void *arg, char *p, size_t n)
 typedef struct reader {
     obs_read_fn read; /* the source */
     void *ctx;        /* its argument */
-    char buf[4096];
-    size_t pos, len;
-    size_t total; /* bytes read so far, bounded by RESP_MAX */
+    char buf[4096];   /* bytes read and not consumed yet */
+    size_t pos;       /* next byte of buf */
+    size_t len;       /* bytes in buf */
+    size_t total;     /* bytes read so far, bounded by RESP_MAX */
 } reader_t;
 
 /* Next byte, or -1 at end, error or past RESP_MAX. */

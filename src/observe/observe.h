@@ -70,9 +70,9 @@ int obs_metrics_render(obs_t *o, buf_t *b);
 /* ---- the Dapr API port ---------------------------------------------------------------------- */
 
 /**
- * Records one finished request of the Dapr HTTP API (dapr_http_server_*) and writes its API log
- * line when API logging is on. @p route_kind is the obfuscated route ("/v1.0/invoke/{id}/method/
- * {method}") or NULL when the path is not an invoke route.
+ * Records one finished request of the Dapr HTTP API (dapr_http_server_*) on worker @p worker and
+ * writes its API log line when API logging is on (the URL without its query, or the obfuscated
+ * route with logging.apiLogging.obfuscateURLs).
  */
 void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_sreq_stats_t *st);
 
@@ -140,8 +140,9 @@ void obs_call_bytes(obs_call_t *c, uint64_t sent, uint64_t recv);
 /**
  * Ends the exchange: records latency and counts, finishes and queues the span, writes the audit
  * line for an MCP tools/call. @p error is NULL on success, else why it failed (the status then
- * counts as 500 unless a response head was seen). @p args is the request's JSON-RPC params
- * object text (may be NULL), only read when audit arguments are enabled. Idempotent.
+ * counts as 500 unless a response head was seen). @p body is the whole request body when it was
+ * kept (may be NULL); only read, for the tool's arguments, when audit arguments are enabled.
+ * Idempotent.
  */
 void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t body_len);
 
