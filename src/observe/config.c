@@ -413,6 +413,8 @@ int obs__config(obs_t *ob, const obs_opts_t *o, err_detail_t *d)
 {
     const res_node_t *spec = o->config ? o->config->spec : NULL;
     int rc = read_metrics(ob, o, spec, d);
+    if (o->no_metrics)
+        ob->metrics_enabled = false;
     rc = rc ? rc : read_tracing(ob, o, spec, d);
     rc = rc ? rc : read_logging(ob, o, spec, d);
     return rc;

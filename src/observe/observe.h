@@ -51,6 +51,7 @@ typedef struct obs_opts {
     const res_config_t *config; /* borrowed for the call; NULL = defaults */
     int workers;                /* worker loops that record (1..64) */
     int api_logging;            /* --enable-api-logging: 1 on, 0 off, -1 from the Configuration */
+    bool no_metrics;            /* --enable-metrics=false: no metrics, whatever the Configuration */
 } obs_opts_t;
 
 /** Builds the registry, tracer and logging switches. */
