@@ -337,7 +337,8 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
         obs__observe(o, c->worker, OBS_F_MCP_LATENCY, v6, lat_us);
         /* Audited once: by the sidecar in front of the app, or by the caller when no sidecar
          * stands in front of the target (HTTPEndpoint, full URL). */
-        if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0)
+        if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0 &&
+            log_enabled(LOG_INFO))
             audit(c,
                   c->denied                  ? "denied"
                   : c->error[0] || st >= 400 ? "error"
