@@ -346,7 +346,9 @@ int identity_svid_fetch(const identity_client_opts_t *c, const identity_svid_req
             goto out;
     }
     rc = identity__io_write(&io, req.ptr, req.len, d);
-    if (rc == 0)
+    /* A sentry that refuses a peer answers before reading the request and closes: the write may
+     * fail (EPIPE) while its answer is already waiting to be read. */
+    if (rc == 0 || rc == ERR_IO)
         rc = identity__io_read_until(&io, &resp, "\n", d);
     if (rc < 0) {
         char msg[sizeof(d->msg)];

@@ -164,8 +164,10 @@ void invoke__on_api_request(net_sreq_t *req, void *ctx)
     }
     if (invoke__api_builtin(iw, req, path.ptr, path.len, q, qlen))
         goto out;
-    if (invoke__secrets_api(iw, req, path.ptr, path.len))
+    if (invoke__secrets_route(h, path.ptr, path.len)) {
+        invoke__api_local(iw, req, path.ptr, path.len, invoke__secrets_serve);
         goto out;
+    }
     rc = invoke_route_parse(h, &route, &d);
     if (rc == ERR_INVOKE_NO_APP_ID) {
         invoke__respond_error(req, 404, "ERR_DIRECT_INVOKE", "%s", d.msg);

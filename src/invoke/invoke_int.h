@@ -174,8 +174,19 @@ void invoke__respond_error(net_sreq_t *req, int status, const char *code, const 
     __attribute__((format(printf, 4, 5)));
 /** Forwards an API request to @p target (app id, or "id.ns"); method already normalised. */
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route);
-/** Serves GET /v1.0/secrets/<store>/<name|bulk> (secrets_api.c); false if @p path is not one. */
-bool invoke__secrets_api(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len);
+/** True for GET /v1.0/secrets/<store>/<name|bulk> (secrets_api.c). */
+bool invoke__secrets_route(const net_head_t *h, const char *path, size_t len);
+/** Answers a secrets route (the request's own URL says which). */
+void invoke__secrets_serve(invoke_worker_t *iw, net_sreq_t *req);
+/** A sidecar API route that answers the request itself. */
+typedef void (*invoke_local_fn)(invoke_worker_t *iw, net_sreq_t *req);
+/**
+ * Runs httpPipeline on an API request that the sidecar answers itself (spec §4.1: the pipeline
+ * wraps every Dapr HTTP API route), then @p fn; a middleware may answer first. @p path (copied)
+ * is what the middleware judges. Defined in proxy.c, which owns the pipeline state.
+ */
+void invoke__api_local(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len,
+                       invoke_local_fn fn);
 /** Serves the sidecar's own API routes (health, metadata); returns false if @p path is not one. */
 bool invoke__api_builtin(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len,
                          const char *query, size_t qlen);

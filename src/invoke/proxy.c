@@ -64,6 +64,7 @@ typedef struct px {
     bool mw_pending;      /* a middleware finishes later */
     bool body_buffered;   /* the body was read whole before the upstream request */
     void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
+    invoke_local_fn local;         /* a sidecar API route served here, after httpPipeline */
     res_snapshot_t *snap;          /* the Configuration in force for this request */
     buf_t mw_path;                 /* path the middleware judges */
     char res_base[1024];           /* URL the client uses for the target app's root */
@@ -1014,6 +1015,26 @@ static void px_prm_base(px_t *p, const char *id)
 }
 
 static void forward_routed(px_t *p);
+
+/* httpPipeline let a local API request through: the route answers it itself. */
+static void local_routed(px_t *p)
+{
+    net_sreq_t *s = p->sreq;
+
+    p->sreq = NULL;
+    p->local(p->iw, s);
+    px_maybe_free(p);
+}
+
+void invoke__api_local(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len,
+                       invoke_local_fn fn)
+{
+    px_t *p = px_new(iw, req);
+
+    p->local = fn;
+    px_resource_base(p, true);
+    px_pipeline(p, POL_SIDE_HTTP, path, len, local_routed);
+}
 
 void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
 {

@@ -3,7 +3,8 @@
  *   GET /v1.0/secrets/<store>/<name>  → 200 {"key":"value",...}
  *   GET /v1.0/secrets/<store>/bulk    → 200 {"name":{"key":"value"},...}
  * with Dapr's error codes. The Configuration's spec.secrets.scopes decides which names may be
- * read. Values go only into the response body, never into a log line.
+ * read; httpPipeline runs first (api.c → invoke__api_local). Values go only into the response
+ * body, never into a log line.
  */
 #include <http_parser.h>
 #include <string.h>
@@ -59,43 +60,70 @@ static bool allowed(const char *name, void *arg)
     return def == NULL || !str_ieq(def, strlen(def), "deny");
 }
 
-bool invoke__secrets_api(invoke_worker_t *iw, net_sreq_t *req, const char *path, size_t len)
+/* Splits "/v1.0/secrets/<store>/<name>" into @p store and @p name; false when it is not one. */
+static bool split_route(const char *path, size_t len, char *store, size_t store_len, char *name,
+                        size_t name_len)
+{
+    const size_t plen = sizeof(SECRETS_PREFIX) - 1;
+    const char *rest, *slash;
+    size_t sl, nl;
+
+    if (len <= plen || memcmp(path, SECRETS_PREFIX, plen) != 0)
+        return false;
+    rest = path + plen;
+    slash = memchr(rest, '/', len - plen);
+    if (slash == NULL || slash == rest || slash + 1 == path + len)
+        return false;
+    sl = (size_t)(slash - rest);
+    nl = (size_t)(path + len - slash - 1);
+    if (sl >= store_len || nl >= name_len || memchr(slash + 1, '/', nl) != NULL)
+        return false; /* not a secrets route: Dapr's router falls back to invocation */
+    memcpy(store, rest, sl);
+    store[sl] = '\0';
+    memcpy(name, slash + 1, nl);
+    name[nl] = '\0';
+    return true;
+}
+
+bool invoke__secrets_route(const net_head_t *h, const char *path, size_t len)
+{
+    char store[INVOKE_ID_MAX], name[SECRET_NAME_MAX];
+    return h->method == HTTP_GET &&
+           split_route(path, len, store, sizeof(store), name, sizeof(name));
+}
+
+void invoke__secrets_serve(invoke_worker_t *iw, net_sreq_t *req)
 {
     invoke_sidecar_t *sc = iw->sc;
     const net_head_t *h = net_sreq_head(req);
-    const size_t plen = sizeof(SECRETS_PREFIX) - 1;
-    const char *rest, *slash;
     char store[INVOKE_ID_MAX], name[SECRET_NAME_MAX];
     const secrets_store_t *s;
     res_snapshot_t *snap;
     const res_node_t *scope;
     err_detail_t d = {{0}};
-    buf_t b;
-    int rc;
+    const char *q;
+    size_t qlen;
+    buf_t b, path;
+    int rc = 0;
 
-    if (h->method != HTTP_GET || len <= plen || memcmp(path, SECRETS_PREFIX, plen) != 0)
-        return false;
-    rest = path + plen;
-    slash = memchr(rest, '/', len - plen);
-    if (slash == NULL || slash == rest || (size_t)(slash - rest) >= sizeof(store) ||
-        (size_t)(path + len - slash - 1) >= sizeof(name) || slash + 1 == path + len ||
-        memchr(slash + 1, '/', (size_t)(path + len - slash - 1)) != NULL)
-        return false; /* not a secrets route: Dapr's router falls back to invocation */
-    memcpy(store, rest, (size_t)(slash - rest));
-    store[slash - rest] = '\0';
-    memcpy(name, slash + 1, (size_t)(path + len - slash - 1));
-    name[path + len - slash - 1] = '\0';
-
+    buf_init(&path, 64 * 1024);
+    if (invoke_url_split(h->url, h->url_len, &path, &q, &qlen, &d) < 0 ||
+        !split_route(path.ptr, path.len, store, sizeof(store), name, sizeof(name))) {
+        buf_free(&path);
+        invoke__respond_error(req, 400, "ERR_MALFORMED_REQUEST", "malformed secrets request");
+        return;
+    }
+    buf_free(&path);
     if (res_components_secret_store_count(sc->components) == 0) {
         invoke__respond_error(req, 500, "ERR_SECRET_STORES_NOT_CONFIGURED",
                               "secret store is not configured");
-        return true;
+        return;
     }
     s = res_components_secret_store(sc->components, store);
     if (s == NULL) {
         invoke__respond_error(req, 401, "ERR_SECRET_STORE_NOT_FOUND",
                               "failed finding secret store with key %s", store);
-        return true;
+        return;
     }
     snap = res_slot_acquire(&sc->config);
     scope = find_scope(snap, store);
@@ -122,5 +150,4 @@ out:
         explicit_bzero(b.ptr, b.len);
     buf_free(&b);
     res_snapshot_unref(snap);
-    return true;
 }

@@ -121,6 +121,11 @@ static int bearer_create(const res_component_t *c, void **inst, err_detail_t *d)
     if (iss == NULL || iss[0] == '\0' || aud == NULL || aud[0] == '\0')
         return err_set(d, ERR_RES_INVALID, "%s:%d: %s: metadata issuer and audience are required",
                        c->file, c->line, c->name);
+    if (strlen(iss) >= sizeof(((bearer_t *)0)->issuer) ||
+        strlen(aud) >= sizeof(((bearer_t *)0)->audience) ||
+        (jwks != NULL && strlen(jwks) >= sizeof(((bearer_t *)0)->jwks_url)))
+        return err_set(d, ERR_RES_INVALID, "%s:%d: %s: issuer, audience or jwksURL too long",
+                       c->file, c->line, c->name);
     b = mem_calloc(sizeof(*b));
     uv_mutex_init(&b->mu);
     str_copy(b->issuer, sizeof(b->issuer), iss);

@@ -8,6 +8,7 @@
  * 4. resolve every pending secretKeyRef through its resource's auth.secretStore.
  */
 #include <dirent.h>
+#include <openssl/rand.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -247,13 +248,144 @@ static int add_pending(struct ctx *c, char **slot, const char *store, const char
     return 0;
 }
 
+/* Appends a random RFC 4122 version 4 UUID to @p b. */
+static int append_uuid(buf_t *b)
+{
+    unsigned char u[16];
+    char s[37];
+    static const char hex[] = "0123456789abcdef";
+    size_t j = 0;
+
+    if (RAND_bytes(u, sizeof(u)) != 1)
+        return ERR_IO;
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            s[j++] = '-';
+        s[j++] = hex[u[i] >> 4];
+        s[j++] = hex[u[i] & 15];
+    }
+    s[j] = '\0';
+    return buf_append(b, s, j);
+}
+
+/*
+ * Dapr's value templating in Component metadata (pkg/runtime/meta): {uuid} (a fresh one per
+ * occurrence), {podName} ($POD_NAME, "" outside Kubernetes), {namespace} ("<namespace>.<app id>")
+ * and {appID}. Applied to literal values only, never to resolved secrets.
+ */
+static char *expand_template(const struct ctx *c, const char *v)
+{
+    const char *pod = getenv("POD_NAME");
+    buf_t b;
+    int rc = 0;
+
+    if (strchr(v, '{') == NULL)
+        return mem_strdup(v);
+    buf_init(&b, RES_MAX_FILE_BYTES);
+    while (rc == 0 && *v) {
+        if (strncmp(v, "{uuid}", 6) == 0) {
+            rc = append_uuid(&b);
+            v += 6;
+        } else if (strncmp(v, "{podName}", 9) == 0) {
+            rc = buf_append_str(&b, pod ? pod : "");
+            v += 9;
+        } else if (strncmp(v, "{namespace}", 11) == 0) {
+            rc = buf_append_str(&b, c->ns);
+            rc = rc ? rc : buf_append(&b, ".", 1);
+            rc = rc ? rc : buf_append_str(&b, c->app_id);
+            v += 11;
+        } else if (strncmp(v, "{appID}", 7) == 0) {
+            rc = buf_append_str(&b, c->app_id);
+            v += 7;
+        } else {
+            rc = buf_append(&b, v, 1);
+            v++;
+        }
+    }
+    if (rc < 0 || b.ptr == NULL) {
+        buf_free(&b);
+        return mem_strdup("");
+    }
+    return buf_take(&b);
+}
+
+/* True when plain scalar @p t reads as a JSON number, boolean or null in YAML 1.2's core schema. */
+static bool json_literal(const char *t)
+{
+    const char *p = t;
+
+    if (strcmp(t, "true") == 0 || strcmp(t, "false") == 0 || strcmp(t, "null") == 0)
+        return true;
+    if (*p == '-')
+        p++;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+        return false;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
+}
+
+/* Appends @p n as JSON: what Dapr's DynamicValue holds for a mapping or sequence `value`. */
+static int append_json(buf_t *b, const res_node_t *n)
+{
+    size_t count = res_node_count(n);
+    int rc = 0;
+
+    switch (res_node_kind(n)) {
+    case RES_NODE_MAP:
+        rc = buf_append(b, "{", 1);
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            const char *k = res_node_key_at(n, i);
+            rc = buf_append_str(b, i ? ",\"" : "\"");
+            rc = rc ? rc : buf_append_json_str(b, k, strlen(k));
+            rc = rc ? rc : buf_append(b, "\":", 2);
+            rc = rc ? rc : append_json(b, res_node_at(n, i));
+        }
+        return rc ? rc : buf_append(b, "}", 1);
+    case RES_NODE_SEQ:
+        rc = buf_append(b, "[", 1);
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            rc = i ? buf_append(b, ",", 1) : 0;
+            rc = rc ? rc : append_json(b, res_node_at(n, i));
+        }
+        return rc ? rc : buf_append(b, "]", 1);
+    default:
+        if (res_node_is_null(n))
+            return buf_append_str(b, "null");
+        if (n->plain && json_literal(n->str))
+            return buf_append_str(b, n->str);
+        rc = buf_append(b, "\"", 1);
+        rc = rc ? rc : buf_append_json_str(b, n->str, strlen(n->str));
+        return rc ? rc : buf_append(b, "\"", 1);
+    }
+}
+
 /*
  * Reads a value holder (a metadata item, a header, a clientTLS field) @p item at @p path:
  * `value`, `secretKeyRef: {name, key}` or `envRef`. Stores the value in *@p slot now (value,
- * envRef) or records a pending secretKeyRef. @p allow_env is false where envRef is not Dapr's.
+ * envRef) or records a pending secretKeyRef. @p allow_env is false where envRef is not Dapr's;
+ * @p component: a Component's metadata (templating; any YAML value, kept as JSON).
  */
 static int read_value(struct ctx *c, const res_node_t *item, const char *path, const char *store,
-                      char **slot, size_t owner, bool allow_env)
+                      char **slot, size_t owner, bool allow_env, bool component)
 {
     const res_node_t *v = res_node_child(item, "value"), *skr = NULL;
     const char *env = NULL, *skname = NULL, *skkey = NULL;
@@ -266,7 +398,7 @@ static int read_value(struct ctx *c, const res_node_t *item, const char *path, c
         return rc;
     if (v != NULL && res_node_is_null(v))
         v = NULL;
-    if (v != NULL && res_node_kind(v) != RES_NODE_SCALAR)
+    if (v != NULL && res_node_kind(v) != RES_NODE_SCALAR && !component)
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(v),
                          "%s.value: expected a string, found %s", path, res_node_kind_name(v));
     if (skr != NULL) {
@@ -284,8 +416,19 @@ static int read_value(struct ctx *c, const res_node_t *item, const char *path, c
         *slot = mem_strdup("");
         return add_pending(c, slot, store, skname, skkey, res_node_line(skr), path, owner);
     }
+    if (v != NULL && res_node_kind(v) != RES_NODE_SCALAR) {
+        /* A Component value may be any YAML: Dapr keeps it as JSON text (DynamicValue). */
+        buf_t b;
+        buf_init(&b, RES_MAX_FILE_BYTES);
+        rc = append_json(&b, v);
+        *slot = rc == 0 ? buf_take(&b) : NULL;
+        buf_free(&b);
+        if (rc < 0)
+            return res__errf(c->d, rc, c->file, res_node_line(v), "%s.value: too large", path);
+        return 0;
+    }
     if (v != NULL) {
-        *slot = mem_strdup(res_node_scalar(v));
+        *slot = component ? expand_template(c, res_node_scalar(v)) : mem_strdup(res_node_scalar(v));
         return 0;
     }
     if (env != NULL) {
@@ -330,7 +473,7 @@ static int read_items(struct ctx *c, const res_node_t *seq, const char *path, co
                              "%s.name: missing", field);
         (*out)[i].name = mem_strdup(name);
         (*n)++;
-        rc = read_value(c, item, field, store, &(*out)[i].value, owner, true);
+        rc = read_value(c, item, field, store, &(*out)[i].value, owner, true, owner != SIZE_MAX);
     }
     return rc;
 }
@@ -424,7 +567,7 @@ static int read_tls_field(struct ctx *c, const res_node_t *tls, const char *fiel
     if (rc < 0 || f == NULL)
         return rc;
     snprintf(path, sizeof(path), "spec.clientTLS.%s", field);
-    return read_value(c, f, path, store, slot, SIZE_MAX, false);
+    return read_value(c, f, path, store, slot, SIZE_MAX, false, false);
 }
 
 static int read_endpoint(struct ctx *c, const res_node_t *root)
@@ -452,19 +595,17 @@ static int read_endpoint(struct ctx *c, const res_node_t *root)
     if (url == NULL || url[0] == '\0')
         return res__errf(c->d, ERR_RES_INVALID, c->file, res_node_line(spec ? spec : root),
                          "spec.baseUrl: missing");
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        url[url[4] == 's' ? 8 : 7] == '\0' || strchr("/?#", url[url[4] == 's' ? 8 : 7]) != NULL)
         return res__errf(c->d, ERR_RES_INVALID, c->file,
                          res_node_line(res_node_child(spec, "baseUrl")),
-                         "spec.baseUrl: expected an http:// or https:// URL, found \"%.64s\"", url);
+                         "spec.baseUrl: expected an http:// or https:// URL with a host, found "
+                         "\"%.64s\"",
+                         url);
     if (reneg != NULL && strcmp(reneg, "Never") != 0)
         return res__errf(c->d, ERR_RES_INVALID, c->file,
                          res_node_line(res_node_child(tls, "renegotiation")),
                          "spec.clientTLS.renegotiation: only Never is supported");
-    if (strchr(name, '.') != NULL)
-        log_warn("resources",
-                 "%s: HTTPEndpoint %s has a '.' in its name: it cannot be invoked by name "
-                 "(Dapr reads <name>.<namespace>)",
-                 c->file, name);
     if (cs->neps == cs->capeps) {
         cs->capeps = cs->capeps ? cs->capeps * 2 : 8;
         cs->eps = mem_realloc(cs->eps, cs->capeps * sizeof(*cs->eps));
@@ -629,11 +770,15 @@ static int build_stores(struct ctx *c)
 
         if (strncmp(comp->type, "secretstores.", 13) != 0)
             continue;
-        if (!secrets_type_supported(comp->type))
-            return res__errf(c->d, ERR_RES_INVALID, comp->file, (unsigned)comp->line,
-                             "spec.type: secret store type %.64s is not supported (only "
-                             "secretstores.local.file and secretstores.local.env)",
-                             comp->type);
+        if (!secrets_type_supported(comp->type)) {
+            /* A Dapr resources folder may hold stores meant for other runtimes: only a reference
+             * to one (resolve_pending) is an error. */
+            log_warn("resources",
+                     "%s:%d: secret store %s has type %s, which is not supported (only "
+                     "secretstores.local.file and secretstores.local.env): not loaded",
+                     comp->file, comp->line, comp->name, comp->type);
+            continue;
+        }
         for (size_t j = 0; j < c->npend; j++) {
             if (c->pend[j].owner == i)
                 return res__errf(c->d, ERR_RES_INVALID, comp->file, c->pend[j].line,
@@ -659,6 +804,42 @@ static int build_stores(struct ctx *c)
     return 0;
 }
 
+/* RFC 9110 §5.1 token characters. */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * HTTPEndpoint headers go on the wire as they are: a name that is not a token, or a value with a
+ * control character (a secret file's trailing newline, say), would split or corrupt the request
+ * (header injection). Refused at load, naming the header but never showing the value.
+ */
+static int check_headers(struct ctx *c)
+{
+    for (size_t i = 0; i < c->cs->neps; i++) {
+        const res_endpoint_t *e = c->cs->eps[i];
+        for (size_t j = 0; j < e->nheaders; j++) {
+            const unsigned char *n = (const unsigned char *)e->headers[j].name;
+            const unsigned char *v = (const unsigned char *)e->headers[j].value;
+            for (; *n; n++) {
+                if (!is_tchar(*n))
+                    return res__errf(c->d, ERR_RES_INVALID, e->file, (unsigned)e->line,
+                                     "spec.headers.%zu.name: not a valid HTTP header name", j);
+            }
+            for (; *v; v++) {
+                if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+                    return res__errf(c->d, ERR_RES_INVALID, e->file, (unsigned)e->line,
+                                     "spec.headers.%zu (%.64s): the value contains a line break "
+                                     "or control character",
+                                     j, e->headers[j].name);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Resolves every pending secretKeyRef. */
 static int resolve_pending(struct ctx *c)
 {
@@ -673,6 +854,11 @@ static int resolve_pending(struct ctx *c)
             return res__errf(c->d, ERR_RES_INVALID, p->file, p->line,
                              "%s.secretKeyRef: the resource names no auth.secretStore", p->field);
         s = res_components_secret_store(c->cs, p->store);
+        if (s == NULL && res_components_find(c->cs, p->store) != NULL)
+            return res__errf(c->d, ERR_RES_INVALID, p->file, p->line,
+                             "%s.secretKeyRef: secret store %.64s has type %.64s, which is not "
+                             "supported",
+                             p->field, p->store, res_components_find(c->cs, p->store)->type);
         if (s == NULL)
             return res__errf(c->d, ERR_NOT_FOUND, p->file, p->line,
                              "%s.secretKeyRef: secret store %.64s is not loaded", p->field,
@@ -692,6 +878,7 @@ static int finish(struct ctx *c, int rc, res_components_t **out)
 {
     rc = rc ? rc : build_stores(c);
     rc = rc ? rc : resolve_pending(c);
+    rc = rc ? rc : check_headers(c);
     for (size_t i = 0; i < c->npend; i++) {
         mem_free(c->pend[i].store);
         mem_free(c->pend[i].name);

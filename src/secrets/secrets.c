@@ -393,7 +393,7 @@ int secrets_get_value(const secrets_store_t *s, const char *name, const char *ke
                       err_detail_t *d)
 {
     const secret_t *e;
-    bool denied;
+    bool denied = false;
 
     if (s == NULL || name == NULL || out == NULL)
         return err_set(d, ERR_INVAL, "secrets_get_value: invalid arguments");

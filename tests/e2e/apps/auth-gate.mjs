@@ -3,7 +3,8 @@
 // (server-everything), streaming both ways. Stands in for a hosted MCP server that wants a key.
 //
 //   APP_PORT=N UPSTREAM=http://127.0.0.1:M GATE_HEADER=x-api-key GATE_SECRET=... node apps/auth-gate.mjs
-//   TLS_CERT=cert.pem TLS_KEY=key.pem: serve HTTPS instead of HTTP.
+//   TLS_CERT=cert.pem TLS_KEY=key.pem: serve HTTPS instead of HTTP; with TLS_CLIENT_CA=ca.pem the
+//   client must also present a certificate from that CA (its CN is reported as lastClientCN).
 //
 // A request without the right key gets 401 {"error":"missing or wrong key"}. GET /gate/stats
 // answers {"accepted":n,"rejected":n,"lastHost":"...","lastPath":"..."} (no key needed).
@@ -15,7 +16,7 @@ const PORT = Number(process.env.APP_PORT ?? process.env.PORT ?? 0);
 const UPSTREAM = new URL(process.env.UPSTREAM);
 const HEADER = (process.env.GATE_HEADER ?? 'x-api-key').toLowerCase();
 const SECRET = process.env.GATE_SECRET ?? '';
-const stats = { accepted: 0, rejected: 0, lastHost: '', lastPath: '', lastHeaders: {} };
+const stats = { accepted: 0, rejected: 0, lastHost: '', lastPath: '', lastHeaders: {}, lastClientCN: '' };
 
 function handler(req, res) {
   if (req.url === '/gate/stats') {
@@ -30,6 +31,7 @@ function handler(req, res) {
     return;
   }
   stats.accepted++;
+  stats.lastClientCN = req.socket.getPeerCertificate?.()?.subject?.CN ?? '';
   stats.lastHost = req.headers.host ?? '';
   stats.lastPath = req.url;
   stats.lastHeaders = { ...req.headers, [HEADER]: '(checked)' };
@@ -51,6 +53,15 @@ function handler(req, res) {
 }
 
 const server = process.env.TLS_CERT
-  ? https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) }, handler)
+  ? https.createServer(
+      {
+        cert: fs.readFileSync(process.env.TLS_CERT),
+        key: fs.readFileSync(process.env.TLS_KEY),
+        ...(process.env.TLS_CLIENT_CA
+          ? { requestCert: true, rejectUnauthorized: true, ca: fs.readFileSync(process.env.TLS_CLIENT_CA) }
+          : {}),
+      },
+      handler,
+    )
   : http.createServer(handler);
 server.listen(PORT, '127.0.0.1');

@@ -69,6 +69,12 @@ TEST(components_multi_document_scopes_namespace)
                          "    value: https://issuer.example\n"
                          "  - name: audience\n"
                          "    value: 42\n"
+                         "  - name: structured\n"
+                         "    value: {list: [1, -2.5e3, \"3\", x, true, null, 01], m: {}}\n"
+                         "  - name: emptyList\n"
+                         "    value: []\n"
+                         "  - name: consumerID\n"
+                         "    value: \"{appID}|{namespace}|{uuid}|{other}\"\n"
                          "---\n"
                          "apiVersion: dapr.io/v1alpha1\n"
                          "kind: Component\n"
@@ -111,6 +117,16 @@ TEST(components_multi_document_scopes_namespace)
     ASSERT_STREQ(res_component_meta(c, "ISSUER"), "https://issuer.example");
     ASSERT_STREQ(res_component_meta(c, "audience"), "42");
     ASSERT(res_component_meta(c, "nope") == NULL);
+    ASSERT_STREQ(res_component_meta(c, "structured"),
+                 "{\"list\":[1,-2.5e3,\"3\",\"x\",true,null,\"01\"],\"m\":{}}");
+    ASSERT_STREQ(res_component_meta(c, "emptyList"), "[]");
+    {
+        const char *v = res_component_meta(c, "consumerID");
+        ASSERT_EQ(strlen(v), strlen("agent|default.agent|") + 36 + strlen("|{other}"));
+        ASSERT(strncmp(v, "agent|default.agent|", 20) == 0);
+        ASSERT(v[20 + 14] == '4');
+        ASSERT_STREQ(v + 20 + 36, "|{other}");
+    }
     c = res_components_find(cs, "scoped");
     ASSERT(c != NULL);
     ASSERT_STREQ(c->version, "v1");
@@ -251,8 +267,12 @@ TEST(components_errors_have_file_and_line)
                  "bad.yaml:1: apiVersion: expected");
     ASSERT_FAILS(HDR "metadata: {name: s}\nspec:\n  type: secretstores.local.file\n", ERR_INVAL,
                  "bad.yaml:1: secret store s: missing local secrets file in metadata");
-    ASSERT_FAILS(HDR "metadata: {name: s}\nspec:\n  type: secretstores.hashicorp.vault\n",
-                 ERR_RES_INVALID, "secret store type secretstores.hashicorp.vault is not");
+    ASSERT_FAILS(HDR "metadata: {name: s}\nspec:\n  type: secretstores.hashicorp.vault\n---\n" HDR
+                     "metadata: {name: x}\nspec:\n  type: a.b\n  metadata:\n"
+                     "  - name: k\n    secretKeyRef: {name: tok}\nauth: {secretStore: s}\n",
+                 ERR_RES_INVALID,
+                 "bad.yaml:14: spec.metadata.0.secretKeyRef: secret store s has type "
+                 "secretstores.hashicorp.vault, which is not supported");
     ASSERT_FAILS("apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
                  "spec: {baseUrl: ftp://x}\n",
                  ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: expected an http:// or https:// URL");
@@ -260,6 +280,16 @@ TEST(components_errors_have_file_and_line)
                  "spec: {headers: []}\n",
                  ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: missing");
     ASSERT_FAILS("kind: Component\nmetadata: [\n", ERR_RES_YAML, "bad.yaml");
+    ASSERT_FAILS("apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
+                 "spec: {baseUrl: \"https://\"}\n",
+                 ERR_RES_INVALID, "bad.yaml:4: spec.baseUrl: expected an http:// or https:// URL");
+    ASSERT_FAILS(
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
+        "spec:\n  baseUrl: http://x\n  headers:\n  - {name: X-Key, value: \"a\\r\\nb: s3cr3t\"}\n",
+        ERR_RES_INVALID, "bad.yaml:1: spec.headers.0 (X-Key): the value contains a line");
+    ASSERT_FAILS("apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: e}\n"
+                 "spec:\n  baseUrl: http://x\n  headers:\n  - {name: \"X Key\", value: v}\n",
+                 ERR_RES_INVALID, "bad.yaml:1: spec.headers.0.name: not a valid HTTP header name");
 }
 
 TEST(components_missing_secret_names_no_value)
@@ -289,6 +319,21 @@ TEST(components_missing_secret_names_no_value)
     ASSERT(strstr(got, "a.yaml:16: spec.metadata.0.secretKeyRef: store st: key other not found "
                        "in secret tok") != NULL);
     ASSERT(strstr(got, "s3cr3t") == NULL);
+}
+
+TEST(components_unsupported_store_unreferenced_is_skipped)
+{
+    res_components_t *cs = NULL;
+    err_detail_t d = {{0}};
+
+    mkdir_tmp();
+    write_file("vault.yaml",
+               HDR "metadata: {name: vault}\nspec:\n  type: secretstores.hashicorp.vault\n");
+    ASSERT_EQ(load("agent", &cs, &d), 0);
+    ASSERT_EQ(res_components_count(cs), 1);
+    ASSERT_EQ(res_components_secret_store_count(cs), 0);
+    res_components_free(cs);
+    cleanup();
 }
 
 TEST(components_missing_dir_is_empty)
