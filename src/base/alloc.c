@@ -73,9 +73,17 @@ void *mem_alloc(size_t n)
 
 void *mem_calloc(size_t n)
 {
-    void *p = mem_alloc(n);
-    memset(p, 0, n);
-    return p;
+    unsigned char *p = NULL;
+
+    /* calloc rather than malloc + memset: a large zeroed table (metric series, span rings) then
+     * takes resident memory only for the pages that are written, as glibc maps it fresh. */
+    if (n <= SIZE_MAX - HDR && !should_fail())
+        p = calloc(1, n + HDR);
+    if (p == NULL)
+        oom(n);
+    memcpy(p, &n, sizeof(n));
+    atomic_fetch_add(&used_bytes, n);
+    return p + HDR;
 }
 
 void *mem_realloc(void *p, size_t n)

@@ -42,45 +42,79 @@ bool log_enabled(log_level_t level)
     return level >= cfg.level;
 }
 
-void log_msg(log_level_t level, const char *scope, const char *fmt, ...)
+/* Writes one line: the fixed fields, the message, then @p kv (JSON fields, or key="value"). */
+static void write_line(log_level_t level, const char *scope, const char *msg, const log_kv_t *kv,
+                       size_t n)
 {
-    char msg[2048], ts[64];
+    char ts[64];
     struct timespec now;
     struct tm tm;
-    va_list ap;
     buf_t line;
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(now.tv_nsec / 1000000) % 1000);
+    buf_init(&line, LOG_LINE_MAX);
+    if (cfg.json) {
+        rc = buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"app_id\":\"", ts, names[level]);
+        rc = rc ? rc : buf_append_json_str(&line, cfg.app_id, strlen(cfg.app_id));
+        rc = rc ? rc : buf_printf(&line, "\",\"scope\":\"%s\",\"message\":\"", scope);
+        rc = rc ? rc : buf_append_json_str(&line, msg, strlen(msg));
+        rc = rc ? rc : buf_append_str(&line, "\"");
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = buf_append_str(&line, ",\"");
+            rc = rc ? rc : buf_append_json_str(&line, kv[i].key, strlen(kv[i].key));
+            rc = rc ? rc : buf_append_str(&line, kv[i].raw_json ? "\":" : "\":\"");
+            if (kv[i].raw_json)
+                rc = rc ? rc : buf_append_str(&line, kv[i].value);
+            else
+                rc = rc ? rc : buf_append_json_str(&line, kv[i].value, strlen(kv[i].value));
+            rc = rc ? rc : buf_append_str(&line, kv[i].raw_json ? "" : "\"");
+        }
+        rc = rc ? rc : buf_append_str(&line, "}\n");
+    } else {
+        /* logfmt: the message is quoted with JSON string escaping, so quotes and newlines in
+         * it (paths, app ids, peer text) cannot break a line apart. */
+        rc = buf_printf(&line, "time=%s level=%s app_id=%s scope=%s msg=\"", ts, names[level],
+                        cfg.app_id, scope);
+        rc = rc ? rc : buf_append_json_str(&line, msg, strlen(msg));
+        rc = rc ? rc : buf_append_str(&line, "\"");
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = buf_printf(&line, " %s=\"", kv[i].key);
+            rc = rc ? rc : buf_append_json_str(&line, kv[i].value, strlen(kv[i].value));
+            rc = rc ? rc : buf_append_str(&line, "\"");
+        }
+        rc = rc ? rc : buf_append_str(&line, "\n");
+    }
+    /* A line past LOG_LINE_MAX was dropped by the buffer: say so rather than lose it silently. */
+    if (rc < 0 && line.len == 0)
+        rc = buf_printf(&line, "time=%s level=%s scope=%s msg=\"log line too long\"\n", ts,
+                        names[level], scope);
+    if (line.len > 0) {
+        ssize_t w = write(STDERR_FILENO, line.ptr, line.len);
+        (void)w;
+    }
+    buf_free(&line);
+}
+
+void log_msg(log_level_t level, const char *scope, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
 
     if (!log_enabled(level))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (long)(now.tv_nsec / 1000000) % 1000);
-    buf_init(&line, sizeof(msg) * 7);
-    if (cfg.json) {
-        int rc =
-            buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"app_id\":\"", ts, names[level]);
-        rc = rc ? rc : buf_append_json_str(&line, cfg.app_id, strlen(cfg.app_id));
-        rc = rc ? rc : buf_printf(&line, "\",\"scope\":\"%s\",\"message\":\"", scope);
-        rc = rc ? rc : buf_append_json_str(&line, msg, strlen(msg));
-        rc = rc ? rc : buf_append_str(&line, "\"}\n");
-        (void)rc;
-    } else {
-        /* logfmt: the message is quoted with JSON string escaping, so quotes and newlines in
-         * it (paths, app ids, peer text) cannot break a line apart. */
-        int rc = buf_printf(&line, "time=%s level=%s app_id=%s scope=%s msg=\"", ts, names[level],
-                            cfg.app_id, scope);
-        rc = rc ? rc : buf_append_json_str(&line, msg, strlen(msg));
-        rc = rc ? rc : buf_append_str(&line, "\"\n");
-        (void)rc;
-    }
-    if (line.len > 0) {
-        ssize_t w = write(STDERR_FILENO, line.ptr, line.len);
-        (void)w;
-    }
-    buf_free(&line);
+    write_line(level, scope, msg, NULL, 0);
+}
+
+void log_kv(log_level_t level, const char *scope, const log_kv_t *kv, size_t n, const char *msg)
+{
+    if (log_enabled(level))
+        write_line(level, scope, msg, kv, n);
 }

@@ -11,8 +11,18 @@
 #define OUTRIGGER_BASE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_FATAL } log_level_t;
+
+#define LOG_LINE_MAX (64 * 1024) /* bytes of one line; a longer one is replaced by a notice */
+
+/* One extra field of a structured line. */
+typedef struct log_kv {
+    const char *key;   /* field name: [a-z_.] */
+    const char *value; /* text (escaped on output), or JSON text when raw_json */
+    bool raw_json;     /* value is a JSON value (number, object) written as is in JSON lines */
+} log_kv_t;
 
 /** Sets the threshold, output form and the app id stamped on each line (copied). */
 void log_init(log_level_t level, bool as_json, const char *app_id);
@@ -23,6 +33,12 @@ bool log_enabled(log_level_t level);
 /** Writes one line: @p scope names the module ("invoke", "net"). */
 void log_msg(log_level_t level, const char *scope, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/**
+ * Writes one line with message @p msg and @p n extra fields: JSON members after "message" with
+ * --log-as-json, key="value" pairs after msg= otherwise. A raw_json value must be valid JSON.
+ */
+void log_kv(log_level_t level, const char *scope, const log_kv_t *kv, size_t n, const char *msg);
 
 #define log_debug(scope, ...)                                                                      \
     do {                                                                                           \

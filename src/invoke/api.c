@@ -187,5 +187,5 @@ out:
 void invoke__on_api_done(net_sreq_t *req, const net_sreq_stats_t *st, void *ctx)
 {
     invoke_worker_t *iw = ctx;
-    obs_http_server_done(iw->sc->obs, net_sreq_head(req), st);
+    obs_http_server_done(iw->sc->obs, net_worker_index(iw->nw), net_sreq_head(req), st);
 }

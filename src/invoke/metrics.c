@@ -117,7 +117,10 @@ int invoke__metrics_render(invoke_metrics_t *m, const char *app_id, buf_t *b)
 
     for (int lv = 0; lv < 2 && rc == 0; lv++) {
         for (int al = 0; al < 2 && rc == 0; al++) {
-            rc = buf_printf(b, "# TYPE %s counter\n", acl_names[lv][al]);
+            rc = buf_printf(
+                b, "# HELP %s accessControl decisions (%s policy, %s).\n# TYPE %s counter\n",
+                acl_names[lv][al], lv ? "app" : "global", al ? "allowed" : "blocked",
+                acl_names[lv][al]);
             for (int i = 0; i <= ACL_LABEL_SLOTS && rc == 0; i++) {
                 acl_slot_t *s = &m->acl[i];
                 unsigned long long v;
@@ -137,7 +140,9 @@ int invoke__metrics_render(invoke_metrics_t *m, const char *app_id, buf_t *b)
         }
     }
     for (int e = 0; e < INVOKE_MTLS_EVENTS && rc == 0; e++) {
-        rc = buf_printf(b, "# TYPE %s counter\n%s{app_id=\"", mtls_names[e], mtls_names[e]);
+        rc =
+            buf_printf(b, "# HELP %s Workload certificate events.\n# TYPE %s counter\n%s{app_id=\"",
+                       mtls_names[e], mtls_names[e], mtls_names[e]);
         rc = rc ? rc : label(b, app_id);
         rc = rc ? rc : buf_printf(b, "\"} %llu\n", (unsigned long long)atomic_load(&m->mtls[e]));
     }

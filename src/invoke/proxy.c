@@ -180,6 +180,17 @@ static void px_keep(px_t *p, const char *d, size_t n)
     }
 }
 
+/* Starts the exchange's metrics and span; MCP facts read from a body buffered earlier (for a
+ * middleware) are handed over at once. */
+static void px_obs_start(px_t *p, obs_side_t side, const char *peer, const char *path,
+                         size_t path_len)
+{
+    obs_call_start(p->iw->sc->obs, &p->ocall, net_worker_index(p->iw->nw), side,
+                   net_sreq_head(p->sreq), peer, path, path_len);
+    if (p->kept_all && p->mcp.valid && !p->mcp.from_headers)
+        obs_call_mcp(&p->ocall, p->mcp.method, p->mcp.name, NULL, p->mcp.id);
+}
+
 /* The whole body is in: read its JSON-RPC facts once. */
 static void px_kept_done(px_t *p)
 {
@@ -192,7 +203,7 @@ static void px_kept_done(px_t *p)
     if (mcp_peek_body(p->kept.ptr, p->kept.len, &body) == 0) {
         p->mcp_conflict = p->mcp.from_headers && !mcp_peek_agree(&p->mcp, &body);
         p->mcp = body;
-        obs_call_mcp(&p->ocall, body.method, body.name, NULL);
+        obs_call_mcp(&p->ocall, body.method, body.name, NULL, body.id);
     }
 }
 
@@ -313,7 +324,7 @@ static void on_up_head(net_creq_t *c, const net_head_t *h, void *ctx)
         if (px_retry(p, callee_error ? RESIL_TRANSPORT_FAILED : RESIL_STATUS, h->status))
             return;
     }
-    obs_call_response(&p->ocall, h->status);
+    obs_call_response(&p->ocall, h->status, h);
     p->sse = ct != NULL && ct->value_len >= 17 && str_ieq(ct->value, 17, "text/event-stream");
     if (p->rcall != NULL)
         resil_call_forwarding(p->rcall, h->status, p->sse);
@@ -776,11 +787,11 @@ static void px_mw_done(pol_call_t *call, pol_verdict_t v)
     }
     if (v == POL_RESPOND) {
         if (call->deny_layer != NULL)
-            obs_denied(p->iw->sc->obs, &p->ocall, call->deny_layer,
+            obs_denied(p->iw->sc->obs, &p->ocall, net_worker_index(p->iw->nw), call->deny_layer,
                        call->side == POL_SIDE_APP ? p->caller_id : p->iw->sc->opts->app_id,
                        call->side == POL_SIDE_APP ? p->iw->sc->opts->app_id : p->target,
                        p->mcp.valid ? p->mcp.method : NULL, p->mcp.valid ? p->mcp.name : NULL);
-        obs_call_response(&p->ocall, call->status);
+        obs_call_response(&p->ocall, call->status, NULL);
         log_debug("middleware", "%s answered %d for %s",
                   call->deny_layer ? call->deny_layer : "middleware", call->status, p->target);
         px_mw_respond(p);
@@ -938,11 +949,13 @@ static int stamp_identity(net_head_t *out, const char *caller, const char *calle
 static void forward_external(px_t *p)
 {
     const invoke_opts_t *o = p->iw->sc->opts;
+    const char *q;
     buf_t u;
     int rc;
 
     p->external = true;
     p->drop_api_token = p->iw->sc->api_token != NULL;
+    px_obs_start(p, OBS_SIDE_EXTERNAL, p->target, buf_ptr(&p->route_method), p->route_method.len);
     buf_init(&u, 64 * 1024);
     if (p->ext.escape_path)
         rc = invoke_path_escape(&u, p->ext.path, p->ext.path_len);
@@ -958,15 +971,19 @@ static void forward_external(px_t *p)
     rc = rc ? rc : add_str(&p->out, "dapr-caller-app-id", o->app_id);
     rc = rc ? rc : add_str(&p->out, "dapr-caller-namespace", o->namespace_);
     rc = rc ? rc : invoke__ext_add_headers(&p->ext, &p->out);
+    rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
         buf_free(&u);
         px_fail(p, "request head too large");
         px_maybe_free(p);
         return;
     }
-    /* Never the head itself: the endpoint's headers may carry secrets. */
-    log_debug("invoke", "external call %s → %s://%s%s", p->target, p->ext.tls_on ? "https" : "http",
-              p->ext.authority, buf_ptr(&u));
+    /* Never the head itself (the endpoint's headers may carry secrets), nor the query string
+     * (tokens travel there too). */
+    q = memchr(buf_ptr(&u), '?', u.len);
+    log_debug("invoke", "external call %s → %s://%s%.*s", p->target,
+              p->ext.tls_on ? "https" : "http", p->ext.authority,
+              (int)(q ? (size_t)(q - buf_ptr(&u)) : u.len), buf_ptr(&u));
     buf_free(&u);
     p->ext.path = NULL;
     str_copy(p->host, sizeof(p->host), p->ext.host);
@@ -1085,9 +1102,8 @@ static void forward_routed(px_t *p)
         return;
     }
     p->to_app = strcmp(p->id, o->app_id) == 0 && strcmp(p->ns, o->namespace_) == 0;
-    obs_call_start(sc->obs, &p->ocall, net_worker_index(iw->nw),
-                   p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, net_sreq_head(p->sreq), p->id,
-                   buf_ptr(&p->route_method), p->route_method.len);
+    px_obs_start(p, p->to_app ? OBS_SIDE_SELF : OBS_SIDE_CALLER, p->id, buf_ptr(&p->route_method),
+                 p->route_method.len);
     rc = set_url(&p->out, buf_ptr(&p->route_method), p->route_method.len, p->route_query,
                  p->route_query_len);
     p->drop_api_token = sc->api_token != NULL;
@@ -1213,7 +1229,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
             snprintf(mm, sizeof(mm), "%.*s", (int)hm->value_len, hm->value);
         if (hn != NULL)
             snprintf(mn, sizeof(mn), "%.*s", (int)hn->value_len, hn->value);
-        obs_denied(sc->obs, NULL, "acl", caller_id, o->app_id, mm, mn);
+        obs_denied(sc->obs, NULL, net_worker_index(iw->nw), "acl", caller_id, o->app_id, mm, mn);
         buf_init(&msg, ACL_DENY_MESSAGE_MAX);
         log_debug("acl",
                   "denied caller=%s target=%s operation=%s verb=%s level=%s reason=%s "
@@ -1244,8 +1260,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     str_copy(p->target, sizeof(p->target), o->app_id);
     p->to_app = true;
     p->callee = true;
-    obs_call_start(sc->obs, &p->ocall, net_worker_index(iw->nw), OBS_SIDE_CALLEE, in, caller_id,
-                   path.ptr, path.len);
+    px_obs_start(p, OBS_SIDE_CALLEE, caller_id, path.ptr, path.len);
     rc = set_url(&p->out, method.ptr ? method.ptr : "", method.len, q, qlen);
     rc = rc ? rc : stamp_identity(&p->out, caller_id, caller_nsb, o->app_id, sc->app_api_token);
     rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);

@@ -361,7 +361,8 @@ int invoke_sidecar_run(const invoke_opts_t *opts)
                          .namespace_ = opts->namespace_,
                          .config = config,
                          .workers = rs->nworkers,
-                         .api_logging = opts->api_logging};
+                         .api_logging = opts->api_logging,
+                         .no_metrics = opts->metrics == 0};
         rc = obs_new(&oo, &sc->obs, &d);
         if (rc < 0) {
             log_error("sidecar", "invalid observability settings: %s",

@@ -15,6 +15,19 @@
 
 #define AUDIT_ARGS_MAX 4096 /* bytes of redacted arguments in one audit line */
 
+/* An HTTP status as text, without printf (this runs for every request). */
+static void status_text(char out[16], int status)
+{
+    if (status >= 100 && status <= 999) {
+        out[0] = (char)('0' + status / 100);
+        out[1] = (char)('0' + status / 10 % 10);
+        out[2] = (char)('0' + status % 10);
+        out[3] = '\0';
+    } else {
+        snprintf(out, 16, "%d", status);
+    }
+}
+
 static size_t path_len(const char *url, size_t n)
 {
     const char *q = memchr(url, '?', n);
@@ -32,7 +45,7 @@ static const char *obfuscated(const char *p, size_t n)
     return "/{method}";
 }
 
-void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t *st)
+void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_sreq_stats_t *st)
 {
     char path[OBS_LABEL_MAX], status[16];
     size_t pl;
@@ -45,15 +58,15 @@ void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t 
     lat_us = (st->end_ns - st->start_ns) / 1000;
     method = obs__method_label(o, h->method);
     obs__path_label(o, h->url, pl, path, sizeof(path));
-    snprintf(status, sizeof(status), "%d", st->status);
+    status_text(status, st->status);
     {
         const char *v3[] = {method, path, status};
         const char *rc3[] = {path, method, status};
-        obs__count(o, OBS_F_HTTP_SERVER_REQUEST_COUNT, v3, 1);
-        obs__observe(o, OBS_F_HTTP_SERVER_LATENCY, v3, lat_us);
-        obs__observe(o, OBS_F_HTTP_SERVER_REQUEST_BYTES, NULL, st->in_bytes * 1000);
-        obs__observe(o, OBS_F_HTTP_SERVER_RESPONSE_BYTES, NULL, st->out_bytes * 1000);
-        obs__count(o, OBS_F_HTTP_SERVER_RESPONSE_COUNT, rc3, 1);
+        obs__count(o, worker, OBS_F_HTTP_SERVER_REQUEST_COUNT, v3, 1);
+        obs__observe(o, worker, OBS_F_HTTP_SERVER_LATENCY, v3, lat_us);
+        obs__observe(o, worker, OBS_F_HTTP_SERVER_REQUEST_BYTES, NULL, st->in_bytes * 1000);
+        obs__observe(o, worker, OBS_F_HTTP_SERVER_RESPONSE_BYTES, NULL, st->out_bytes * 1000);
+        obs__count(o, worker, OBS_F_HTTP_SERVER_RESPONSE_COUNT, rc3, 1);
     }
     if (o->api_logging &&
         !(o->omit_health && pl >= 13 && memcmp(h->url, "/v1.0/healthz", 13) == 0)) {
@@ -62,10 +75,20 @@ void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t 
         char ubuf[OBS_ATTR_MAX];
         /* The query string is never logged: tokens and keys travel there. */
         obs__label_copy(ubuf, sizeof(ubuf), ob ? ob : h->url, ob ? strlen(ob) : pl);
-        log_info("api", "HTTP API Called method=%s url=%s code=%d duration_ms=%.3f useragent=%.*s",
-                 http_method_str((enum http_method)h->method), ubuf, st->status,
-                 (double)lat_us / 1000.0, ua ? (int)(ua->value_len > 200 ? 200 : ua->value_len) : 0,
-                 ua ? ua->value : "");
+        {
+            char code[16], dur[32], uab[256];
+            log_kv_t kv[] = {
+                {"method", http_method_str((enum http_method)h->method), false},
+                {"url", ubuf, false},
+                {"code", code, true},
+                {"duration_ms", dur, true},
+                {"useragent", uab, false},
+            };
+            snprintf(code, sizeof(code), "%d", st->status);
+            snprintf(dur, sizeof(dur), "%.3f", (double)lat_us / 1000.0);
+            obs__label_copy(uab, sizeof(uab), ua ? ua->value : "", ua ? ua->value_len : 0);
+            log_kv(LOG_INFO, "api", kv, sizeof(kv) / sizeof(kv[0]), "HTTP API Called");
+        }
     }
 }
 
@@ -89,18 +112,25 @@ void obs_call_start(obs_t *o, obs_call_t *c, int worker, obs_side_t side, const 
     c->start_ns = uv_hrtime();
     obs__label_copy(c->peer_app, sizeof(c->peer_app), peer_app ? peer_app : "unknown",
                     strlen(peer_app ? peer_app : "unknown"));
-    obs__label_copy(c->path, sizeof(c->path), path, path ? path_len(path, plen) : 0);
+    /* The app's path as the app sees it: always with its leading '/'. */
+    if (path != NULL && plen > 0 && path[0] != '/') {
+        c->path[0] = '/';
+        obs__label_copy(c->path + 1, sizeof(c->path) - 1, path, path_len(path, plen));
+    } else {
+        obs__label_copy(c->path, sizeof(c->path), path, path ? path_len(path, plen) : 0);
+    }
     /* Sessionless MCP (2026-07-28) names method and target in headers; the body may refine. */
     hdr_copy(in, "mcp-method", c->mcp_method, sizeof(c->mcp_method));
     hdr_copy(in, "mcp-name", c->mcp_tool, sizeof(c->mcp_tool));
     hdr_copy(in, "mcp-session-id", c->mcp_session, sizeof(c->mcp_session));
+    hdr_copy(in, "mcp-protocol-version", c->mcp_version, sizeof(c->mcp_version));
     obs__trace_begin(o, &c->trace, worker, in);
-    if (side == OBS_SIDE_CALLER) {
+    if (side == OBS_SIDE_CALLER || side == OBS_SIDE_EXTERNAL) {
         const char *v[] = {c->peer_app, "unary"};
-        obs__count(o, OBS_F_SI_REQ_SENT, v, 1);
+        obs__count(o, c->worker, OBS_F_SI_REQ_SENT, v, 1);
     } else if (side == OBS_SIDE_CALLEE) {
         const char *v[] = {c->peer_app};
-        obs__count(o, OBS_F_SI_REQ_RECV, v, 1);
+        obs__count(o, c->worker, OBS_F_SI_REQ_RECV, v, 1);
     }
 }
 
@@ -118,7 +148,8 @@ int obs_call_headers(obs_call_t *c, net_head_t *out)
     return net_head_add(out, "traceparent", 11, tp, 55);
 }
 
-void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session)
+void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session,
+                  const char *request_id)
 {
     if (c == NULL || c->obs == NULL)
         return;
@@ -128,14 +159,19 @@ void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const cha
         obs__label_copy(c->mcp_tool, sizeof(c->mcp_tool), tool, strlen(tool));
     if (session != NULL && *session)
         obs__label_copy(c->mcp_session, sizeof(c->mcp_session), session, strlen(session));
+    if (request_id != NULL && *request_id)
+        obs__label_copy(c->mcp_request_id, sizeof(c->mcp_request_id), request_id,
+                        strlen(request_id));
 }
 
-void obs_call_response(obs_call_t *c, int status)
+void obs_call_response(obs_call_t *c, int status, const net_head_t *h)
 {
     if (c == NULL || c->obs == NULL || c->resp_ns != 0)
         return;
     c->status = status;
     c->resp_ns = uv_hrtime();
+    if (c->mcp_session[0] == '\0')
+        hdr_copy(h, "mcp-session-id", c->mcp_session, sizeof(c->mcp_session));
 }
 
 void obs_call_bytes(obs_call_t *c, uint64_t sent, uint64_t recv)
@@ -218,20 +254,39 @@ static void audit(obs_call_t *c, const char *outcome, const char *status, double
                   const char *body, size_t body_len)
 {
     obs_t *o = c->obs;
-    char tid[56], args[AUDIT_ARGS_MAX];
+    char tid[56], args[AUDIT_ARGS_MAX], st[16], lat[32];
     const char *caller = c->side == OBS_SIDE_CALLEE ? c->peer_app : o->app_id;
+    const char *target = c->side == OBS_SIDE_EXTERNAL ? c->peer_app : o->app_id;
 
     obs_traceparent_format(&c->trace, tid);
     tid[35] = '\0';
     args[0] = '\0';
     if (o->audit_args)
         audit_args(o, body, body_len, args, sizeof(args));
-    log_info("audit",
-             "mcp tool call caller=%s target=%s tool=%s outcome=%s status=%s latency_ms=%.3f "
-             "trace_id=%s session=%s%s%s%s%s",
-             caller, o->app_id, c->mcp_tool[0] ? c->mcp_tool : "-", outcome, status, lat_ms,
-             tid + 3, c->mcp_session[0] ? c->mcp_session : "-", o->audit_args ? " arguments=" : "",
-             o->audit_args ? (args[0] ? args : "{}") : "", c->error[0] ? " error=" : "", c->error);
+    snprintf(st, sizeof(st), "%s", status);
+    snprintf(lat, sizeof(lat), "%.3f", lat_ms);
+    {
+        log_kv_t kv[] = {
+            {"caller", caller, false},
+            {"target", target, false},
+            {"tool", c->mcp_tool, false},
+            {"outcome", outcome, false},
+            {"status", st, true},
+            {"latency_ms", lat, true},
+            {"trace_id", tid + 3, false},
+            {"session", c->mcp_session, false},
+            {"arguments", args[0] ? args : "{}", true},
+            {"error", c->error, false},
+        };
+        size_t n = sizeof(kv) / sizeof(kv[0]);
+        if (c->error[0] == '\0')
+            n--;              /* error is last */
+        if (!o->audit_args) { /* arguments: drop the entry, keep what follows */
+            kv[8] = kv[9];
+            n--;
+        }
+        log_kv(LOG_INFO, "audit", kv, n, "mcp tool call");
+    }
 }
 
 void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t body_len)
@@ -251,35 +306,39 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
     if (error != NULL && *error)
         obs__label_copy(c->error, sizeof(c->error), error, strlen(error));
     st = c->status > 0 ? c->status : 500;
-    snprintf(status, sizeof(status), "%d", st);
+    status_text(status, st);
     method = obs__method_label(o, c->http_method);
     obs__path_label(o, c->path, strlen(c->path), path, sizeof(path));
 
-    if (c->side == OBS_SIDE_CALLER) {
+    if (c->side == OBS_SIDE_CALLER || c->side == OBS_SIDE_EXTERNAL) {
         const char *v3[] = {c->peer_app, status, "unary"};
-        obs__count(o, OBS_F_SI_RES_RECV, v3, 1);
-        obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, v3, lat_us);
+        obs__count(o, c->worker, OBS_F_SI_RES_RECV, v3, 1);
+        obs__observe(o, c->worker, OBS_F_SI_RES_RECV_LATENCY, v3, lat_us);
     } else {
         const char *v2[] = {path, method};
         const char *v3[] = {path, method, status};
         if (c->side == OBS_SIDE_CALLEE) {
             const char *vs[] = {c->peer_app, status};
-            obs__count(o, OBS_F_SI_RES_SENT, vs, 1);
+            obs__count(o, c->worker, OBS_F_SI_RES_SENT, vs, 1);
         }
-        obs__count(o, OBS_F_HTTP_CLIENT_COMPLETED_COUNT, v3, 1);
-        obs__observe(o, OBS_F_HTTP_CLIENT_ROUNDTRIP_LATENCY, v3, lat_us);
-        obs__observe(o, OBS_F_HTTP_CLIENT_SENT_BYTES, v2, c->sent_bytes * 1000);
-        obs__observe(o, OBS_F_HTTP_CLIENT_RECEIVED_BYTES, NULL, c->recv_bytes * 1000);
+        obs__count(o, c->worker, OBS_F_HTTP_CLIENT_COMPLETED_COUNT, v3, 1);
+        obs__observe(o, c->worker, OBS_F_HTTP_CLIENT_ROUNDTRIP_LATENCY, v3, lat_us);
+        obs__observe(o, c->worker, OBS_F_HTTP_CLIENT_SENT_BYTES, v2, c->sent_bytes * 1000);
+        obs__observe(o, c->worker, OBS_F_HTTP_CLIENT_RECEIVED_BYTES, NULL, c->recv_bytes * 1000);
     }
     if (c->mcp_method[0]) {
-        static const char *const sides[] = {"client", "server", "server"};
+        static const char *const sides[] = {"client", "server", "server", "client"};
+        bool outward = c->side == OBS_SIDE_CALLER || c->side == OBS_SIDE_EXTERNAL;
         const char *caller = c->side == OBS_SIDE_CALLEE ? c->peer_app : o->app_id;
-        const char *target = c->side == OBS_SIDE_CALLER ? c->peer_app : o->app_id;
+        const char *target = outward ? c->peer_app : o->app_id;
         const char *tool = c->mcp_tool;
         const char *v6[] = {sides[c->side], caller, target, c->mcp_method, tool, status};
-        obs__count(o, OBS_F_MCP_REQUESTS, v6, 1);
-        obs__observe(o, OBS_F_MCP_LATENCY, v6, lat_us);
-        if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0)
+        obs__count(o, c->worker, OBS_F_MCP_REQUESTS, v6, 1);
+        obs__observe(o, c->worker, OBS_F_MCP_LATENCY, v6, lat_us);
+        /* Audited once: by the sidecar in front of the app, or by the caller when no sidecar
+         * stands in front of the target (HTTPEndpoint, full URL). */
+        if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0 &&
+            log_enabled(LOG_INFO))
             audit(c,
                   c->denied                  ? "denied"
                   : c->error[0] || st >= 400 ? "error"
@@ -309,13 +368,15 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
         str_copy(s->mcp_method, sizeof(s->mcp_method), c->mcp_method);
         str_copy(s->mcp_tool, sizeof(s->mcp_tool), c->mcp_tool);
         str_copy(s->mcp_session, sizeof(s->mcp_session), c->mcp_session);
+        str_copy(s->mcp_request_id, sizeof(s->mcp_request_id), c->mcp_request_id);
+        str_copy(s->mcp_version, sizeof(s->mcp_version), c->mcp_version);
         str_copy(s->error, sizeof(s->error), c->error);
         obs__span_commit(o, c->worker);
     }
 }
 
-void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, const char *target,
-                const char *mcp_method, const char *tool)
+void obs_denied(obs_t *o, obs_call_t *c, int worker, const char *layer, const char *caller,
+                const char *target, const char *mcp_method, const char *tool)
 {
     char cl[OBS_LABEL_MAX], t[OBS_LABEL_MAX], m[64], n[OBS_LABEL_MAX];
     const char *v[] = {layer, cl, t, m, n};
@@ -326,7 +387,7 @@ void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, 
     obs__label_copy(t, sizeof(t), target, target ? strlen(target) : 0);
     obs__label_copy(m, sizeof(m), mcp_method, mcp_method ? strlen(mcp_method) : 0);
     obs__label_copy(n, sizeof(n), tool, tool ? strlen(tool) : 0);
-    obs__count(o, OBS_F_MCP_DENIED, v, 1);
+    obs__count(o, worker, OBS_F_MCP_DENIED, v, 1);
     if (c != NULL && c->obs != NULL)
         c->denied = true;
 }

@@ -356,6 +356,15 @@ static int read_tracing(obs_t *ob, const obs_opts_t *o, const res_node_t *spec, 
         ob->rate = 0;
     if (ob->rate > 1)
         ob->rate = 1;
+    {
+        /* The CA that signs the collector's certificate (OpenTelemetry's variable), for any
+         * endpoint source; else the system's roots. */
+        const char *ca =
+            env2("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE");
+        if (ca != NULL &&
+            snprintf(ob->ca_file, sizeof(ob->ca_file), "%s", ca) >= (int)sizeof(ob->ca_file))
+            return bad(d, o, NULL, "OTEL_EXPORTER_OTLP_CERTIFICATE", "path too long");
+    }
     ob->delay_ms = env_u64("OTEL_BSP_SCHEDULE_DELAY", OBS_DELAY_MS_DEFAULT, 3600000);
     ob->batch = (size_t)env_u64("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", OBS_BATCH_DEFAULT, 65536);
     ob->tracing = ob->rate > 0 && (ob->endpoint_host[0] != '\0' || ob->stdout_spans);
@@ -404,6 +413,8 @@ int obs__config(obs_t *ob, const obs_opts_t *o, err_detail_t *d)
 {
     const res_node_t *spec = o->config ? o->config->spec : NULL;
     int rc = read_metrics(ob, o, spec, d);
+    if (o->no_metrics)
+        ob->metrics_enabled = false;
     rc = rc ? rc : read_tracing(ob, o, spec, d);
     rc = rc ? rc : read_logging(ob, o, spec, d);
     return rc;

@@ -14,15 +14,18 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "observe/obs_int.h"
 
 #define OTLP_BODY_MAX (16 * 1024 * 1024) /* one request's JSON */
+#define RESP_MAX (1024 * 1024)           /* bytes of one collector response read */
 
 static void hex(buf_t *b, const uint8_t *p, size_t n, int *rc)
 {
@@ -97,7 +100,8 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     char name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
     bool first = true, failed = s->error[0] != '\0' || s->status >= 500 || s->status == 0;
     const char *caller = s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id;
-    const char *callee = s->side == OBS_SIDE_CALLEE ? o->app_id : s->peer_app;
+    const char *callee =
+        s->side == OBS_SIDE_CALLEE || s->side == OBS_SIDE_SELF ? o->app_id : s->peer_app;
     int rc = buf_append_str(b, "{\"traceId\":\"");
 
     span_name(s, name, sizeof(name));
@@ -136,8 +140,13 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     } else if (strncmp(s->mcp_method, "resources/", 10) == 0) {
         str_attr(b, "mcp.resource.uri", s->mcp_tool, &first, &rc);
     }
-    if (s->mcp_method[0])
+    if (s->mcp_method[0]) {
+        str_attr(b, "jsonrpc.request.id", s->mcp_request_id, &first, &rc);
+        str_attr(b, "mcp.protocol.version", s->mcp_version, &first, &rc);
+        str_attr(b, "network.transport", "tcp", &first, &rc);
         str_attr(b, "network.protocol.name", "http", &first, &rc);
+        str_attr(b, "network.protocol.version", "1.1", &first, &rc);
+    }
     if (failed)
         str_attr(b, "error.type", s->error[0] ? s->error : "", &first, &rc);
     if (failed && s->error[0] == '\0' && s->status > 0) {
@@ -154,7 +163,8 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     return rc ? rc : buf_append_str(b, "}");
 }
 
-int obs__otlp_json(const obs_t *o, const obs_span_t *s, size_t n, buf_t *b)
+/* The envelope before the first span: resource and scope. */
+static int otlp_begin(const obs_t *o, buf_t *b)
 {
     int rc = buf_append_str(b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
                                "\"service.name\",\"value\":{\"stringValue\":\"");
@@ -163,11 +173,16 @@ int obs__otlp_json(const obs_t *o, const obs_span_t *s, size_t n, buf_t *b)
         rc ? rc
            : buf_append_str(b, "\"}},{\"key\":\"service.namespace\",\"value\":{\"stringValue\":\"");
     rc = rc ? rc : buf_append_json_str(b, o->namespace_, strlen(o->namespace_));
-    rc = rc ? rc
-            : buf_printf(b,
-                         "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"outrigger\",\"version\":"
-                         "\"%s\"},\"spans\":[",
-                         OUTRIGGER_VERSION);
+    return rc ? rc
+              : buf_printf(b,
+                           "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"outrigger\",\"version\":"
+                           "\"%s\"},\"spans\":[",
+                           OUTRIGGER_VERSION);
+}
+
+int obs__otlp_json(const obs_t *o, const obs_span_t *s, size_t n, buf_t *b)
+{
+    int rc = otlp_begin(o, b);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i > 0)
             rc = buf_append(b, ",", 1);
@@ -218,10 +233,49 @@ static int dial(const char *host, int port, uint64_t deadline)
     return fd;
 }
 
+/* The exporter's connection to the collector, kept alive between batches. */
 typedef struct conn {
-    int fd;
-    SSL *ssl;
+    int fd;   /* -1 when closed */
+    SSL *ssl; /* NULL without TLS */
 } conn_t;
+
+static void conn_close(conn_t *c)
+{
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->ssl = NULL;
+}
+
+static int conn_open(obs_t *o, SSL_CTX *tls, conn_t *c)
+{
+    uint64_t deadline = mono_ms() + o->export_timeout_ms;
+    struct timeval tv;
+
+    c->fd = dial(o->endpoint_host, o->endpoint_port, deadline);
+    if (c->fd < 0)
+        return ERR_NET_CONNECT;
+    /* Every later read and write waits at most the export timeout. */
+    tv.tv_sec = (time_t)(o->export_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(o->export_timeout_ms % 1000) * 1000;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (tls != NULL) {
+        ERR_clear_error();
+        c->ssl = SSL_new(tls);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+            SSL_set_tlsext_host_name(c->ssl, o->endpoint_host) != 1 ||
+            SSL_set1_host(c->ssl, o->endpoint_host) != 1 || SSL_connect(c->ssl) != 1) {
+            conn_close(c);
+            return ERR_NET_TLS;
+        }
+    }
+    return 0;
+}
 
 static int conn_write(conn_t *c, const char *p, size_t n)
 {
@@ -241,8 +295,9 @@ static int conn_write(conn_t *c, const char *p, size_t n)
     return 0;
 }
 
-static ssize_t conn_read(conn_t *c, char *p, size_t n)
+static ssize_t conn_read(void *arg, char *p, size_t n)
 {
+    conn_t *c = arg;
     if (c->ssl != NULL) {
         int r = SSL_read(c->ssl, p, (int)n);
         return r > 0 ? r : -1;
@@ -250,61 +305,165 @@ static ssize_t conn_read(conn_t *c, char *p, size_t n)
     return recv(c->fd, p, n, 0);
 }
 
-/* POSTs @p body; returns the HTTP status, or a negative error. */
-static int post(obs_t *o, SSL_CTX *tls, const buf_t *body)
-{
-    uint64_t deadline = mono_ms() + o->export_timeout_ms;
-    conn_t c = {.fd = dial(o->endpoint_host, o->endpoint_port, deadline), .ssl = NULL};
-    struct timeval tv;
-    char head[2048], resp[64];
-    size_t got = 0;
-    int hl, status = ERR_IO;
+/* Buffered reads of a response (the exporter reads little: a head and a small body). */
+typedef struct reader {
+    obs_read_fn read; /* the source */
+    void *ctx;        /* its argument */
+    char buf[4096];   /* bytes read and not consumed yet */
+    size_t pos;       /* next byte of buf */
+    size_t len;       /* bytes in buf */
+    size_t total;     /* bytes read so far, bounded by RESP_MAX */
+} reader_t;
 
-    if (c.fd < 0)
-        return ERR_NET_CONNECT;
-    tv.tv_sec = (time_t)(o->export_timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(o->export_timeout_ms % 1000) * 1000;
-    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (tls != NULL) {
-        ERR_clear_error();
-        c.ssl = SSL_new(tls);
-        if (c.ssl == NULL || SSL_set_fd(c.ssl, c.fd) != 1 ||
-            SSL_set_tlsext_host_name(c.ssl, o->endpoint_host) != 1 ||
-            SSL_set1_host(c.ssl, o->endpoint_host) != 1 || SSL_connect(c.ssl) != 1) {
-            status = ERR_NET_TLS;
-            goto out;
+/* Next byte, or -1 at end, error or past RESP_MAX. */
+static int rd_byte(reader_t *r)
+{
+    if (r->pos == r->len) {
+        ssize_t n;
+        if (r->total >= RESP_MAX)
+            return -1;
+        /* Never past RESP_MAX, however the bytes are split. */
+        n = r->read(r->ctx, r->buf,
+                    RESP_MAX - r->total < sizeof(r->buf) ? RESP_MAX - r->total : sizeof(r->buf));
+        if (n <= 0)
+            return -1;
+        r->pos = 0;
+        r->len = (size_t)n;
+        r->total += (size_t)n;
+    }
+    return (unsigned char)r->buf[r->pos++];
+}
+
+/* Reads a line (without CRLF) into @p out; false at end or when longer than @p n - 1. */
+static bool rd_line(reader_t *r, char *out, size_t n)
+{
+    size_t k = 0;
+    for (;;) {
+        int ch = rd_byte(r);
+        if (ch < 0)
+            return false;
+        if (ch == '\n') {
+            if (k > 0 && out[k - 1] == '\r')
+                k--;
+            out[k] = '\0';
+            return true;
+        }
+        if (k + 1 >= n)
+            return false;
+        out[k++] = (char)ch;
+    }
+}
+
+static bool rd_skip(reader_t *r, uint64_t n)
+{
+    for (; n > 0; n--)
+        if (rd_byte(r) < 0)
+            return false;
+    return true;
+}
+
+/* Reads one response: the status, then the body (Content-Length or chunked) skipped, so that the
+ * connection can carry the next batch. */
+int obs__read_response(obs_read_fn read, void *ctx, bool *reusable)
+{
+    reader_t r = {.read = read, .ctx = ctx};
+    char line[1024];
+    uint64_t length = 0;
+    bool has_length = false, chunked = false, close_after = false;
+    int status;
+
+    *reusable = false;
+    if (!rd_line(&r, line, sizeof(line)))
+        return r.total == 0 ? ERR_NET_UPSTREAM_CLOSED : ERR_NET_BAD_RESPONSE;
+    if (strlen(line) < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[9] < '1' || line[9] > '5' ||
+        line[10] < '0' || line[10] > '9' || line[11] < '0' || line[11] > '9')
+        return ERR_NET_BAD_RESPONSE;
+    status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    for (int fields = 0;; fields++) {
+        if (fields > 100 || !rd_line(&r, line, sizeof(line)))
+            return status; /* unreadable head: the connection is not reused */
+        if (line[0] == '\0')
+            break;
+        if (strncasecmp(line, "content-length:", 15) == 0) {
+            const char *v = line + 15 + strspn(line + 15, " \t");
+            has_length = str_u64(v, strspn(v, "0123456789"), RESP_MAX, &length) == 0;
+            if (!has_length)
+                return status;
+        } else if (strncasecmp(line, "transfer-encoding:", 18) == 0) {
+            chunked = strcasestr(line + 18, "chunked") != NULL;
+        } else if (strncasecmp(line, "connection:", 11) == 0) {
+            close_after = strcasestr(line + 11, "close") != NULL;
         }
     }
+    if (chunked) {
+        for (;;) {
+            uint64_t size = 0;
+            const char *p = line;
+            if (!rd_line(&r, line, sizeof(line)))
+                return status;
+            for (; *p && strchr("0123456789abcdefABCDEF", *p); p++) {
+                size = size * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+                if (size > RESP_MAX)
+                    return status;
+            }
+            if (p == line)
+                return status;
+            if (size == 0)
+                break;
+            if (!rd_skip(&r, size + 2))
+                return status;
+        }
+        do /* trailer fields, up to the empty line */
+            if (!rd_line(&r, line, sizeof(line)))
+                return status;
+        while (line[0] != '\0');
+    } else if (has_length) {
+        if (!rd_skip(&r, length))
+            return status;
+    } else {
+        return status; /* the body ends at close */
+    }
+    /* Bytes after the body (a peer error) would be read as the next response: that one then
+     * fails to parse and the batch is sent again on a new connection. */
+    *reusable = !close_after;
+    return status;
+}
+
+/* POSTs @p body on the kept connection (opening one when needed); a kept connection that the
+ * collector closed meanwhile is replaced once. Returns the HTTP status, or a negative error. */
+static int post(obs_t *o, SSL_CTX *tls, conn_t *c, const buf_t *body)
+{
+    char head[2048];
+    int hl, status = ERR_IO;
+
     hl = snprintf(head, sizeof(head),
                   "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                  "Content-Length: %zu\r\nConnection: close\r\nUser-Agent: outrigger/%s\r\n",
+                  "Content-Length: %zu\r\nUser-Agent: outrigger/%s\r\n",
                   o->endpoint_path, o->endpoint_host, o->endpoint_port, body->len,
                   OUTRIGGER_VERSION);
-    if (hl < 0 || (size_t)hl >= sizeof(head) || conn_write(&c, head, (size_t)hl) < 0 ||
-        (o->headers && conn_write(&c, o->headers, strlen(o->headers)) < 0) ||
-        conn_write(&c, "\r\n", 2) < 0 || conn_write(&c, body->ptr, body->len) < 0)
-        goto out;
-    while (got < 12) {
-        ssize_t r = conn_read(&c, resp + got, sizeof(resp) - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
+    if (hl < 0 || (size_t)hl >= sizeof(head))
+        return ERR_TOO_LARGE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = c->fd < 0, reusable = false;
+        if (fresh && (status = conn_open(o, tls, c)) < 0)
+            return status;
+        if (conn_write(c, head, (size_t)hl) < 0 ||
+            (o->headers && conn_write(c, o->headers, strlen(o->headers)) < 0) ||
+            conn_write(c, "\r\n", 2) < 0 || conn_write(c, body->ptr, body->len) < 0)
+            status = ERR_IO;
+        else
+            status = obs__read_response(conn_read, c, &reusable);
+        if (!reusable)
+            conn_close(c);
+        if (status >= 0 || fresh)
+            return status;
     }
-    if (got >= 12 && memcmp(resp, "HTTP/1.", 7) == 0 && resp[9] >= '1' && resp[9] <= '5')
-        status = (resp[9] - '0') * 100 + (resp[10] - '0') * 10 + (resp[11] - '0');
-out:
-    if (c.ssl != NULL) {
-        SSL_shutdown(c.ssl);
-        SSL_free(c.ssl);
-    }
-    close(c.fd);
     return status;
 }
 
 static void log_span(const obs_t *o, const obs_span_t *s)
 {
-    char tid[33], sid[17], pid[17] = "", name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
+    char tid[33], sid[17], pid[17] = "", name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80], st[16], dur[32];
     obs_trace_t t;
     char tp[56];
 
@@ -323,43 +482,87 @@ static void log_span(const obs_t *o, const obs_span_t *s)
         pid[16] = '\0';
     }
     span_name(s, name, sizeof(name));
-    log_info("trace",
-             "span name=\"%s\" trace_id=%s span_id=%s parent_span_id=%s kind=%s status=%d "
-             "duration_ms=%.3f caller=%s callee=%s%s%s",
-             name, tid, sid, pid, s->side == OBS_SIDE_CALLEE ? "server" : "client", s->status,
-             (double)(s->end_unix_ns - s->start_unix_ns) / 1e6,
-             s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id,
-             s->side == OBS_SIDE_CALLEE ? o->app_id : s->peer_app, s->error[0] ? " error=" : "",
-             s->error);
+    snprintf(st, sizeof(st), "%d", s->status);
+    snprintf(dur, sizeof(dur), "%.3f", (double)(s->end_unix_ns - s->start_unix_ns) / 1e6);
+    {
+        log_kv_t kv[] = {
+            {"name", name, false},
+            {"trace_id", tid, false},
+            {"span_id", sid, false},
+            {"parent_span_id", pid, false},
+            {"kind", s->side == OBS_SIDE_CALLEE ? "server" : "client", false},
+            {"status", st, true},
+            {"duration_ms", dur, true},
+            {"caller", s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id, false},
+            {"callee",
+             s->side == OBS_SIDE_CALLEE || s->side == OBS_SIDE_SELF ? o->app_id : s->peer_app,
+             false},
+            {"error", s->error, false},
+        };
+        log_kv(LOG_INFO, "trace", kv, sizeof(kv) / sizeof(kv[0]) - (s->error[0] ? 0 : 1), "span");
+    }
 }
 
-static void send_batch(obs_t *o, SSL_CTX *tls, const obs_span_t *s, size_t n, bool *warned)
+/* The exporter's state. */
+typedef struct exporter {
+    obs_t *o;     /* what it exports */
+    SSL_CTX *tls; /* NULL without isSecure */
+    conn_t conn;  /* to the collector */
+    buf_t body;   /* the batch being encoded, reused */
+    size_t n;     /* spans in body */
+    bool warned;  /* a failure was logged and no export has worked since */
+} exporter_t;
+
+/* Sends the batch in body (if any) and starts a new one. */
+static void flush(exporter_t *x)
 {
     static const char *const exported[] = {"exported"}, *const failed[] = {"failed"};
-    buf_t b;
+    obs_t *o = x->o;
     int status;
 
-    if (n == 0)
+    if (x->n == 0)
         return;
-    if (o->stdout_spans)
-        for (size_t i = 0; i < n; i++)
-            log_span(o, &s[i]);
-    if (o->endpoint_host[0] == '\0')
-        return;
-    buf_init(&b, OTLP_BODY_MAX);
-    status = obs__otlp_json(o, s, n, &b) == 0 ? post(o, tls, &b) : ERR_TOO_LARGE;
-    buf_free(&b);
+    status = buf_append_str(&x->body, "]}]}]}") == 0 ? post(o, x->tls, &x->conn, &x->body)
+                                                     : ERR_TOO_LARGE;
     if (status >= 200 && status < 300) {
-        obs__count(o, OBS_F_SPANS, exported, n);
-        *warned = false;
-        return;
+        obs__count(o, -1, OBS_F_SPANS, exported, x->n);
+        x->warned = false;
+    } else {
+        obs__count(o, -1, OBS_F_SPANS, failed, x->n);
+        if (!x->warned) /* once per outage, not once per batch */
+            log_warn("trace", "exporting %zu spans to %s:%d%s failed: %s", x->n, o->endpoint_host,
+                     o->endpoint_port, o->endpoint_path,
+                     status < 0 ? err_str(status) : "collector answered an error status");
+        x->warned = true;
     }
-    obs__count(o, OBS_F_SPANS, failed, n);
-    if (!*warned) /* once per outage, not once per batch */
-        log_warn("trace", "exporting %zu spans to %s:%d%s failed: %s", n, o->endpoint_host,
-                 o->endpoint_port, o->endpoint_path,
-                 status < 0 ? err_str(status) : "collector answered an error status");
-    *warned = true;
+    buf_reset(&x->body);
+    x->n = 0;
+}
+
+/* Logs and/or encodes every span queued in @p r, straight from its slots, then frees them. */
+static void drain(exporter_t *x, obs_ring_t *r)
+{
+    obs_t *o = x->o;
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+
+    for (; tail < head; tail++) {
+        const obs_span_t *s = &r->slots[tail % r->cap];
+        if (o->stdout_spans)
+            log_span(o, s);
+        if (o->endpoint_host[0] != '\0') {
+            int rc = x->n == 0 ? otlp_begin(o, &x->body) : buf_append(&x->body, ",", 1);
+            rc = rc ? rc : span_json(o, s, &x->body);
+            if (rc == 0)
+                x->n++;
+            if (rc < 0 || x->n == o->batch) {
+                /* The slots stay ours until the tail moves: release the encoded ones first. */
+                atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+                flush(x);
+            }
+        }
+    }
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
 }
 
 /* Spans waiting in all rings (a snapshot; producers keep adding). */
@@ -374,23 +577,24 @@ static size_t queued(obs_t *o)
 
 static void export_main(void *arg)
 {
-    obs_t *o = arg;
-    obs_span_t *batch = mem_alloc(sizeof(*batch) * o->batch);
-    SSL_CTX *tls = NULL;
+    exporter_t x = {.o = arg, .conn = {.fd = -1}};
+    obs_t *o = x.o;
     uint64_t next = mono_ms() + o->delay_ms;
-    bool warned = false;
 
+    buf_init(&x.body, OTLP_BODY_MAX);
     if (o->secure && o->endpoint_host[0]) {
-        tls = SSL_CTX_new(TLS_client_method());
-        if (tls != NULL) {
-            SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, NULL);
-            SSL_CTX_set_default_verify_paths(tls);
-            SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
+        x.tls = SSL_CTX_new(TLS_client_method());
+        if (x.tls != NULL) {
+            SSL_CTX_set_verify(x.tls, SSL_VERIFY_PEER, NULL);
+            if (o->ca_file[0] == '\0')
+                SSL_CTX_set_default_verify_paths(x.tls);
+            else if (SSL_CTX_load_verify_locations(x.tls, o->ca_file, NULL) != 1)
+                log_warn("trace", "cannot read the collector CA %s: exports will fail", o->ca_file);
+            SSL_CTX_set_min_proto_version(x.tls, TLS1_2_VERSION);
         }
     }
     for (;;) {
         bool stopping = atomic_load(&o->stop);
-        size_t n = 0;
         /* Like OpenTelemetry's batch processor: export every delay_ms, or as soon as a full batch
          * is queued, so that a busy sidecar drops only what a slow collector cannot take. */
         if (!stopping && mono_ms() < next && queued(o) < o->batch) {
@@ -399,22 +603,15 @@ static void export_main(void *arg)
             continue;
         }
         next = mono_ms() + o->delay_ms;
-        for (int w = 0; w < o->workers; w++) {
-            size_t got;
-            while ((got = obs__ring_pop(&o->rings[w], batch + n, o->batch - n)) > 0) {
-                n += got;
-                if (n == o->batch) {
-                    send_batch(o, tls, batch, n, &warned);
-                    n = 0;
-                }
-            }
-        }
-        send_batch(o, tls, batch, n, &warned);
+        for (int w = 0; w < o->workers; w++)
+            drain(&x, &o->rings[w]);
+        flush(&x);
         if (stopping)
             break;
     }
-    SSL_CTX_free(tls);
-    mem_free(batch);
+    conn_close(&x.conn);
+    SSL_CTX_free(x.tls);
+    buf_free(&x.body);
 }
 
 int obs__export_start(obs_t *o)

@@ -133,11 +133,14 @@ void obs__families_init(obs_t *o)
         if (i == OBS_F_HTTP_SERVER_RESPONSE_COUNT && !o->increased_cardinality)
             f->enabled = false;
         f->stride = f->hist ? nb + 3 : 1;
+        /* One shard of values per worker (up to OBS_SHARDS_MAX, then shared) plus one for other
+         * threads: a worker's adds stay in its own cache lines; a scrape sums the shards. */
+        f->shards = (size_t)(o->workers < OBS_SHARDS_MAX ? o->workers : OBS_SHARDS_MAX) + 1;
         if (!f->enabled)
             continue;
         /* Large, zeroed and mostly never touched: the pages are only mapped when written. */
         f->series = mem_calloc(sizeof(*f->series) * (OBS_SERIES_MAX + 1));
-        f->vals = mem_calloc(sizeof(*f->vals) * f->stride * (OBS_SERIES_MAX + 1));
+        f->vals = mem_calloc(sizeof(*f->vals) * f->stride * (OBS_SERIES_MAX + 1) * f->shards);
         {
             obs_series_t *other = &f->series[OBS_SERIES_MAX];
             size_t k = 0;
@@ -277,15 +280,22 @@ static size_t series_index(obs_family_t *f, const char *const *vals)
     return OBS_SERIES_MAX;
 }
 
-void obs__count(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t n)
+/* The values of series @p i in the shard of @p worker (-1: not a worker thread). */
+static atomic_ullong *slot_vals(const obs_family_t *f, int worker, size_t i)
+{
+    size_t shard = worker < 0 ? f->shards - 1 : (size_t)worker % (f->shards - 1);
+    return &f->vals[(shard * (OBS_SERIES_MAX + 1) + i) * f->stride];
+}
+
+void obs__count(obs_t *o, int worker, obs_fam_id_t fi, const char *const *vals, uint64_t n)
 {
     obs_family_t *f = &o->fam[fi];
     if (!f->enabled)
         return;
-    atomic_fetch_add_explicit(&f->vals[series_index(f, vals) * f->stride], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(slot_vals(f, worker, series_index(f, vals)), n, memory_order_relaxed);
 }
 
-void obs__observe(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t v_milli)
+void obs__observe(obs_t *o, int worker, obs_fam_id_t fi, const char *const *vals, uint64_t v_milli)
 {
     obs_family_t *f = &o->fam[fi];
     const double *bounds = f->bytes ? size_bounds : o->lat_bounds;
@@ -295,12 +305,22 @@ void obs__observe(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t v
 
     if (!f->enabled)
         return;
-    v = &f->vals[series_index(f, vals) * f->stride];
+    v = slot_vals(f, worker, series_index(f, vals));
     while (b < nb && x > bounds[b])
         b++;
     atomic_fetch_add_explicit(&v[b], 1, memory_order_relaxed); /* b == nb: only +Inf */
     atomic_fetch_add_explicit(&v[nb + 1], v_milli, memory_order_relaxed);
     atomic_fetch_add_explicit(&v[nb + 2], 1, memory_order_relaxed);
+}
+
+/* Value @p k of series @p i summed over the shards. */
+static unsigned long long sum_val(const obs_family_t *f, size_t i, size_t k)
+{
+    unsigned long long n = 0;
+    for (size_t sh = 0; sh < f->shards; sh++)
+        n += atomic_load_explicit(&f->vals[(sh * (OBS_SERIES_MAX + 1) + i) * f->stride + k],
+                                  memory_order_relaxed);
+    return n;
 }
 
 /* Appends a label value with Prometheus escaping (\\, \", \n). */
@@ -340,11 +360,10 @@ static int render_family(obs_t *o, const obs_family_t *f, buf_t *b)
 
     for (size_t i = 0; i <= OBS_SERIES_MAX && rc == 0; i++) {
         const obs_series_t *s = &f->series[i];
-        const atomic_ullong *v = &f->vals[i * f->stride];
         if (atomic_load_explicit(&s->state, memory_order_acquire) != 2)
             continue;
         if (!f->hist) {
-            unsigned long long n = atomic_load_explicit(&v[0], memory_order_relaxed);
+            unsigned long long n = sum_val(f, i, 0);
             if (n == 0 && i == OBS_SERIES_MAX)
                 continue;
             rc = buf_append_str(b, f->name);
@@ -352,12 +371,12 @@ static int render_family(obs_t *o, const obs_family_t *f, buf_t *b)
             rc = rc ? rc : buf_printf(b, " %llu\n", n);
         } else {
             size_t nb = f->stride - 3;
-            unsigned long long cum = 0, count = atomic_load(&v[nb + 2]);
+            unsigned long long cum = 0, count = sum_val(f, i, nb + 2);
             if (count == 0)
                 continue;
             for (size_t k = 0; k <= nb && rc == 0; k++) {
                 char le[32];
-                cum += atomic_load_explicit(&v[k], memory_order_relaxed);
+                cum += sum_val(f, i, k);
                 if (k < nb)
                     snprintf(le, sizeof(le), "%g", bounds[k]);
                 else
@@ -368,7 +387,7 @@ static int render_family(obs_t *o, const obs_family_t *f, buf_t *b)
             }
             rc = rc ? rc : buf_printf(b, "%s_sum", f->name);
             rc = rc ? rc : labels(b, o, f, s, NULL);
-            rc = rc ? rc : buf_printf(b, " %.3f\n", (double)atomic_load(&v[nb + 1]) / 1000.0);
+            rc = rc ? rc : buf_printf(b, " %.3f\n", (double)sum_val(f, i, nb + 1) / 1000.0);
             rc = rc ? rc : buf_printf(b, "%s_count", f->name);
             rc = rc ? rc : labels(b, o, f, s, NULL);
             rc = rc ? rc : buf_printf(b, " %llu\n", count);

@@ -14,6 +14,7 @@
 #define OBS_PATTERNS_MAX 64
 #define OBS_REDACT_MAX 32
 #define OBS_MAX_WORKERS 64
+#define OBS_SHARDS_MAX 8 /* value shards per family (workers beyond share them) */
 
 typedef enum obs_fam_id {
     OBS_F_HTTP_SERVER_REQUEST_COUNT = 0,
@@ -62,7 +63,8 @@ typedef struct obs_family {
     bool enabled;                       /* recorded and rendered */
     size_t stride;        /* values per series: 1, or buckets + 1 (+Inf) + sum + count */
     obs_series_t *series; /* OBS_SERIES_MAX + 1 (the last is "_other"); owned */
-    atomic_ullong *vals;  /* stride values per series; owned */
+    size_t shards;        /* value shards: one per worker (at most 8) + 1 for other threads */
+    atomic_ullong *vals;  /* [shard][series][stride] values; owned */
     obs_rule_t *rules;    /* owned */
     size_t nrules;        /* entries of rules */
 } obs_family_t;
@@ -80,6 +82,8 @@ typedef struct obs_span {
     char mcp_method[64];                            /* JSON-RPC method or "" */
     char mcp_tool[OBS_LABEL_MAX];                   /* tool/prompt/resource name or "" */
     char mcp_session[OBS_LABEL_MAX];                /* Mcp-Session-Id or "" */
+    char mcp_request_id[64];                        /* JSON-RPC id (JSON text) or "" */
+    char mcp_version[32];                           /* MCP-Protocol-Version or "" */
     char error[OBS_ATTR_MAX];                       /* failure text or "" */
 } obs_span_t;
 
@@ -107,17 +111,18 @@ struct obs {
     obs_family_t fam[OBS_F_COUNT];      /* the registry */
 
     /* tracing */
-    bool tracing;                      /* spans are recorded (a sink is configured and rate > 0) */
-    double rate;                       /* tracing.samplingRate */
-    bool stdout_spans;                 /* tracing.stdout */
-    char endpoint_host[256];           /* OTLP collector host; "" = no exporter */
-    int endpoint_port;                 /* its port */
-    char endpoint_path[256];           /* "/v1/traces" unless the env names one */
-    bool secure;                       /* tracing.otel.isSecure (TLS to the collector) */
-    char *headers;                     /* "Name: value\r\n" lines for the collector; owned */
-    uint64_t export_timeout_ms;        /* per export request */
-    uint64_t delay_ms;                 /* between exports */
-    size_t batch;                      /* spans per request */
+    bool tracing;               /* spans are recorded (a sink is configured and rate > 0) */
+    double rate;                /* tracing.samplingRate */
+    bool stdout_spans;          /* tracing.stdout */
+    char endpoint_host[256];    /* OTLP collector host; "" = no exporter */
+    int endpoint_port;          /* its port */
+    char endpoint_path[256];    /* "/v1/traces" unless the env names one */
+    bool secure;                /* tracing.otel.isSecure (TLS to the collector) */
+    char *headers;              /* "Name: value\r\n" lines for the collector; owned */
+    char ca_file[1024];         /* OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE; "" = system roots */
+    uint64_t export_timeout_ms; /* per export request */
+    uint64_t delay_ms;          /* between exports */
+    size_t batch;               /* spans per request */
     obs_ring_t rings[OBS_MAX_WORKERS]; /* one per worker */
     uint64_t rng[OBS_MAX_WORKERS][8];  /* per-worker id generator state (one cache line each) */
     uv_thread_t thread;                /* the exporter */
@@ -137,11 +142,12 @@ struct obs {
 /* metrics.c */
 void obs__families_init(obs_t *o);
 void obs__families_free(obs_t *o);
-/** Counts +@p n on the series of @p vals (nlabels values, each valid UTF-8 as made by
- * obs__label_copy or a constant; NULL counts as ""). */
-void obs__count(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t n);
+/** Counts +@p n, in the shard of @p worker (-1 for other threads), on the series of @p vals
+ * (nlabels values, each valid UTF-8 as made by obs__label_copy or a constant; NULL counts as "").
+ */
+void obs__count(obs_t *o, int worker, obs_fam_id_t f, const char *const *vals, uint64_t n);
 /** Observes @p v (ms*1000 for latency, bytes*1000 for sizes) on a histogram series. */
-void obs__observe(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t v_milli);
+void obs__observe(obs_t *o, int worker, obs_fam_id_t f, const char *const *vals, uint64_t v_milli);
 /** The path label under metric(s).http settings, written into @p out. */
 void obs__path_label(const obs_t *o, const char *path, size_t n, char *out, size_t out_len);
 /** The method label ("" with excludeVerbs, "UNKNOWN" for non-standard verbs). */
@@ -168,6 +174,15 @@ size_t obs__ring_pop(obs_ring_t *r, obs_span_t *out, size_t max);
 /* export.c */
 int obs__export_start(obs_t *o);
 void obs__export_stop(obs_t *o);
+/** A byte source for obs__read_response: like recv(2), <= 0 at end or error. */
+typedef ssize_t (*obs_read_fn)(void *ctx, char *p, size_t n);
+/**
+ * Reads one HTTP/1.1 response from @p read: returns its status (or ERR_NET_UPSTREAM_CLOSED when
+ * nothing came, ERR_NET_BAD_RESPONSE for a bad status line) and skips its body when framed by
+ * Content-Length or chunked coding, setting *@p reusable when the connection may carry another
+ * request. Limits: 1 MiB in all, lines of 1 KiB, 100 header fields.
+ */
+int obs__read_response(obs_read_fn read, void *ctx, bool *reusable);
 /** Appends the OTLP/JSON ExportTraceServiceRequest for @p n spans. */
 int obs__otlp_json(const obs_t *o, const obs_span_t *s, size_t n, buf_t *b);
 

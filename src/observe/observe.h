@@ -7,19 +7,19 @@
  * `spec.logging`), the OTEL_EXPORTER_OTLP_* / OTEL_BSP_* environment and the command line.
  * The request path records through obs_call_t (one per proxied exchange) and obs_http_server_done
  * (one per API request); both take no lock and allocate nothing: counters are relaxed atomic adds
- * on series slots claimed once (bounded: a family keeps at most OBS_SERIES_MAX label sets, the
- * rest are counted under the label value "_other"), finished spans are copied into a per-worker
- * single-producer ring that the exporter thread drains (a full ring drops the span and counts it).
- * Ownership: obs_new copies what it keeps from its options; obs_free releases everything after
- * obs_stop. An obs_call_t is embedded by its user and owns nothing on the heap.
- * Threading: obs_new/obs_start/obs_stop/obs_free on the main thread; obs_call_* and
- * obs_http_server_done on worker @p worker only (each worker index is used by one thread);
- * obs_metrics_render and obs_denied on any thread.
- * Errors: obs_new returns ERR_RES_INVALID for a bad Configuration section (detail names the field)
- * or ERR_INVAL; recording never fails (it drops and counts instead).
- * Secrets: header values, bodies and query strings never reach metrics or spans; tool arguments
- * reach the audit log only when `spec.logging.mcpAudit.arguments` is true, with the keys listed in
- * `redact` (and the built-in secret-looking names) replaced by "[REDACTED]".
+ * into the recording worker's own shard, on series slots claimed once (bounded: a family keeps at
+ * most OBS_SERIES_MAX label sets, the rest are counted under the label value "_other"), finished
+ * spans are copied into a per-worker single-producer ring that the exporter thread drains (a full
+ * ring drops the span and counts it). Ownership: obs_new copies what it keeps from its options;
+ * obs_free releases everything after obs_stop. An obs_call_t is embedded by its user and owns
+ * nothing on the heap. Threading: obs_new/obs_start/obs_stop/obs_free on the main thread;
+ * obs_call_* and obs_http_server_done on worker @p worker only (each worker index is used by one
+ * thread); obs_metrics_render and obs_denied on any thread. Errors: obs_new returns ERR_RES_INVALID
+ * for a bad Configuration section (detail names the field) or ERR_INVAL; recording never fails (it
+ * drops and counts instead). Secrets: header values, bodies and query strings never reach metrics
+ * or spans; tool arguments reach the audit log only when `spec.logging.mcpAudit.arguments` is true,
+ * with the keys listed in `redact` (and the built-in secret-looking names) replaced by
+ * "[REDACTED]".
  */
 #ifndef OUTRIGGER_OBSERVE_H
 #define OUTRIGGER_OBSERVE_H
@@ -51,6 +51,7 @@ typedef struct obs_opts {
     const res_config_t *config; /* borrowed for the call; NULL = defaults */
     int workers;                /* worker loops that record (1..64) */
     int api_logging;            /* --enable-api-logging: 1 on, 0 off, -1 from the Configuration */
+    bool no_metrics;            /* --enable-metrics=false: no metrics, whatever the Configuration */
 } obs_opts_t;
 
 /** Builds the registry, tracer and logging switches. */
@@ -70,11 +71,11 @@ int obs_metrics_render(obs_t *o, buf_t *b);
 /* ---- the Dapr API port ---------------------------------------------------------------------- */
 
 /**
- * Records one finished request of the Dapr HTTP API (dapr_http_server_*) and writes its API log
- * line when API logging is on. @p route_kind is the obfuscated route ("/v1.0/invoke/{id}/method/
- * {method}") or NULL when the path is not an invoke route.
+ * Records one finished request of the Dapr HTTP API (dapr_http_server_*) on worker @p worker and
+ * writes its API log line when API logging is on (the URL without its query, or the obfuscated
+ * route with logging.apiLogging.obfuscateURLs).
  */
-void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t *st);
+void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_sreq_stats_t *st);
 
 /* ---- one proxied exchange ------------------------------------------------------------------- */
 
@@ -82,6 +83,7 @@ typedef enum obs_side {
     OBS_SIDE_CALLER = 0, /* API request forwarded to a peer sidecar */
     OBS_SIDE_CALLEE,     /* peer's request forwarded to our app */
     OBS_SIDE_SELF,       /* API request for our own app (no hop) */
+    OBS_SIDE_EXTERNAL,   /* API request for an HTTPEndpoint or a full URL (no peer sidecar) */
 } obs_side_t;
 
 /* Trace context of one hop (W3C Trace Context level 1). */
@@ -109,6 +111,8 @@ typedef struct obs_call {
     char mcp_method[64];             /* JSON-RPC method of an MCP request; "" when not MCP */
     char mcp_tool[OBS_LABEL_MAX];    /* params.name of tools/call (or prompt/resource name) */
     char mcp_session[OBS_LABEL_MAX]; /* Mcp-Session-Id */
+    char mcp_request_id[64];         /* JSON-RPC id as JSON text; "" for notifications */
+    char mcp_version[32];            /* MCP-Protocol-Version header */
     char error[OBS_ATTR_MAX];        /* why it failed; "" when it did not */
     obs_trace_t trace;               /* this hop's context */
     bool denied;                     /* refused by a policy layer (already counted) */
@@ -127,26 +131,30 @@ bool obs_skip_header(const obs_call_t *c, const char *lname, size_t len);
 /** Adds this hop's `traceparent` to the upstream head (tracestate and baggage pass unchanged). */
 int obs_call_headers(obs_call_t *c, net_head_t *out) __attribute__((warn_unused_result));
 /** Sets the MCP facts of the request (any may be NULL; values are copied and cut). */
-void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session);
-/** The upstream response head arrived with @p status. */
-void obs_call_response(obs_call_t *c, int status);
+void obs_call_mcp(obs_call_t *c, const char *method, const char *tool, const char *session,
+                  const char *request_id);
+/** The response head arrived with @p status; @p h (may be NULL) gives the Mcp-Session-Id that an
+ * initialize response assigns. */
+void obs_call_response(obs_call_t *c, int status, const net_head_t *h);
 /** Counts request/response body bytes. */
 void obs_call_bytes(obs_call_t *c, uint64_t sent, uint64_t recv);
 /**
  * Ends the exchange: records latency and counts, finishes and queues the span, writes the audit
  * line for an MCP tools/call. @p error is NULL on success, else why it failed (the status then
- * counts as 500 unless a response head was seen). @p args is the request's JSON-RPC params
- * object text (may be NULL), only read when audit arguments are enabled. Idempotent.
+ * counts as 500 unless a response head was seen). @p body is the whole request body when it was
+ * kept (may be NULL); only read, for the tool's arguments, when audit arguments are enabled.
+ * Idempotent.
  */
 void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t body_len);
 
 /**
- * Counts one denial by policy layer @p layer ("acl", "bearer", "opa") of a call from @p caller to
+ * Counts one denial, on worker @p worker, by policy layer @p layer ("acl", "bearer", "opa") of a
+ * call from @p caller to
  * @p target, with the MCP method and tool when known (NULL otherwise). Marks @p c (may be NULL)
  * as denied so that its end is audited as "denied".
  */
-void obs_denied(obs_t *o, obs_call_t *c, const char *layer, const char *caller, const char *target,
-                const char *mcp_method, const char *tool);
+void obs_denied(obs_t *o, obs_call_t *c, int worker, const char *layer, const char *caller,
+                const char *target, const char *mcp_method, const char *tool);
 
 /* ---- trace context (exposed for tests and the fuzz target) ---------------------------------- */
 

@@ -140,7 +140,7 @@ obs_span_t *obs__span_reserve(obs_t *o, int worker)
     static const char *const dropped[] = {"dropped"};
 
     if (r->cap == 0 || head - tail >= r->cap) {
-        obs__count(o, OBS_F_SPANS, dropped, 1); /* never block the request for telemetry */
+        obs__count(o, worker, OBS_F_SPANS, dropped, 1); /* never block the request for telemetry */
         return NULL;
     }
     return &r->slots[head % r->cap];

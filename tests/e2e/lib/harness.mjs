@@ -35,7 +35,9 @@ export const OUTRIGGER_BIN = process.env.OUTRIGGER_BIN
 export const DIRECT = process.env.E2E_DIRECT === '1';
 export const SIDECAR_LOG_LEVEL = process.env.E2E_LOG_LEVEL ?? 'info';
 const SHOW_LOGS = process.env.E2E_SHOW_LOGS === '1';
-const MAX_LOG_BYTES = 256 * 1024;
+// Output kept per process: a sidecar writes one audit line per MCP tool call at info level, and
+// tests read start-up lines back after thousands of calls.
+const MAX_LOG_BYTES = 4 * 1024 * 1024;
 /** Default per-test timeout (a hung proxy must fail the test, not stall the suite). */
 export const DEFAULT_TEST_TIMEOUT_MS = 60000;
 /** For before() hooks that start processes. */

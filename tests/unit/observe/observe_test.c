@@ -146,15 +146,15 @@ TEST(registry_counts_histograms_and_overflow)
     const char *lat[] = {"target", "200", "unary"};
 
     ASSERT(o != NULL);
-    obs__count(o, OBS_F_SI_REQ_SENT, v, 2);
-    obs__count(o, OBS_F_SI_REQ_SENT, v, 1);
-    obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, lat, 2500);      /* 2.5 ms */
-    obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, lat, 999999999); /* beyond the last bucket */
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, v, 2); /* shards of two workers, summed */
+    obs__count(o, 1, OBS_F_SI_REQ_SENT, v, 1);
+    obs__observe(o, 0, OBS_F_SI_RES_RECV_LATENCY, lat, 2500);       /* 2.5 ms */
+    obs__observe(o, -1, OBS_F_SI_RES_RECV_LATENCY, lat, 999999999); /* beyond the last bucket */
     for (int i = 0; i < OBS_SERIES_MAX + 50; i++) {
         char id[32];
         const char *vv[] = {id, "unary"};
         snprintf(id, sizeof(id), "app-%d", i);
-        obs__count(o, OBS_F_SI_REQ_SENT, vv, 1);
+        obs__count(o, i % 2, OBS_F_SI_REQ_SENT, vv, 1);
     }
     text = render(o, &b);
     ASSERT(text != NULL);
@@ -189,7 +189,7 @@ TEST(label_values_are_escaped_and_utf8)
     obs__label_copy(out, 4, "abcdef", 6);
     ASSERT_STREQ(out, "abc");
     /* Peer-supplied values (here: from headers) are made valid UTF-8, then escaped. */
-    obs_denied(o, NULL, "acl", "a\"b\\c\nd\xff\xc3\xa9", "t", NULL, NULL);
+    obs_denied(o, NULL, 0, "acl", "a\"b\\c\nd\xff\xc3\xa9", "t", NULL, NULL);
     ASSERT(strstr(render(o, &b), "caller_app_id=\"a\\\"b\\\\c\\nd?\xc3\xa9\""));
     buf_free(&b);
     obs_free(o);
@@ -237,8 +237,8 @@ TEST(rules_rewrite_labels)
     const char *v1[] = {"tenant-1", "unary"}, *v2[] = {"tenant-2", "unary"};
 
     ASSERT_EQ(rc, 0);
-    obs__count(o, OBS_F_SI_REQ_SENT, v1, 1);
-    obs__count(o, OBS_F_SI_REQ_SENT, v2, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, v1, 1);
+    obs__count(o, 1, OBS_F_SI_REQ_SENT, v2, 1);
     ASSERT(strstr(render(o, &b), "dst_app_id=\"tenant-x\",type=\"unary\"} 2\n"));
     buf_free(&b);
     obs_free(o);
@@ -379,4 +379,63 @@ TEST(otlp_json_shape)
     ASSERT(!strstr(b.ptr, "\"status\":{"));
     buf_free(&b);
     obs_free(o);
+}
+
+/* A byte source that hands out @p step bytes at a time. */
+typedef struct src {
+    const char *p;
+    size_t n, step;
+} src_t;
+
+static ssize_t src_read(void *ctx, char *p, size_t n)
+{
+    src_t *s = ctx;
+    size_t k = s->n < s->step ? s->n : s->step;
+    if (k > n)
+        k = n;
+    memcpy(p, s->p, k);
+    s->p += k;
+    s->n -= k;
+    return (ssize_t)k;
+}
+
+static int read_resp(const char *text, size_t step, bool *reusable, size_t *left)
+{
+    src_t s = {text, strlen(text), step};
+    int rc = obs__read_response(src_read, &s, reusable);
+    *left = s.n;
+    return rc;
+}
+
+TEST(collector_responses)
+{
+    bool re;
+    size_t left;
+    for (size_t step = 1; step <= 64; step *= 4) {
+        ASSERT_EQ(read_resp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", step, &re, &left),
+                  200);
+        ASSERT(re);
+        ASSERT_EQ(left, 0);
+        ASSERT_EQ(read_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+                            "\r\n",
+                            step, &re, &left),
+                  200);
+        ASSERT(re);
+        ASSERT_EQ(left, 0);
+        /* Connection: close, or a body that ends at close: not reused. */
+        ASSERT_EQ(read_resp("HTTP/1.1 503 x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                            step, &re, &left),
+                  503);
+        ASSERT(!re);
+        ASSERT_EQ(read_resp("HTTP/1.0 200 OK\r\n\r\nbody", step, &re, &left), 200);
+        ASSERT(!re);
+    }
+    ASSERT_EQ(read_resp("", 1, &re, &left), ERR_NET_UPSTREAM_CLOSED);
+    ASSERT_EQ(read_resp("SSH-2.0-OpenSSH\r\n", 1, &re, &left), ERR_NET_BAD_RESPONSE);
+    ASSERT_EQ(read_resp("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", 1, &re, &left), 200);
+    ASSERT(!re); /* truncated body */
+    ASSERT_EQ(
+        read_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1, &re, &left),
+        200);
+    ASSERT(!re);
 }
