@@ -8,7 +8,8 @@ scripts/build.sh release
 (cd examples/quickstart && { [ -d node_modules ] || npm install --no-audit --no-fund --silent; })
 bin=$PWD/build/outrigger
 cd examples/quickstart
-"$bin" run --app-id mcp-server --app-port 8000 -- node server.mjs &
+"$bin" run --app-id mcp-server --app-port 8000 --resources-path ./resources --config ./config.yaml \
+  -- node server.mjs &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -11,4 +11,12 @@ const { tools } = await client.listTools();
 console.log('tools:', tools.map((t) => t.name).join(', '));
 const result = await client.callTool({ name: 'get_inventory', arguments: { item: 'widgets' } });
 console.log('result:', result.content[0].text);
+// The server's policy lets my-agent read the inventory but not change it.
+try {
+  await client.callTool({ name: 'update_stock', arguments: { item: 'widgets', delta: -5 } });
+  console.log('update_stock: allowed (unexpected)');
+  process.exitCode = 1;
+} catch (err) {
+  console.log('update_stock: refused by the policy,', err.code ?? '', String(err.message).split('\n')[0]);
+}
 await client.close();

@@ -18,6 +18,10 @@ function newServer() {
     const caller = extra.requestInfo?.headers?.['dapr-caller-app-id'] ?? 'unknown';
     return { content: [{ type: 'text', text: `${item}: 42 units (asked by ${caller})` }] };
   });
+  server.registerTool('update_stock', {
+    description: 'Change the units in stock for an item',
+    inputSchema: { item: z.string(), delta: z.number() },
+  }, async ({ item, delta }) => ({ content: [{ type: 'text', text: `${item} changed by ${delta}` }] }));
   return server;
 }
 
