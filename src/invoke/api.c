@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "invoke/invoke_int.h"
+#include "resiliency/resiliency.h"
 
 void invoke__respond_error(net_sreq_t *req, int status, const char *code, const char *fmt, ...)
 {
@@ -57,6 +58,35 @@ static bool query_param(const char *q, size_t n, const char *key, char *out, siz
     return false;
 }
 
+/* Beyond Dapr's fields: the Resiliency resources in force and where the Configuration came from
+ * (both hot-reloaded, so read at the time of the request). */
+static int metadata_resiliency_config(invoke_sidecar_t *sc, buf_t *b)
+{
+    resil_spec_t *rs = sc->resil ? resil_acquire(sc->resil) : NULL;
+    res_snapshot_t *snap = res_slot_acquire(&sc->config);
+    const res_config_t *cfg = snap ? res_snapshot_config(snap) : NULL;
+    int rc = buf_append_str(b, ",\"resiliencies\":[");
+
+    for (size_t i = 0; rc == 0 && i < resil_spec_resource_count(rs); i++) {
+        const char *n = resil_spec_resource_name(rs, i);
+        rc = buf_append_str(b, i ? ",{\"name\":\"" : "{\"name\":\"");
+        rc = rc ? rc : buf_append_json_str(b, n, strlen(n));
+        rc = rc ? rc : buf_append_str(b, "\"}");
+    }
+    rc = rc ? rc : buf_append_str(b, "],\"configuration\":{");
+    if (rc == 0 && cfg != NULL) {
+        rc = buf_append_str(b, "\"name\":\"");
+        rc = rc ? rc : buf_append_json_str(b, cfg->name, strlen(cfg->name));
+        rc = rc ? rc : buf_append_str(b, "\",\"source\":\"");
+        rc = rc ? rc : buf_append_json_str(b, cfg->file, strlen(cfg->file));
+        rc = rc ? rc : buf_append_str(b, "\"");
+    }
+    rc = rc ? rc : buf_append_str(b, "}");
+    res_snapshot_unref(snap);
+    resil_spec_unref(rs);
+    return rc;
+}
+
 static void respond_metadata(invoke_worker_t *iw, net_sreq_t *req)
 {
     invoke_sidecar_t *sc = iw->sc;
@@ -71,6 +101,7 @@ static void respond_metadata(invoke_worker_t *iw, net_sreq_t *req)
             : buf_printf(&b, "\",\"runtimeVersion\":\"%s\",\"enabledFeatures\":[\"HotReload\"]",
                          OUTRIGGER_VERSION);
     rc = rc ? rc : buf_append_str(&b, sc->res_names_json ? sc->res_names_json : "");
+    rc = rc ? rc : metadata_resiliency_config(sc, &b);
     rc = rc ? rc : buf_append_str(&b, ",\"extended\":{\"appCommand\":\"\",\"namespace\":\"");
     rc = rc ? rc : buf_append_json_str(&b, o->namespace_, strlen(o->namespace_));
     rc = rc ? rc : buf_printf(&b, "\",\"daprRuntimeVersion\":\"outrigger-%s\"}", OUTRIGGER_VERSION);

@@ -219,3 +219,11 @@ h.test('visible_tools: tools/list shows each caller only its tools (JSON and SSE
   assert.equal(json.status, 200);
   assert.deepEqual(json.json.result.tools.map((t) => t.name).sort(), ['get_inventory', 'get_schema']);
 });
+
+h.test('/v1.0/metadata names the middleware Component and the Configuration source', { skip }, async () => {
+  const m = (await httpRequest(`${server.url}/v1.0/metadata`)).json;
+  assert.ok(m.components.some((c) => c.name === 'tool-policy' && c.type === 'middleware.http.opa'), JSON.stringify(m));
+  assert.equal(m.configuration.name, 'inventory');
+  assert.match(m.configuration.source, /config\.yaml$/);
+  assert.deepEqual(m.resiliencies, []);
+});

@@ -256,3 +256,9 @@ h.test('hot reload: retryToolCalls: true lets a tools/call be retried', { skip: 
   const again = await rpc('flaky', 'tools/call', { name: 'echo', arguments: { message: 'still' } });
   assert.equal(again.status, 200, again.text);
 });
+
+h.test('/v1.0/metadata lists the Resiliency resources in force', { skip: needsSidecar }, async () => {
+  const m = (await httpRequest(`${agent.url}/v1.0/metadata`)).json;
+  assert.deepEqual(m.resiliencies, [{ name: 'e2e-resiliency' }]);
+  assert.ok(m.httpEndpoints.some((e) => e.name === 'flaky-ep'));
+});
