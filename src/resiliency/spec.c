@@ -7,14 +7,12 @@
  * name replaces an earlier one.
  */
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/dur.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -565,34 +563,6 @@ static bool yaml_name(const char *n)
                            (l > 4 && strcmp(n + l - 4, ".yml") == 0));
 }
 
-/* Reads the file at @p path into @p b (bounded by b->max). */
-static int read_file(const char *path, buf_t *b, err_detail_t *d)
-{
-    char chunk[16384];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return err_set(d, ERR_IO, "%s: cannot open", path);
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = err_set(d, ERR_IO, "%s: cannot read", path);
-            break;
-        }
-        if (r == 0)
-            break;
-        if (buf_append(b, chunk, (size_t)r) < 0) {
-            rc = err_set(d, ERR_TOO_LARGE, "%s: file is too large", path);
-            break;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
 int resil_spec_load(const char *const *dirs, size_t ndirs, const char *app_id, resil_spec_t **out,
                     uint64_t *hash, err_detail_t *d)
 {
@@ -632,7 +602,7 @@ int resil_spec_load(const char *const *dirs, size_t ndirs, const char *app_id, r
     }
     for (size_t i = 0; i < npaths && rc == 0; i++) {
         buf_reset(&bytes);
-        rc = read_file(paths[i], &bytes, d);
+        rc = fs_read_file(paths[i], NULL, &bytes, d);
         if (rc < 0)
             break;
         for (size_t k = 0; k < bytes.len; k++)

@@ -8,23 +8,21 @@
  * 4. resolve every pending secretKeyRef through its resource's auth.secretStore.
  */
 #include <dirent.h>
-#include <openssl/rand.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "resources/component.h"
 #include "resources/resources_int.h"
 
 #define API_VERSION "dapr.io/v1alpha1"
-#define READ_CHUNK_BYTES (16 * 1024)
 #define PATH_MAX_BYTES 4096
 
 /* A secretKeyRef waiting for the stores: where to write the value and where it was written. */
@@ -657,38 +655,6 @@ static int read_doc_stream(struct ctx *c, const char *path, const char *data, si
     return rc;
 }
 
-static int read_file(const char *path, buf_t *b, err_detail_t *d)
-{
-    char chunk[READ_CHUNK_BYTES];
-    char ebuf[128];
-    int fd, rc = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(d, ERR_IO, "%s: cannot open: %s", res__display_name(path),
-                       strerror_r(errno, ebuf, sizeof(ebuf)));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_set(d, ERR_IO, "%s: cannot read: %s", res__display_name(path),
-                         strerror_r(errno, ebuf, sizeof(ebuf)));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = buf_append(b, chunk, (size_t)n);
-        if (rc < 0) {
-            rc = err_set(d, rc, "%s: %s", res__display_name(path),
-                         rc == ERR_TOO_LARGE ? "file is too large" : "out of memory");
-            break;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
 static bool is_yaml_name(const char *n)
 {
     size_t l = strlen(n);
@@ -745,7 +711,7 @@ static int read_dir(struct ctx *c, const char *dir, size_t *nfiles)
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         buf_init(&b, RES_MAX_FILE_BYTES);
-        rc = read_file(path, &b, c->d);
+        rc = fs_read_file(path, res__display_name(path), &b, c->d);
         if (rc == 0)
             rc = read_doc_stream(c, path, buf_ptr(&b), b.len);
         buf_free(&b);

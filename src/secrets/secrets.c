@@ -2,15 +2,13 @@
  * The local secret stores. The file store reads its JSON once, at build time, into a flat list of
  * secrets (each a small list of key/value pairs); the env store reads the environment on demand.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/str.h"
 #include "secrets/secrets.h"
 
@@ -18,7 +16,6 @@ extern char **environ;
 
 #define TYPE_FILE "secretstores.local.file"
 #define TYPE_ENV "secretstores.local.env"
-#define READ_CHUNK 16384
 #define PATH_KEY_MAX 4096 /* longest flattened key */
 
 /* One secret: name → pairs. */
@@ -86,44 +83,6 @@ void secrets_store_free(secrets_store_t *s)
 const char *secrets_store_name(const secrets_store_t *s)
 {
     return s ? s->name : "";
-}
-
-/* Reads the whole file at @p path (at most SECRETS_MAX_FILE_BYTES) into @p b. */
-static int read_file(const char *path, buf_t *b, err_detail_t *d)
-{
-    char chunk[READ_CHUNK];
-    char ebuf[128];
-    int fd, rc = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(d, ERR_IO, "cannot open secrets file %s: %s", path,
-                       strerror_r(errno, ebuf, sizeof(ebuf)));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_set(d, ERR_IO, "cannot read secrets file %s: %s", path,
-                         strerror_r(errno, ebuf, sizeof(ebuf)));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = buf_append(b, chunk, (size_t)n);
-        if (rc == ERR_TOO_LARGE) {
-            rc = err_set(d, rc, "secrets file %s is larger than %d bytes", path,
-                         SECRETS_MAX_FILE_BYTES);
-            break;
-        }
-        if (rc < 0) {
-            rc = err_set(d, rc, "out of memory reading secrets file %s", path);
-            break;
-        }
-    }
-    explicit_bzero(chunk, sizeof(chunk));
-    close(fd);
-    return rc;
 }
 
 /* The text a leaf stands for: strings verbatim, everything else its compact JSON. NULL on OOM. */
@@ -238,10 +197,12 @@ static int load_file(secrets_store_t *s, const char *path, err_detail_t *d)
     json_t *doc = NULL, *v;
     const char *k;
     char *key = mem_alloc(PATH_KEY_MAX);
+    char name[320];
     int rc;
 
+    snprintf(name, sizeof(name), "secrets file %.300s", path);
     buf_init(&b, SECRETS_MAX_FILE_BYTES);
-    rc = read_file(path, &b, d);
+    rc = fs_read_file(path, name, &b, d);
     if (rc < 0)
         goto out;
     doc = json_loadb(buf_ptr(&b), b.len, JSON_REJECT_DUPLICATES, &jerr);
