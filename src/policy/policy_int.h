@@ -1,0 +1,53 @@
+/*
+ * policy_int.h — declarations shared by the files of policy/ only; no other module includes it.
+ *
+ * oauth2_token.c: the OAuth2 token request both OAuth2 middlewares make (RFC 6749 §4.1.3 and
+ * §4.4.2) and the reading of its response, as Go's golang.org/x/oauth2 does them (Dapr builds on
+ * that package).
+ * Ownership: borrows every argument; secrets it copies (form bodies, Basic credentials, the
+ * response) are wiped before they are freed.
+ * Threading: blocking (pol_fetch); libuv's thread pool or start-up only, never a worker loop.
+ * Errors: ERR_POLICY_UPSTREAM (the server said no or sent no token), ERR_TOO_LARGE, and the errors
+ * of pol_fetch. Details never quote a secret or a token.
+ */
+#ifndef OUTRIGGER_POLICY_POLICY_INT_H
+#define OUTRIGGER_POLICY_POLICY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+/* How the client credentials travel (Go's oauth2.AuthStyle; the authStyle metadata values). */
+typedef enum {
+    POL_AUTH_AUTO = 0,   /* Basic header first; on 400/401 once more with them in the body */
+    POL_AUTH_PARAMS = 1, /* client_id and client_secret in the form body */
+    POL_AUTH_BASIC = 2,  /* Authorization: Basic (RFC 6749 §2.3.1) */
+} pol_auth_style_t;
+
+/* One token request: POST application/x-www-form-urlencoded to token_url with the body
+ * head [&client_id=..&client_secret=..] tail. */
+typedef struct pol_token_req {
+    const char *token_url;
+    const char *client_id;
+    const char *secret;
+    pol_auth_style_t style;
+    const char *head; /* encoded fields before the credentials: "grant_type=..." */
+    size_t head_len;
+    const char *tail; /* encoded fields after them ("&scope=..."); may be NULL */
+    size_t tail_len;
+} pol_token_req_t;
+
+/** Appends @p s form-encoded (Go's url.QueryEscape: space as "+", unreserved bytes kept). */
+int pol__form_escape(buf_t *b, const char *s) __attribute__((warn_unused_result));
+
+/** Makes the token request @p r and reads the answer (JSON, or form-encoded as some providers,
+ * GitHub among them, send). On success writes "<type> <access_token>" (type as Go's
+ * Token.Type(): Bearer when absent) into @p value of @p cap bytes and the token's expires_in
+ * into *expires_in_s (0 when the server gave none). A status other than 200 is
+ * ERR_POLICY_UPSTREAM with "token endpoint answered <status>[ <OAuth2 error code>]". */
+int pol__token_fetch(const pol_token_req_t *r, char *value, size_t cap, uint64_t *expires_in_s,
+                     err_detail_t *d) __attribute__((warn_unused_result));
+
+#endif
