@@ -1,8 +1,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "base/fs.h"
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/str.h"
 #include "resources/resources_int.h"
 
