@@ -23,41 +23,12 @@ ON_TRACING=${ON_TRACING:-1}         # 0: the "on" pair has metrics only (to spli
 TARGET=0.9
 MCP_RESULT='{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}'
 
-log() { printf '[observe-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-for tool in wrk nginx node curl ss; do command -v "$tool" >/dev/null || die "missing tool: $tool"; done
+BENCH_NAME=observe
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+need_tools wrk nginx node curl ss
 [[ -x $OUTRIGGER_BIN ]] || die "no sidecar binary at $OUTRIGGER_BIN (scripts/build.sh release)"
-
-TMP=$(mktemp -d /tmp/outrigger-obs-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[i]}" 2>/dev/null || true; done
-  for i in "${PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-spawn() { local logf=$1; shift; "$@" >"$logf" 2>&1 & SPAWNED=$!; PIDS+=("$SPAWNED"); }
-declare -A TAKEN=()
-free_port() {
-  local p _
-  for _ in $(seq 500); do
-    p=$((20000 + RANDOM % 12000))
-    [[ -n ${TAKEN[$p]:-} ]] && continue
-    if [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then TAKEN[$p]=1; printf -v "$1" '%s' "$p"; return 0; fi
-  done
-  die "no free port"
-}
-wait_healthz() { # PORT PID NAME LOG
-  local i
-  for i in $(seq 150); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v1.0/healthz") == 204 ]] && return 0
-    kill -0 "$2" 2>/dev/null || { tail -n 20 "$4" >&2; die "$3 exited during start-up"; }
-    sleep 0.1
-  done
-  die "$3 did not become healthy"
-}
+bench_tmp outrigger-obs-bench
 
 # The app: nginx returning a fixed JSON-RPC result (what is measured is the sidecars).
 free_port UP
