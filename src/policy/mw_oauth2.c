@@ -219,30 +219,8 @@ static int o2_create(const res_component_t *comp, void **inst, err_detail_t *d)
     rc = rc ? rc : buf_append_str(&o->auth_query, "&response_type=code");
     if (rc == 0 && scopes != NULL && scopes[0] != '\0') {
         /* Dapr splits scopes on ","; the request joins them with spaces. */
-        bool first = true;
-        const char *p = scopes;
         rc = buf_append_str(&o->auth_query, "&scope=");
-        while (rc == 0 && *p) {
-            const char *e = strchr(p, ',');
-            size_t n = e ? (size_t)(e - p) : strlen(p);
-            char one[512];
-            while (n > 0 && (*p == ' ')) {
-                p++;
-                n--;
-            }
-            while (n > 0 && p[n - 1] == ' ')
-                n--;
-            if (n > 0 && n < sizeof(one)) {
-                memcpy(one, p, n);
-                one[n] = '\0';
-                rc = first ? 0 : buf_append(&o->auth_query, "+", 1);
-                rc = rc ? rc : pol__form_escape(&o->auth_query, one);
-                first = false;
-            } else if (n >= sizeof(one)) {
-                rc = ERR_TOO_LARGE;
-            }
-            p = e ? e + 1 : p + strlen(p);
-        }
+        rc = rc ? rc : pol__scopes_put(&o->auth_query, scopes);
     }
     if (rc == 0 && filter != NULL && filter[0] != '\0') {
         if (regcomp(&o->filter, filter, REG_EXTENDED | REG_NOSUB) != 0) {
@@ -542,14 +520,8 @@ static pol_verdict_t o2_handle(void *inst, pol_call_t *call)
     pol_verdict_t v;
     int rc;
 
-    if (o->has_filter) {
-        char path[2048];
-        size_t n = call->path_len < sizeof(path) - 1 ? call->path_len : sizeof(path) - 1;
-        memcpy(path, call->path, n);
-        path[n] = '\0';
-        if (regexec(&o->filter, path, 0, NULL, 0) != 0)
-            return POL_NEXT;
-    }
+    if (o->has_filter && !pol__path_matches(&o->filter, call->path, call->path_len))
+        return POL_NEXT;
     cookie_name(o, call, cname);
     have_id = session_of(o, call, cname, &id);
     if (have_id && pol_sess_value(o->store, &id, now, value, sizeof(value)) == 0) {

@@ -105,19 +105,8 @@ static int cc_create(const res_component_t *comp, void **inst, err_detail_t *d)
     }
     if (scopes != NULL && scopes[0] != '\0') {
         /* Dapr splits scopes on ","; the token request joins them with spaces. */
-        char tmp[1024], *save = NULL, *t;
-        bool first = true;
-        str_copy(tmp, sizeof(tmp), scopes);
         rc = buf_append_str(&c->form_extra, "&scope=");
-        for (t = strtok_r(tmp, ",", &save); rc == 0 && t != NULL; t = strtok_r(NULL, ",", &save)) {
-            while (*t == ' ')
-                t++;
-            if (*t == '\0')
-                continue;
-            rc = first ? 0 : buf_append(&c->form_extra, "+", 1);
-            rc = rc ? rc : pol__form_escape(&c->form_extra, t);
-            first = false;
-        }
+        rc = rc ? rc : pol__scopes_put(&c->form_extra, scopes);
     }
     if (rc == 0 && params != NULL && params[0] != '\0')
         rc = buf_printf(&c->form_extra, "&%s", params[0] == '?' ? params + 1 : params);
@@ -270,14 +259,8 @@ static pol_verdict_t cc_handle(void *inst, pol_call_t *call)
     bool early = false;
     job_t *j;
 
-    if (c->has_filter) {
-        char path[2048];
-        size_t n = call->path_len < sizeof(path) - 1 ? call->path_len : sizeof(path) - 1;
-        memcpy(path, call->path, n);
-        path[n] = '\0';
-        if (regexec(&c->filter, path, 0, NULL, 0) != 0)
-            return POL_NEXT;
-    }
+    if (c->has_filter && !pol__path_matches(&c->filter, call->path, call->path_len))
+        return POL_NEXT;
     if (apply(c, call, &early)) {
         if (early && call->loop != NULL) {
             j = mem_calloc(sizeof(*j));

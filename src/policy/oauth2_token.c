@@ -36,6 +36,47 @@ int pol__form_escape(buf_t *b, const char *s)
     return rc;
 }
 
+int pol__scopes_put(buf_t *b, const char *scopes)
+{
+    const char *p = scopes;
+    bool first = true;
+    int rc = 0;
+
+    while (rc == 0 && *p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char one[512];
+        while (n > 0 && *p == ' ') {
+            p++;
+            n--;
+        }
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if (n > 0 && n < sizeof(one)) {
+            memcpy(one, p, n);
+            one[n] = '\0';
+            rc = first ? 0 : buf_append(b, "+", 1);
+            rc = rc ? rc : pol__form_escape(b, one);
+            first = false;
+        } else if (n >= sizeof(one)) {
+            rc = ERR_TOO_LARGE;
+        }
+        p = e ? e + 1 : p + strlen(p);
+    }
+    return rc;
+}
+
+bool pol__path_matches(const regex_t *re, const char *path, size_t n)
+{
+    char buf[2048];
+
+    if (n > sizeof(buf) - 1)
+        n = sizeof(buf) - 1;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return regexec(re, buf, 0, NULL, 0) == 0;
+}
+
 /* Writes "Authorization: Basic base64(form(id):form(secret))" into @p hdr (RFC 6749 §2.3.1). */
 static int basic_header(const pol_token_req_t *r, char *hdr, size_t cap)
 {

@@ -13,6 +13,8 @@
 #ifndef OUTRIGGER_POLICY_POLICY_INT_H
 #define OUTRIGGER_POLICY_POLICY_INT_H
 
+#include <regex.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +43,14 @@ typedef struct pol_token_req {
 
 /** Appends @p s form-encoded (Go's url.QueryEscape: space as "+", unreserved bytes kept). */
 int pol__form_escape(buf_t *b, const char *s) __attribute__((warn_unused_result));
+
+/** Appends Dapr's comma-separated @p scopes (each trimmed of spaces, empty ones dropped) as one
+ * form-encoded value, the scopes joined by "+" (a space). ERR_TOO_LARGE for a scope of 512 bytes
+ * or more, or when @p b is full. */
+int pol__scopes_put(buf_t *b, const char *scopes) __attribute__((warn_unused_result));
+
+/** True when the request path [path, path+n) (cut at 2047 bytes) matches the pathFilter @p re. */
+bool pol__path_matches(const regex_t *re, const char *path, size_t n);
 
 /** Makes the token request @p r and reads the answer (JSON, or form-encoded as some providers,
  * GitHub among them, send). On success writes "<type> <access_token>" (type as Go's
