@@ -133,6 +133,25 @@ static int add_pair(secrets_store_t *s, secret_t *e, const char *key, json_t *v,
     return 0;
 }
 
+static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, size_t plen,
+                   unsigned depth, err_detail_t *d);
+
+/* Appends "<sep><key>" (just the key at the top) to the @p plen bytes of @p path and flattens
+ * @p child below it. */
+static int flatten_child(secrets_store_t *s, secret_t *into, json_t *child, char *path, size_t plen,
+                         const char *key, size_t kl, unsigned depth, err_detail_t *d)
+{
+    size_t seplen = strlen(s->sep), nl = plen + (plen ? seplen : 0) + kl;
+
+    if (nl >= PATH_KEY_MAX)
+        return err_set(d, ERR_TOO_LARGE, "secrets file key longer than %d bytes", PATH_KEY_MAX);
+    if (plen)
+        memcpy(path + plen, s->sep, seplen);
+    memcpy(path + nl - kl, key, kl);
+    path[nl] = '\0';
+    return flatten(s, into, child, path, nl, depth + 1, d);
+}
+
 /*
  * Walks @p v below the flattened key in @p path (its first @p plen bytes), calling add_pair for
  * every leaf: into a new secret per leaf (@p into NULL, multiValued=false) or into @p into.
@@ -140,7 +159,6 @@ static int add_pair(secrets_store_t *s, secret_t *e, const char *key, json_t *v,
 static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, size_t plen,
                    unsigned depth, err_detail_t *d)
 {
-    size_t seplen = strlen(s->sep);
     int rc = 0;
 
     if (depth > SECRETS_MAX_DEPTH)
@@ -154,15 +172,7 @@ static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, si
         if (json_is_object(v)) {
             json_object_foreach(v, k, child)
             {
-                size_t kl = strlen(k), nl = plen + (plen ? seplen : 0) + kl;
-                if (nl >= PATH_KEY_MAX)
-                    return err_set(d, ERR_TOO_LARGE, "secrets file key longer than %d bytes",
-                                   PATH_KEY_MAX);
-                if (plen)
-                    memcpy(path + plen, s->sep, seplen);
-                memcpy(path + nl - kl, k, kl);
-                path[nl] = '\0';
-                rc = flatten(s, into, child, path, nl, depth + 1, d);
+                rc = flatten_child(s, into, child, path, plen, k, strlen(k), depth, d);
                 if (rc < 0)
                     return rc;
             }
@@ -170,15 +180,7 @@ static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, si
             json_array_foreach(v, idx, child)
             {
                 size_t kl = (size_t)snprintf(num, sizeof(num), "%zu", idx);
-                size_t nl = plen + (plen ? seplen : 0) + kl;
-                if (nl >= PATH_KEY_MAX)
-                    return err_set(d, ERR_TOO_LARGE, "secrets file key longer than %d bytes",
-                                   PATH_KEY_MAX);
-                if (plen)
-                    memcpy(path + plen, s->sep, seplen);
-                memcpy(path + nl - kl, num, kl);
-                path[nl] = '\0';
-                rc = flatten(s, into, child, path, nl, depth + 1, d);
+                rc = flatten_child(s, into, child, path, plen, num, kl, depth, d);
                 if (rc < 0)
                     return rc;
             }
