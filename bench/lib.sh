@@ -10,6 +10,9 @@
 #                                     range, never handed out twice) into VAR
 #   wait_healthz PORT PID NAME LOG    wait until GET /v1.0/healthz answers 204; die (with the
 #                                     tail of LOG) if PID exits first or after 15 s
+#   start_upstream PORT [SERVERS]     nginx (under $TMP/up) answering every request on
+#                                     127.0.0.1:PORT with $MCP_RESULT; SERVERS is more nginx
+#                                     `server { }` text for the same http block
 #
 # On exit (and Ctrl-C) every spawned process gets SIGTERM, newest first, and is waited for; then
 # TMP is removed.
@@ -53,4 +56,25 @@ wait_healthz() { # PORT PID NAME LOG
     sleep 0.1
   done
   die "$3 did not become healthy"
+}
+start_upstream() {
+  mkdir -p "$TMP/up/logs" "$TMP/up/tmp"
+  cat >"$TMP/up/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $TMP/up/nginx.pid;
+error_log $TMP/up/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/up/tmp/body;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$1;
+    location / { default_type application/json; return 200 '$MCP_RESULT'; }
+  }
+${2:-}
+}
+EOF
+  spawn "$TMP/up.log" nginx -c "$TMP/up/nginx.conf" -e "$TMP/up/logs/error.log"
 }

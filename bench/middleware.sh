@@ -35,29 +35,12 @@ bench_tmp outrigger-mw-bench
 # The app (nginx, fixed JSON-RPC result) and the JWKS file server.
 free_port UP
 free_port KEYS
-mkdir -p "$TMP/up/logs" "$TMP/up/tmp" "$TMP/www"
-cat >"$TMP/up/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $TMP/up/nginx.pid;
-error_log $TMP/up/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/up/tmp/body;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '$MCP_RESULT'; }
-  }
-  server {
+mkdir -p "$TMP/www"
+start_upstream "$UP" "  server {
     listen 127.0.0.1:$KEYS;
     root $TMP/www;
     default_type application/json;
-  }
-}
-EOF
-spawn "$TMP/up.log" nginx -c "$TMP/up/nginx.conf" -e "$TMP/up/logs/error.log"
+  }"
 
 # A signing key, its JWKS and one token (RS256, an hour long).
 ISSUER="http://127.0.0.1:$KEYS"

@@ -32,24 +32,7 @@ bench_tmp outrigger-obs-bench
 
 # The app: nginx returning a fixed JSON-RPC result (what is measured is the sidecars).
 free_port UP
-mkdir -p "$TMP/up/logs" "$TMP/up/tmp"
-cat >"$TMP/up/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $TMP/up/nginx.pid;
-error_log $TMP/up/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/up/tmp/body;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '$MCP_RESULT'; }
-  }
-}
-EOF
-spawn "$TMP/up.log" nginx -c "$TMP/up/nginx.conf" -e "$TMP/up/logs/error.log"
+start_upstream "$UP"
 
 # The OTLP/HTTP receiver: counts spans, answers 200 (a collector that keeps up).
 free_port OTLP
