@@ -111,6 +111,15 @@ static const char *good_claims(void)
            "\"iat\":1699999990}";
 }
 
+/* A token of good_claims() signed by @p k as @p alg under the JSON header @p hdr, verified
+ * against @p ks: the code it gives. */
+static int verify_hdr(const pol_jwks_t *ks, buf_t *t, EVP_PKEY *k, const char *alg, const char *hdr)
+{
+    buf_reset(t);
+    jt_token(t, k, alg, hdr, good_claims());
+    return verify(ks, t);
+}
+
 /* tok() with good_claims() into @p t, then verify() against @p ks: the code it gives. */
 static int verify_good(const pol_jwks_t *ks, buf_t *t, EVP_PKEY *k, const char *alg,
                        const char *hdr_alg, const char *kid)
@@ -216,12 +225,10 @@ TEST(kid_selects_the_key)
     /* No key of the type without kid: a plain refusal, not unknown kid. */
     ASSERT_EQ(verify_good(ks, &t, K.ec384, "ES384", "ES384", NULL), ERR_POLICY_TOKEN);
     /* A kid that is not a string. */
-    buf_reset(&t);
-    jt_token(&t, K.rsa, "RS256", "{\"alg\":\"RS256\",\"kid\":1}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.rsa, "RS256", "{\"alg\":\"RS256\",\"kid\":null}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", "{\"alg\":\"RS256\",\"kid\":1}"),
+              ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", "{\"alg\":\"RS256\",\"kid\":null}"),
+              ERR_POLICY_TOKEN);
     pol_jwks_unref(ks);
     buf_free(&b);
     buf_free(&t);
@@ -315,21 +322,15 @@ TEST(alg_none_and_hmac_refused)
         }
     }
     /* Unknown, misspelt and non-string algorithms. */
-    buf_reset(&t);
-    jt_token(&t, K.rsa, "RS256", "{\"alg\":\"rs256\",\"kid\":\"rsa\"}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.rsa, "RS256", "{\"alg\":\"RS256 \",\"kid\":\"rsa\"}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.rsa, "RS256", "{\"alg\":[\"RS256\"],\"kid\":\"rsa\"}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.rsa, "RS256", "{\"kid\":\"rsa\"}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"Ed25519\",\"kid\":\"ed\"}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", "{\"alg\":\"rs256\",\"kid\":\"rsa\"}"),
+              ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", "{\"alg\":\"RS256 \",\"kid\":\"rsa\"}"),
+              ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", "{\"alg\":[\"RS256\"],\"kid\":\"rsa\"}"),
+              ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", "{\"kid\":\"rsa\"}"), ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.ed, "EdDSA", "{\"alg\":\"Ed25519\",\"kid\":\"ed\"}"),
+              ERR_POLICY_TOKEN);
     buf_free(&t);
     buf_free(&pem);
     buf_free(&jwk);
@@ -450,16 +451,12 @@ TEST(crit_header_refused)
     jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"crit\":[\"exp\"],\"exp\":1}",
              good_claims());
     ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"crit\":[]}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"crit\":null}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"crit\":[]}"),
+              ERR_POLICY_TOKEN);
+    ASSERT_EQ(verify_hdr(ks, &t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"crit\":null}"),
+              ERR_POLICY_TOKEN);
     /* Control: the same header without crit verifies. */
-    buf_reset(&t);
-    jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"exp\":1}", good_claims());
-    ASSERT_EQ(verify(ks, &t), 0);
+    ASSERT_EQ(verify_hdr(ks, &t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed\",\"exp\":1}"), 0);
     buf_free(&t);
     pol_jwks_unref(ks);
 }
@@ -506,9 +503,7 @@ TEST(keys_carried_by_the_token_are_ignored)
             ASSERT(verify(ks, &t) < 0);
             /* Signed by the set's key with kid rsa or none: the extra members are ignored. */
             if (kids[i] == NULL || strcmp(kids[i], "rsa") == 0) {
-                buf_reset(&t);
-                jt_token(&t, K.rsa, "RS256", h.ptr, good_claims());
-                ASSERT_EQ(verify(ks, &t), 0);
+                ASSERT_EQ(verify_hdr(ks, &t, K.rsa, "RS256", h.ptr), 0);
             }
         }
     }
@@ -646,9 +641,9 @@ TEST(duplicate_members_refused)
     jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"none\",\"alg\":\"EdDSA\",\"kid\":\"ed\"}",
              good_claims());
     ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
-    buf_reset(&t);
-    jt_token(&t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"zz\",\"kid\":\"ed\"}", good_claims());
-    ASSERT_EQ(verify(ks, &t), ERR_POLICY_TOKEN);
+    ASSERT_EQ(
+        verify_hdr(ks, &t, K.ed, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"zz\",\"kid\":\"ed\"}"),
+        ERR_POLICY_TOKEN);
     buf_free(&t);
     pol_jwks_unref(ks);
 }
