@@ -156,9 +156,25 @@ static const char *token_type(const char *t)
     return t;
 }
 
-/* Reads access_token, token_type and expires_in from a JSON or a form-encoded body. */
-static int parse_token(const pol_fetch_resp_t *resp, char *value, size_t cap, uint64_t *secs,
-                       err_detail_t *d)
+/* RFC 6749 A.12: an access_token is visible ASCII (VSCHAR, %x20-7E); A.13: a token_type is
+ * name-chars (ALPHA, DIGIT, "-", ".", "_"). Anything else (NUL, CR, LF above all) would cut or
+ * forge the "<type> <token>" header the value goes into. */
+static bool token_ok(const buf_t *at, const buf_t *tt)
+{
+    for (size_t i = 0; i < at->len; i++)
+        if ((unsigned char)at->ptr[i] < 0x20 || (unsigned char)at->ptr[i] > 0x7e)
+            return false;
+    for (size_t i = 0; i < tt->len; i++) {
+        char c = tt->ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int pol__token_parse(const pol_fetch_resp_t *resp, char *value, size_t cap, uint64_t *secs,
+                     err_detail_t *d)
 {
     const char *body = buf_ptr(&resp->body);
     bool form = strncasecmp(resp->content_type, "application/x-www-form-urlencoded", 33) == 0 ||
@@ -196,6 +212,10 @@ static int parse_token(const pol_fetch_resp_t *resp, char *value, size_t cap, ui
     }
     if (rc == 0 && at.len == 0)
         rc = err_set(d, ERR_POLICY_UPSTREAM, "token response has an empty access_token");
+    if (rc == 0 && !token_ok(&at, &tt))
+        rc = err_set(d, ERR_POLICY_UPSTREAM,
+                     "token response has a malformed access_token or "
+                     "token_type");
     if (rc == 0 && ei.len > 0 && str_u64(ei.ptr, ei.len, UINT32_MAX, secs) < 0)
         *secs = 0;
     if (rc == 0) {
@@ -248,7 +268,7 @@ int pol__token_fetch(const pol_token_req_t *r, char *value, size_t cap, uint64_t
                      ecode[0] ? " " : "", ecode);
     }
     if (rc == 0)
-        rc = parse_token(&resp, value, cap, expires_in_s, d);
+        rc = pol__token_parse(&resp, value, cap, expires_in_s, d);
     if (resp.body.ptr != NULL)
         OPENSSL_cleanse(resp.body.ptr, resp.body.len);
     pol_fetch_resp_free(&resp);

@@ -20,6 +20,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "policy/fetch.h"
 
 /* How the client credentials travel (Go's oauth2.AuthStyle; the authStyle metadata values). */
 typedef enum {
@@ -51,6 +52,16 @@ int pol__scopes_put(buf_t *b, const char *scopes) __attribute__((warn_unused_res
 
 /** True when the request path [path, path+n) (cut at 2047 bytes) matches the pathFilter @p re. */
 bool pol__path_matches(const regex_t *re, const char *path, size_t n);
+
+/** Reads a 200 token response (the parser behind pol__token_fetch; exposed for its fuzz target):
+ * access_token, token_type and expires_in from JSON, or from a form-encoded body when @p resp's
+ * Content-Type says application/x-www-form-urlencoded or text/plain. Writes @p value and
+ * *expires_in_s as pol__token_fetch does. ERR_POLICY_UPSTREAM (no or empty access_token, an
+ * access_token with a byte outside %x20-7E or a token_type that is not RFC 6749 name-chars:
+ * either could cut or forge the header), ERR_TOO_LARGE
+ * ("<type> <token>" does not fit @p cap). */
+int pol__token_parse(const pol_fetch_resp_t *resp, char *value, size_t cap, uint64_t *expires_in_s,
+                     err_detail_t *d) __attribute__((warn_unused_result));
 
 /** Makes the token request @p r and reads the answer (JSON, or form-encoded as some providers,
  * GitHub among them, send). On success writes "<type> <access_token>" (type as Go's
