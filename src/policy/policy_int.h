@@ -1,12 +1,13 @@
 /*
  * policy_int.h — declarations shared by the files of policy/ only; no other module includes it.
  *
- * oauth2_token.c: the OAuth2 token request both OAuth2 middlewares make (RFC 6749 §4.1.3 and
+ * oauth2_token.c: what both OAuth2 middlewares share: the token request (RFC 6749 §4.1.3 and
  * §4.4.2) and the reading of its response, as Go's golang.org/x/oauth2 does them (Dapr builds on
- * that package).
+ * that package), the encoding of scopes and the pathFilter match.
  * Ownership: borrows every argument; secrets it copies (form bodies, Basic credentials, the
  * response) are wiped before they are freed.
- * Threading: blocking (pol_fetch); libuv's thread pool or start-up only, never a worker loop.
+ * Threading: pol__token_fetch blocks (pol_fetch): libuv's thread pool or start-up only, never a
+ * worker loop; the others are pure and may run anywhere.
  * Errors: ERR_POLICY_UPSTREAM (the server said no or sent no token), ERR_TOO_LARGE, and the errors
  * of pol_fetch. Details never quote a secret or a token.
  */
