@@ -13,25 +13,22 @@
 #   endpoint tls  wrk → sidecar /v1.0/invoke/up-https/method/mcp → upstream over TLS (pooled)
 # Needs wrk, nginx, openssl, curl. Everything it starts is stopped on exit.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$BENCH_DIR/.."
 BIN=${OUTRIGGER_BIN:-$PWD/build/outrigger}
 SECS=${SECS:-5}
 CONNS=${CONNS:-16}
 ROUNDS=${ROUNDS:-3}
-TMP=$(mktemp -d /tmp/outrigger-bench-ep-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [[ -f $TMP/nginx.pid ]] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null || true
-  sleep 0.3
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(port)
-UPS=$(port)
-HTTP=$(port)
+BENCH_NAME=endpoints
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+need_tools wrk nginx openssl curl ss
+[[ -x $BIN ]] || die "no sidecar binary at $BIN (scripts/build.sh release)"
+bench_tmp outrigger-bench-ep
+free_port UP
+free_port UPS
+free_port HTTP
+free_port METRICS
 
 cd "$TMP"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
@@ -63,8 +60,7 @@ http {
   }
 }
 EOF
-nginx -c "$TMP/nginx.conf" -p "$TMP" &
-PIDS+=($!)
+spawn "$TMP/nginx.log" nginx -c "$TMP/nginx.conf" -p "$TMP"
 mkdir res
 {
   printf 'apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: up-http}\n'
@@ -73,18 +69,14 @@ mkdir res
   printf 'spec:\n  baseUrl: https://localhost:%s\n  clientTLS:\n    rootCA:\n      value: |\n' "$UPS"
   sed 's/^/        /' ca.pem
 } >res/endpoints.yaml
-OUTRIGGER_HOME=$TMP/home "$BIN" sidecar --app-id bench-app --app-port "$UP" --dapr-http-port "$HTTP" \
-  --metrics-port "$(port)" --workers 1 --enable-mtls=false --resources-path "$TMP/res" \
-  --log-level warn &
-PIDS+=($!)
-for _ in $(seq 50); do
-  curl -fs "http://127.0.0.1:$HTTP/v1.0/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+spawn "$TMP/sidecar.log" env OUTRIGGER_HOME="$TMP/home" "$BIN" sidecar --app-id bench-app \
+  --app-port "$UP" --dapr-http-port "$HTTP" --metrics-port "$METRICS" --workers 1 \
+  --enable-mtls=false --resources-path "$TMP/res" --log-level warn
+wait_healthz "$HTTP" "$SPAWNED" sidecar "$TMP/sidecar.log"
 for path in "http://127.0.0.1:$UP/mcp" "http://127.0.0.1:$HTTP/v1.0/invoke/bench-app/method/mcp" \
   "http://127.0.0.1:$HTTP/v1.0/invoke/up-http/method/mcp" \
   "http://127.0.0.1:$HTTP/v1.0/invoke/up-https/method/mcp"; do
-  curl -fsS -X POST -d '{}' "$path" >/dev/null || { echo "no answer from $path" >&2; exit 1; }
+  curl -fsS -X POST -d '{}' "$path" >/dev/null || die "no answer from $path"
 done
 cd - >/dev/null
 for r in $(seq "$ROUNDS"); do

@@ -23,62 +23,16 @@ ON_TRACING=${ON_TRACING:-1}         # 0: the "on" pair has metrics only (to spli
 TARGET=0.9
 MCP_RESULT='{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}'
 
-log() { printf '[observe-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-for tool in wrk nginx node curl ss; do command -v "$tool" >/dev/null || die "missing tool: $tool"; done
+BENCH_NAME=observe
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+need_tools wrk nginx node curl ss
 [[ -x $OUTRIGGER_BIN ]] || die "no sidecar binary at $OUTRIGGER_BIN (scripts/build.sh release)"
-
-TMP=$(mktemp -d /tmp/outrigger-obs-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[i]}" 2>/dev/null || true; done
-  for i in "${PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-spawn() { local logf=$1; shift; "$@" >"$logf" 2>&1 & SPAWNED=$!; PIDS+=("$SPAWNED"); }
-declare -A TAKEN=()
-free_port() {
-  local p _
-  for _ in $(seq 500); do
-    p=$((20000 + RANDOM % 12000))
-    [[ -n ${TAKEN[$p]:-} ]] && continue
-    if [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then TAKEN[$p]=1; printf -v "$1" '%s' "$p"; return 0; fi
-  done
-  die "no free port"
-}
-wait_healthz() { # PORT PID NAME LOG
-  local i
-  for i in $(seq 150); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v1.0/healthz") == 204 ]] && return 0
-    kill -0 "$2" 2>/dev/null || { tail -n 20 "$4" >&2; die "$3 exited during start-up"; }
-    sleep 0.1
-  done
-  die "$3 did not become healthy"
-}
+bench_tmp outrigger-obs-bench
 
 # The app: nginx returning a fixed JSON-RPC result (what is measured is the sidecars).
 free_port UP
-mkdir -p "$TMP/up/logs" "$TMP/up/tmp"
-cat >"$TMP/up/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $TMP/up/nginx.pid;
-error_log $TMP/up/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/up/tmp/body;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '$MCP_RESULT'; }
-  }
-}
-EOF
-spawn "$TMP/up.log" nginx -c "$TMP/up/nginx.conf" -e "$TMP/up/logs/error.log"
+start_upstream "$UP"
 
 # The OTLP/HTTP receiver: counts spans, answers 200 (a collector that keeps up).
 free_port OTLP

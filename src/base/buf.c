@@ -122,6 +122,18 @@ int buf_append_json_str(buf_t *b, const char *s, size_t n)
     return rc;
 }
 
+int buf_append_prom_label(buf_t *b, const char *s)
+{
+    int rc = 0;
+
+    for (const char *p = s; *p && rc == 0; p++) {
+        if (*p == '\\' || *p == '"')
+            rc = buf_append(b, "\\", 1);
+        rc = rc ? rc : (*p == '\n' ? buf_append(b, "\\n", 2) : buf_append(b, p, 1));
+    }
+    return rc;
+}
+
 const char *buf_ptr(const buf_t *b)
 {
     return b->ptr ? b->ptr : "";

@@ -51,6 +51,9 @@ int buf_printf(buf_t *b, const char *fmt, ...)
 int buf_append_u64(buf_t *b, uint64_t v) __attribute__((warn_unused_result));
 /** Appends @p s as the inside of a JSON string literal (no surrounding quotes). */
 int buf_append_json_str(buf_t *b, const char *s, size_t n) __attribute__((warn_unused_result));
+/** Appends NUL-terminated @p s as a Prometheus label value (the text between the quotes of
+ * name="value"): backslash, double quote and newline escaped, as the text format requires. */
+int buf_append_prom_label(buf_t *b, const char *s) __attribute__((warn_unused_result));
 /** The bytes (NUL-terminated), or "" when empty. */
 const char *buf_ptr(const buf_t *b);
 /** Gives the bytes to the caller (free with mem_free) and leaves the buffer empty; NULL if empty.

@@ -92,3 +92,51 @@ void str_trim(const char **p, size_t *n)
     while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
         (*n)--;
 }
+
+int str_unescape_byte(const char *p, size_t n, size_t *i, unsigned flags)
+{
+    unsigned char c = (unsigned char)p[*i];
+
+    if (c == '+' && (flags & STR_UNESCAPE_PLUS)) {
+        (*i)++;
+        return ' ';
+    }
+    if (c == '%') {
+        int hi = *i + 2 < n ? str_hex_digit(p[*i + 1]) : -1;
+        int lo = *i + 2 < n ? str_hex_digit(p[*i + 2]) : -1;
+        if (hi >= 0 && lo >= 0) {
+            *i += 3;
+            return hi * 16 + lo;
+        }
+        if (flags & STR_UNESCAPE_STRICT)
+            return ERR_PARSE;
+    }
+    (*i)++;
+    return c;
+}
+
+int str_unescape(const char *p, size_t n, unsigned flags, buf_t *out)
+{
+    size_t run = 0, i = 0; /* run: start of the bytes copied as they are */
+
+    while (i < n) {
+        size_t at = i;
+        char c;
+        int v, rc;
+        if (p[i] != '%' && !(p[i] == '+' && (flags & STR_UNESCAPE_PLUS))) {
+            i++;
+            continue;
+        }
+        v = str_unescape_byte(p, n, &i, flags);
+        if (v < 0)
+            return v;
+        /* Flush the plain run before this escape in one append. */
+        c = (char)v;
+        rc = buf_append(out, p + run, at - run);
+        rc = rc ? rc : buf_append(out, &c, 1);
+        if (rc < 0)
+            return rc;
+        run = i;
+    }
+    return buf_append(out, p + run, n - run);
+}

@@ -93,18 +93,6 @@ void invoke__metrics_mtls(invoke_metrics_t *m, invoke_mtls_event_t e)
         atomic_fetch_add_explicit(&m->mtls[e], 1, memory_order_relaxed);
 }
 
-/* Appends a label value with Prometheus escaping (\\, \", \n). */
-static int label(buf_t *b, const char *v)
-{
-    int rc = 0;
-    for (const char *p = v; *p && rc == 0; p++) {
-        if (*p == '\\' || *p == '"')
-            rc = buf_append(b, "\\", 1);
-        rc = rc ? rc : (*p == '\n' ? buf_append(b, "\\n", 2) : buf_append(b, p, 1));
-    }
-    return rc;
-}
-
 int invoke__metrics_render(invoke_metrics_t *m, const char *app_id, buf_t *b)
 {
     static const char *const acl_names[2][2] = {
@@ -130,11 +118,11 @@ int invoke__metrics_render(invoke_metrics_t *m, const char *app_id, buf_t *b)
                 if (v == 0)
                     continue;
                 rc = buf_printf(b, "%s{app_id=\"", acl_names[lv][al]);
-                rc = rc ? rc : label(b, app_id);
+                rc = rc ? rc : buf_append_prom_label(b, app_id);
                 rc = rc ? rc : buf_append_str(b, "\",trustDomain=\"");
-                rc = rc ? rc : label(b, s->td);
+                rc = rc ? rc : buf_append_prom_label(b, s->td);
                 rc = rc ? rc : buf_append_str(b, "\",namespace=\"");
-                rc = rc ? rc : label(b, s->ns);
+                rc = rc ? rc : buf_append_prom_label(b, s->ns);
                 rc = rc ? rc : buf_printf(b, "\"} %llu\n", v);
             }
         }
@@ -143,7 +131,7 @@ int invoke__metrics_render(invoke_metrics_t *m, const char *app_id, buf_t *b)
         rc =
             buf_printf(b, "# HELP %s Workload certificate events.\n# TYPE %s counter\n%s{app_id=\"",
                        mtls_names[e], mtls_names[e], mtls_names[e]);
-        rc = rc ? rc : label(b, app_id);
+        rc = rc ? rc : buf_append_prom_label(b, app_id);
         rc = rc ? rc : buf_printf(b, "\"} %llu\n", (unsigned long long)atomic_load(&m->mtls[e]));
     }
     return rc;

@@ -21,53 +21,6 @@ void invoke_route_free(invoke_route_t *r)
     buf_free(&r->method);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes [p, p+n) into @p out; "+" becomes a space when @p plus_is_space (query
- * unescaping). An invalid escape is an error, as in Go's url package. */
-static int unescape(const char *p, size_t n, bool plus_is_space, buf_t *out)
-{
-    size_t run = 0; /* start of the bytes copied as they are */
-
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        int rc;
-        if (c != '%' && !(c == '+' && plus_is_space))
-            continue;
-        /* Flush the plain run before this escape in one append. */
-        rc = buf_append(out, p + run, i - run);
-        if (rc < 0)
-            return rc;
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= n)
-                return ERR_NET_BAD_REQUEST;
-            hi = hexval(p[i + 1]);
-            lo = hexval(p[i + 2]);
-            if (hi < 0 || lo < 0)
-                return ERR_NET_BAD_REQUEST;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            c = ' ';
-        }
-        rc = buf_append(out, &c, 1);
-        if (rc < 0)
-            return rc;
-        run = i + 1;
-    }
-    return buf_append(out, p + run, n - run);
-}
-
 int invoke_url_split(const char *url, size_t len, buf_t *path, const char **query,
                      size_t *query_len, err_detail_t *d)
 {
@@ -104,7 +57,7 @@ int invoke_url_split(const char *url, size_t len, buf_t *path, const char **quer
     }
     if (n == 0 || p[0] != '/')
         return err_set(d, ERR_NET_BAD_REQUEST, "request target must start with /");
-    if (unescape(p, n, false, path) < 0)
+    if (str_unescape(p, n, STR_UNESCAPE_STRICT, path) < 0)
         return err_set(d, ERR_NET_BAD_REQUEST, "invalid percent-encoding in path");
     return 0;
 }
@@ -366,7 +319,7 @@ int invoke_route_parse(const net_head_t *h, invoke_route_t *r, err_detail_t *d)
         buf_t tgt;
         if (m != NULL && m > t) {
             buf_init(&tgt, sizeof(r->target) - 1);
-            rc = unescape(t, (size_t)(m - t), true, &tgt);
+            rc = str_unescape(t, (size_t)(m - t), STR_UNESCAPE_PLUS | STR_UNESCAPE_STRICT, &tgt);
             if (rc == 0 && tgt.len > 0 && !target_ok(tgt.ptr, tgt.len)) {
                 buf_free(&tgt);
                 rc = err_set(d, ERR_INVOKE_BAD_APP_ID, "invalid character in app id");

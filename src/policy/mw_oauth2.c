@@ -16,9 +16,7 @@
  * The code exchange is a blocking HTTP request, so it runs on libuv's thread pool, never on the
  * worker loop. The client secret, codes and tokens are never logged or put in a response.
  */
-#include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +28,7 @@
 #include "base/str.h"
 #include "policy/fetch.h"
 #include "policy/mw.h"
+#include "policy/policy_int.h"
 #include "policy/session.h"
 
 #define POL_OAUTH2_LOGIN_TTL_S 600       /* a login must come back within this time */
@@ -70,26 +69,6 @@ static bool truthy(const char *v)
         if (strcasecmp(v, yes[i]) == 0)
             return true;
     return false;
-}
-
-/* application/x-www-form-urlencoded (Go's url.QueryEscape). */
-static int form_escape(buf_t *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            rc = buf_append(b, s, 1);
-        } else if (c == ' ') {
-            rc = buf_append(b, "+", 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = buf_append(b, e, 3);
-        }
-    }
-    return rc;
 }
 
 /* A URL path: pchar and "/" stay, the rest is %XX; with @p raw a "%" stays (already escaped). */
@@ -234,36 +213,14 @@ static int o2_create(const res_component_t *comp, void **inst, err_detail_t *d)
 
     /* Go's AuthCodeURL: parameters sorted by name; state goes last. */
     rc = buf_append_str(&o->auth_query, "access_type=offline&client_id=");
-    rc = rc ? rc : form_escape(&o->auth_query, o->client_id);
+    rc = rc ? rc : pol__form_escape(&o->auth_query, o->client_id);
     rc = rc ? rc : buf_append_str(&o->auth_query, "&redirect_uri=");
-    rc = rc ? rc : form_escape(&o->auth_query, o->redirect_url);
+    rc = rc ? rc : pol__form_escape(&o->auth_query, o->redirect_url);
     rc = rc ? rc : buf_append_str(&o->auth_query, "&response_type=code");
     if (rc == 0 && scopes != NULL && scopes[0] != '\0') {
         /* Dapr splits scopes on ","; the request joins them with spaces. */
-        bool first = true;
-        const char *p = scopes;
         rc = buf_append_str(&o->auth_query, "&scope=");
-        while (rc == 0 && *p) {
-            const char *e = strchr(p, ',');
-            size_t n = e ? (size_t)(e - p) : strlen(p);
-            char one[512];
-            while (n > 0 && (*p == ' ')) {
-                p++;
-                n--;
-            }
-            while (n > 0 && p[n - 1] == ' ')
-                n--;
-            if (n > 0 && n < sizeof(one)) {
-                memcpy(one, p, n);
-                one[n] = '\0';
-                rc = first ? 0 : buf_append(&o->auth_query, "+", 1);
-                rc = rc ? rc : form_escape(&o->auth_query, one);
-                first = false;
-            } else if (n >= sizeof(one)) {
-                rc = ERR_TOO_LARGE;
-            }
-            p = e ? e + 1 : p + strlen(p);
-        }
+        rc = rc ? rc : pol__scopes_put(&o->auth_query, scopes);
     }
     if (rc == 0 && filter != NULL && filter[0] != '\0') {
         if (regcomp(&o->filter, filter, REG_EXTENDED | REG_NOSUB) != 0) {
@@ -447,180 +404,37 @@ static void xjob_free(xjob_t *j)
     mem_free(j);
 }
 
-/* One token request (blocking). basic: client credentials in an Authorization header. */
-static int token_request(const oauth2_t *o, const char *code, bool basic, pol_fetch_resp_t *resp,
-                         err_detail_t *d)
-{
-    buf_t form;
-    char hdr[1200];
-    const char *hdrs[2] = {NULL, NULL};
-    int rc;
-
-    buf_init(&form, 64 * 1024);
-    hdr[0] = '\0';
-    rc = buf_append_str(&form, "grant_type=authorization_code&code=");
-    rc = rc ? rc : form_escape(&form, code);
-    rc = rc ? rc : buf_append_str(&form, "&redirect_uri=");
-    rc = rc ? rc : form_escape(&form, o->redirect_url);
-    if (rc == 0 && !basic) {
-        rc = buf_append_str(&form, "&client_id=");
-        rc = rc ? rc : form_escape(&form, o->client_id);
-        rc = rc ? rc : buf_append_str(&form, "&client_secret=");
-        rc = rc ? rc : form_escape(&form, o->secret);
-    }
-    if (rc == 0 && basic) {
-        /* RFC 6749 §2.3.1: each part form-encoded, then base64 of "id:secret". */
-        buf_t cred;
-        unsigned char b64[1100];
-        buf_init(&cred, 800);
-        rc = form_escape(&cred, o->client_id);
-        rc = rc ? rc : buf_append(&cred, ":", 1);
-        rc = rc ? rc : form_escape(&cred, o->secret);
-        if (rc == 0 && cred.len * 4 / 3 + 4 < sizeof(b64)) {
-            EVP_EncodeBlock(b64, (const unsigned char *)cred.ptr, (int)cred.len);
-            snprintf(hdr, sizeof(hdr), "Authorization: Basic %s", b64);
-            hdrs[0] = hdr;
-        } else {
-            rc = ERR_TOO_LARGE;
-        }
-        if (cred.ptr != NULL)
-            OPENSSL_cleanse(cred.ptr, cred.len);
-        buf_free(&cred);
-        OPENSSL_cleanse(b64, sizeof(b64));
-    }
-    if (rc == 0) {
-        pol_fetch_req_t r = {.method = "POST",
-                             .url = o->token_url,
-                             .content_type = "application/x-www-form-urlencoded",
-                             .body = form.ptr,
-                             .body_len = form.len,
-                             .headers = hdrs};
-        rc = pol_fetch(&r, resp, d);
-    } else {
-        memset(resp, 0, sizeof(*resp));
-        buf_init(&resp->body, 0);
-        rc = err_set(d, ERR_TOO_LARGE, "token request too large");
-    }
-    OPENSSL_cleanse(hdr, sizeof(hdr));
-    if (form.ptr != NULL)
-        OPENSSL_cleanse(form.ptr, form.len);
-    buf_free(&form);
-    return rc;
-}
-
-/* Go's Token.Type(): the conventional spelling of the common types, Bearer when absent. */
-static const char *token_type(const char *t)
-{
-    if (t == NULL || t[0] == '\0' || strcasecmp(t, "bearer") == 0)
-        return "Bearer";
-    if (strcasecmp(t, "mac") == 0)
-        return "MAC";
-    if (strcasecmp(t, "basic") == 0)
-        return "Basic";
-    return t;
-}
-
-/* Reads access_token, token_type and expires_in from a JSON or a form-encoded body (some
- * providers, GitHub among them, answer application/x-www-form-urlencoded). */
-static int parse_token(const pol_fetch_resp_t *resp, char *value, size_t cap, int64_t *ttl,
-                       err_detail_t *d)
-{
-    const char *body = buf_ptr(&resp->body);
-    bool form = strncasecmp(resp->content_type, "application/x-www-form-urlencoded", 33) == 0 ||
-                strncasecmp(resp->content_type, "text/plain", 10) == 0;
-    buf_t at, tt, ei;
-    uint64_t secs = 0;
-    int rc = 0, n;
-
-    buf_init(&at, POL_SESS_VALUE_MAX);
-    buf_init(&tt, 64);
-    buf_init(&ei, 32);
-    if (form) {
-        if (pol_query_get(body, resp->body.len, "access_token", &at) < 0)
-            rc = err_set(d, ERR_POLICY_UPSTREAM, "token response has no access_token");
-        /* Optional fields: absent or oversized ones leave their buffer empty. */
-        if (pol_query_get(body, resp->body.len, "token_type", &tt) < 0)
-            buf_reset(&tt);
-        if (pol_query_get(body, resp->body.len, "expires_in", &ei) < 0)
-            buf_reset(&ei);
-    } else {
-        json_t *j = json_loadb(body, resp->body.len, 0, NULL);
-        json_t *a = json_object_get(j, "access_token"), *t = json_object_get(j, "token_type");
-        json_t *e = json_object_get(j, "expires_in");
-        if (!json_is_string(a) || buf_append_str(&at, json_string_value(a)) < 0)
-            rc = err_set(d, ERR_POLICY_UPSTREAM, "token response has no access_token");
-        if (json_is_string(t) && buf_append_str(&tt, json_string_value(t)) < 0)
-            buf_reset(&tt);
-        if (json_is_integer(e) && json_integer_value(e) > 0)
-            secs = (uint64_t)json_integer_value(e);
-        else if (json_is_string(e) && buf_append_str(&ei, json_string_value(e)) < 0)
-            buf_reset(&ei);
-        if (j != NULL && at.ptr != NULL)
-            OPENSSL_cleanse((char *)json_string_value(a), json_string_length(a));
-        json_decref(j);
-    }
-    if (rc == 0 && at.len == 0)
-        rc = err_set(d, ERR_POLICY_UPSTREAM, "token response has an empty access_token");
-    if (rc == 0 && ei.len > 0 && str_u64(ei.ptr, ei.len, UINT32_MAX, &secs) < 0)
-        secs = 0;
-    if (rc == 0) {
-        n = snprintf(value, cap, "%s %s", token_type(buf_ptr(&tt)), buf_ptr(&at));
-        if (n < 0 || (size_t)n >= cap)
-            rc = err_set(d, ERR_TOO_LARGE, "access token too long");
-    }
-    *ttl = secs > 0 ? (int64_t)secs : POL_OAUTH2_TTL_DEFAULT_S;
-    if (*ttl > POL_OAUTH2_TTL_MAX_S)
-        *ttl = POL_OAUTH2_TTL_MAX_S;
-    if (at.ptr != NULL)
-        OPENSSL_cleanse(at.ptr, at.len);
-    buf_free(&at);
-    buf_free(&tt);
-    buf_free(&ei);
-    return rc;
-}
-
-/* An OAuth2 error code from a failed token response, for the log ("" if none or odd). */
-static void error_code(const pol_fetch_resp_t *resp, char *out, size_t cap)
-{
-    json_t *j = json_loadb(buf_ptr(&resp->body), resp->body.len, 0, NULL);
-    json_t *e = json_object_get(j, "error");
-    out[0] = '\0';
-    if (json_is_string(e)) {
-        const char *s = json_string_value(e);
-        size_t i;
-        /* RFC 6749 §5.2: error codes are %x20-21 / %x23-5B / %x5D-7E; keep it short. */
-        for (i = 0;
-             i + 1 < cap && i < 48 && s[i] >= 0x20 && s[i] <= 0x7e && s[i] != '"' && s[i] != '\\';
-             i++)
-            out[i] = s[i];
-        out[i] = '\0';
-    }
-    json_decref(j);
-}
-
 static void do_exchange(uv_work_t *w)
 {
     xjob_t *j = w->data;
-    pol_fetch_resp_t resp;
+    const oauth2_t *o = j->o;
     err_detail_t d = {{0}};
-    char ecode[64] = "";
-    int rc = token_request(j->o, j->code, true, &resp, &d);
+    uint64_t secs = 0;
+    buf_t head;
+    int rc;
 
-    if (rc == 0 && (resp.status == 400 || resp.status == 401)) {
-        /* Go's AuthStyleAutoDetect: the server did not take the header; try the body. */
-        pol_fetch_resp_free(&resp);
-        rc = token_request(j->o, j->code, false, &resp, &d);
+    buf_init(&head, POL_OAUTH2_CODE_MAX * 3 + 4096);
+    rc = buf_append_str(&head, "grant_type=authorization_code&code=");
+    rc = rc ? rc : pol__form_escape(&head, j->code);
+    rc = rc ? rc : buf_append_str(&head, "&redirect_uri=");
+    rc = rc ? rc : pol__form_escape(&head, o->redirect_url);
+    if (rc == 0) {
+        pol_token_req_t r = {.token_url = o->token_url,
+                             .client_id = o->client_id,
+                             .secret = o->secret,
+                             .style = POL_AUTH_AUTO,
+                             .head = head.ptr,
+                             .head_len = head.len};
+        rc = pol__token_fetch(&r, j->value, sizeof(j->value), &secs, &d);
+    } else {
+        rc = err_set(&d, ERR_TOO_LARGE, "token request too large");
     }
-    if (rc == 0 && resp.status != 200) {
-        error_code(&resp, ecode, sizeof(ecode));
-        rc = err_set(&d, ERR_POLICY_UPSTREAM, "token endpoint answered %d%s%s", resp.status,
-                     ecode[0] ? " " : "", ecode);
-    }
-    if (rc == 0)
-        rc = parse_token(&resp, j->value, sizeof(j->value), &j->ttl, &d);
-    if (resp.body.ptr != NULL)
-        OPENSSL_cleanse(resp.body.ptr, resp.body.len);
-    pol_fetch_resp_free(&resp);
+    if (head.ptr != NULL)
+        OPENSSL_cleanse(head.ptr, head.len);
+    buf_free(&head);
+    j->ttl = secs > 0 ? (int64_t)secs : POL_OAUTH2_TTL_DEFAULT_S;
+    if (j->ttl > POL_OAUTH2_TTL_MAX_S)
+        j->ttl = POL_OAUTH2_TTL_MAX_S;
     j->rc = rc;
     if (rc < 0)
         str_copy(j->reason, sizeof(j->reason), d.msg);
@@ -706,14 +520,8 @@ static pol_verdict_t o2_handle(void *inst, pol_call_t *call)
     pol_verdict_t v;
     int rc;
 
-    if (o->has_filter) {
-        char path[2048];
-        size_t n = call->path_len < sizeof(path) - 1 ? call->path_len : sizeof(path) - 1;
-        memcpy(path, call->path, n);
-        path[n] = '\0';
-        if (regexec(&o->filter, path, 0, NULL, 0) != 0)
-            return POL_NEXT;
-    }
+    if (o->has_filter && !pol__path_matches(&o->filter, call->path, call->path_len))
+        return POL_NEXT;
     cookie_name(o, call, cname);
     have_id = session_of(o, call, cname, &id);
     if (have_id && pol_sess_value(o->store, &id, now, value, sizeof(value)) == 0) {

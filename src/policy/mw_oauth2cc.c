@@ -10,12 +10,9 @@
  * request through with an empty 200), a failed token request answers 500 with a plain reason.
  * Neither the client secret nor the token is ever logged.
  */
-#include <jansson.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <regex.h>
-#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "base/alloc.h"
@@ -23,6 +20,7 @@
 #include "base/str.h"
 #include "policy/fetch.h"
 #include "policy/mw.h"
+#include "policy/policy_int.h"
 
 #define POL_CC_EARLY_PCT 10     /* refresh when this share of the lifetime is left */
 #define POL_CC_WAIT_MS 15000    /* longest a request waits for a running fetch */
@@ -35,7 +33,7 @@ typedef struct occ {
     char client_id[256];
     char *secret;     /* owned; zeroed on free */
     buf_t form_extra; /* "&scope=...&<endpointParamsQuery>" */
-    int auth_style;   /* 0 auto, 1 params, 2 basic */
+    pol_auth_style_t auth_style;
     bool has_filter;
     regex_t filter;
     uv_mutex_t mu;
@@ -52,26 +50,6 @@ static int64_t mono_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec;
-}
-
-/* application/x-www-form-urlencoded. */
-static int form_escape(buf_t *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            rc = buf_append(b, s, 1);
-        } else if (c == ' ') {
-            rc = buf_append(b, "+", 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = buf_append(b, e, 3);
-        }
-    }
-    return rc;
 }
 
 static void cc_destroy(void *inst)
@@ -123,23 +101,12 @@ static int cc_create(const res_component_t *comp, void **inst, err_detail_t *d)
             return err_set(d, ERR_RES_INVALID, "%s:%d: %s: authStyle must be 0, 1 or 2", comp->file,
                            comp->line, comp->name);
         }
-        c->auth_style = style[0] - '0';
+        c->auth_style = (pol_auth_style_t)(style[0] - '0');
     }
     if (scopes != NULL && scopes[0] != '\0') {
         /* Dapr splits scopes on ","; the token request joins them with spaces. */
-        char tmp[1024], *save = NULL, *t;
-        bool first = true;
-        str_copy(tmp, sizeof(tmp), scopes);
         rc = buf_append_str(&c->form_extra, "&scope=");
-        for (t = strtok_r(tmp, ",", &save); rc == 0 && t != NULL; t = strtok_r(NULL, ",", &save)) {
-            while (*t == ' ')
-                t++;
-            if (*t == '\0')
-                continue;
-            rc = first ? 0 : buf_append(&c->form_extra, "+", 1);
-            rc = rc ? rc : form_escape(&c->form_extra, t);
-            first = false;
-        }
+        rc = rc ? rc : pol__scopes_put(&c->form_extra, scopes);
     }
     if (rc == 0 && params != NULL && params[0] != '\0')
         rc = buf_printf(&c->form_extra, "&%s", params[0] == '?' ? params + 1 : params);
@@ -167,100 +134,26 @@ static size_t cc_body_limit(const void *inst, const pol_call_t *call)
     return 0;
 }
 
-/* One token request (blocking; thread pool). basic: credentials in an Authorization header. */
-static int token_request(occ_t *c, bool basic, pol_fetch_resp_t *resp, err_detail_t *d)
-{
-    buf_t form;
-    char hdr[1200], *hdrs[2] = {NULL, NULL};
-    int rc;
-
-    buf_init(&form, 64 * 1024);
-    rc = buf_append_str(&form, "grant_type=client_credentials");
-    if (rc == 0 && !basic) {
-        rc = buf_append_str(&form, "&client_id=");
-        rc = rc ? rc : form_escape(&form, c->client_id);
-        rc = rc ? rc : buf_append_str(&form, "&client_secret=");
-        rc = rc ? rc : form_escape(&form, c->secret);
-    }
-    rc = rc ? rc : buf_append(&form, c->form_extra.ptr ? c->form_extra.ptr : "", c->form_extra.len);
-    if (rc == 0 && basic) {
-        /* RFC 6749 §2.3.1: each part form-encoded, then base64 of "id:secret". */
-        buf_t cred;
-        unsigned char b64[1100];
-        buf_init(&cred, 800);
-        rc = form_escape(&cred, c->client_id);
-        rc = rc ? rc : buf_append(&cred, ":", 1);
-        rc = rc ? rc : form_escape(&cred, c->secret);
-        if (rc == 0 && cred.len * 4 / 3 + 4 < sizeof(b64)) {
-            EVP_EncodeBlock(b64, (const unsigned char *)cred.ptr, (int)cred.len);
-            snprintf(hdr, sizeof(hdr), "Authorization: Basic %s", b64);
-            hdrs[0] = hdr;
-        } else {
-            rc = ERR_TOO_LARGE;
-        }
-        if (cred.ptr != NULL)
-            OPENSSL_cleanse(cred.ptr, cred.len);
-        buf_free(&cred);
-        OPENSSL_cleanse(b64, sizeof(b64));
-    }
-    if (rc == 0) {
-        pol_fetch_req_t r = {.method = "POST",
-                             .url = c->token_url,
-                             .content_type = "application/x-www-form-urlencoded",
-                             .body = form.ptr,
-                             .body_len = form.len,
-                             .headers = (const char *const *)hdrs};
-        rc = pol_fetch(&r, resp, d);
-    } else {
-        memset(resp, 0, sizeof(*resp));
-        rc = err_set(d, ERR_TOO_LARGE, "token request too large");
-    }
-    OPENSSL_cleanse(hdr, sizeof(hdr));
-    if (form.ptr != NULL)
-        OPENSSL_cleanse(form.ptr, form.len);
-    buf_free(&form);
-    return rc;
-}
-
 /* Fetches a token and stores it (called without the lock held). */
 static int fetch_token(occ_t *c, err_detail_t *d)
 {
-    pol_fetch_resp_t resp;
-    json_t *j = NULL, *at, *tt, *ei;
-    int64_t ttl = POL_CC_DEFAULT_TTL, now;
+    static const char head[] = "grant_type=client_credentials";
+    pol_token_req_t r = {.token_url = c->token_url,
+                         .client_id = c->client_id,
+                         .secret = c->secret,
+                         .style = c->auth_style,
+                         .head = head,
+                         .head_len = sizeof(head) - 1,
+                         .tail = c->form_extra.ptr,
+                         .tail_len = c->form_extra.len};
+    uint64_t secs = 0;
+    int64_t ttl, now;
     char value[sizeof(c->value)];
-    int rc = token_request(c, c->auth_style != 1, &resp, d);
+    int rc = pol__token_fetch(&r, value, sizeof(value), &secs, d);
 
-    if (rc == 0 && c->auth_style == 0 && (resp.status == 400 || resp.status == 401)) {
-        /* auto: the server did not take the header; try the credentials in the body. */
-        pol_fetch_resp_free(&resp);
-        rc = token_request(c, false, &resp, d);
-    }
-    if (rc == 0 && resp.status != 200)
-        rc = err_set(d, ERR_POLICY_UPSTREAM, "token endpoint answered %d", resp.status);
-    if (rc == 0)
-        j = json_loadb(buf_ptr(&resp.body), resp.body.len, 0, NULL);
-    at = json_object_get(j, "access_token");
-    tt = json_object_get(j, "token_type");
-    ei = json_object_get(j, "expires_in");
-    if (rc == 0 && (!json_is_string(at) || json_string_length(at) == 0))
-        rc = err_set(d, ERR_POLICY_UPSTREAM, "token response has no access_token");
-    if (rc == 0) {
-        const char *type = json_is_string(tt) ? json_string_value(tt) : "Bearer";
-        if (strcasecmp(type, "bearer") == 0)
-            type = "Bearer";
-        if (json_is_integer(ei) && json_integer_value(ei) > 0)
-            ttl = (int64_t)json_integer_value(ei);
-        if ((size_t)snprintf(value, sizeof(value), "%s %s", type, json_string_value(at)) >=
-            sizeof(value))
-            rc = err_set(d, ERR_TOO_LARGE, "access token too long");
-    }
-    json_decref(j);
-    if (resp.body.ptr != NULL)
-        OPENSSL_cleanse(resp.body.ptr, resp.body.len);
-    pol_fetch_resp_free(&resp);
     if (rc < 0)
         return rc;
+    ttl = secs > 0 ? (int64_t)secs : POL_CC_DEFAULT_TTL;
     now = mono_s();
     uv_mutex_lock(&c->mu);
     memcpy(c->value, value, sizeof(value));
@@ -366,14 +259,8 @@ static pol_verdict_t cc_handle(void *inst, pol_call_t *call)
     bool early = false;
     job_t *j;
 
-    if (c->has_filter) {
-        char path[2048];
-        size_t n = call->path_len < sizeof(path) - 1 ? call->path_len : sizeof(path) - 1;
-        memcpy(path, call->path, n);
-        path[n] = '\0';
-        if (regexec(&c->filter, path, 0, NULL, 0) != 0)
-            return POL_NEXT;
-    }
+    if (c->has_filter && !pol__path_matches(&c->filter, call->path, call->path_len))
+        return POL_NEXT;
     if (apply(c, call, &early)) {
         if (early && call->loop != NULL) {
             j = mem_calloc(sizeof(*j));

@@ -175,28 +175,12 @@ static rego_val_t *str_val(rego_eval_t *ev, const char *s)
     return rego_val_new_string(ev, s, strlen(s));
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* URL query decoding ('+' is a space) into @p out; returns the length. */
 static size_t qdecode(const char *s, size_t n, char *out)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            out[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
+    size_t o = 0, i = 0;
+    while (i < n)
+        out[o++] = (char)str_unescape_byte(s, n, &i, STR_UNESCAPE_PLUS);
     return o;
 }
 

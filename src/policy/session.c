@@ -9,6 +9,7 @@
 #include "base/alloc.h"
 #include "base/b64.h"
 #include "base/err.h"
+#include "base/str.h"
 #include "policy/session.h"
 
 #define NIL UINT32_MAX
@@ -136,42 +137,12 @@ int pol_cookie_get(const char *hdr, size_t len, const char *name, const char **v
     return ERR_NOT_FOUND;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes one form-encoded byte at p[*i] (advancing *i). */
-static char form_byte(const char *p, size_t n, size_t *i)
-{
-    char c = p[*i];
-    if (c == '+') {
-        (*i)++;
-        return ' ';
-    }
-    if (c == '%' && *i + 2 < n) {
-        int h = hexval(p[*i + 1]), l = hexval(p[*i + 2]);
-        if (h >= 0 && l >= 0) {
-            *i += 3;
-            return (char)(h * 16 + l);
-        }
-    }
-    (*i)++;
-    return c;
-}
-
 /* True when the form-decoded [p, p+n) equals @p name. */
 static bool key_is(const char *p, size_t n, const char *name)
 {
     size_t i = 0, k = 0;
     while (i < n) {
-        char c = form_byte(p, n, &i);
+        char c = (char)str_unescape_byte(p, n, &i, STR_UNESCAPE_PLUS);
         if (name[k] == '\0' || name[k] != c)
             return false;
         k++;
@@ -198,11 +169,7 @@ int pol_query_get(const char *q, size_t len, const char *name, buf_t *out)
             ;
         if (key_is(q + start, eq - start, name)) {
             size_t j = eq < end ? eq + 1 : end;
-            int rc = 0;
-            while (rc == 0 && j < end) {
-                char c = form_byte(q, end, &j);
-                rc = buf_append(out, &c, 1);
-            }
+            int rc = str_unescape(q + j, end - j, STR_UNESCAPE_PLUS, out);
             if (rc == 0 && out->ptr == NULL)
                 rc = buf_append(out, "", 0);
             return rc;

@@ -1973,17 +1973,6 @@ static rv_t *bi_hex_encode(rego_eval_t *ev, rv_t **args, uint32_t n)
     return rego__str_own(A, o, args[0]->len * 2);
 }
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 #undef NAME
 #define NAME "hex.decode"
 static rv_t *bi_hex_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
@@ -1993,7 +1982,8 @@ static rv_t *bi_hex_decode(rego_eval_t *ev, rv_t **args, uint32_t n)
     uint32_t len = args[0]->len;
     char *o = rego__alloc(A, len / 2 + 1);
     for (uint32_t i = 0; i + 1 < len + 1 && i < len; i += 2) {
-        int h = hexv(args[0]->str[i]), l = i + 1 < len ? hexv(args[0]->str[i + 1]) : -1;
+        int h = str_hex_digit(args[0]->str[i]),
+            l = i + 1 < len ? str_hex_digit(args[0]->str[i + 1]) : -1;
         if (h < 0 || l < 0) {
             unsigned char bad = (unsigned char)args[0]->str[h < 0 ? i : i + 1];
             if (i + 1 >= len && h >= 0)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "rego/rego_int.h"
 
 enum tok { TK_EOF, TK_IDENT, TK_STRING, TK_NUMBER, TK_OP };
@@ -72,17 +73,6 @@ static void *palloc(parser_t *p, size_t n)
 }
 
 /* ---- lexer ---- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static size_t put_utf8(char *o, unsigned cp)
 {
@@ -222,7 +212,7 @@ static void lex(parser_t *p, tok_t *t)
             case 'u': {
                 unsigned cp = 0;
                 for (int i = 0; i < 4; i++) {
-                    int h = s < p->end ? hexval(*s) : -1;
+                    int h = s < p->end ? str_hex_digit(*s) : -1;
                     if (h < 0)
                         PFAIL(p, *t, "invalid \\u escape");
                     cp = cp * 16 + (unsigned)h;
@@ -232,7 +222,7 @@ static void lex(parser_t *p, tok_t *t)
                     unsigned lo = 0;
                     bool ok = true;
                     for (int i = 0; i < 4; i++) {
-                        int h = hexval(s[2 + i]);
+                        int h = str_hex_digit(s[2 + i]);
                         if (h < 0)
                             ok = false;
                         lo = lo * 16 + (unsigned)(h < 0 ? 0 : h);

@@ -159,31 +159,19 @@ void resil_metric_cb_state(resil_t *r, const char *resource, const char *target,
         atomic_store(&mslot(r, resource, RESIL_CIRCUITBREAKER, target, "")->cb_state, (int)st);
 }
 
-/* Appends a label value with Prometheus escaping (\\, \", \n). */
-static int label(buf_t *b, const char *v)
-{
-    int rc = 0;
-    for (const char *p = v; *p && rc == 0; p++) {
-        if (*p == '\\' || *p == '"')
-            rc = buf_append(b, "\\", 1);
-        rc = rc ? rc : (*p == '\n' ? buf_append(b, "\\n", 2) : buf_append(b, p, 1));
-    }
-    return rc;
-}
-
 static int series(resil_t *r, buf_t *b, const char *metric, const mslot_t *s, const char *status,
                   long long v)
 {
     int rc = buf_printf(b, "%s{app_id=\"", metric);
-    rc = rc ? rc : label(b, r->app_id);
+    rc = rc ? rc : buf_append_prom_label(b, r->app_id);
     rc = rc ? rc : buf_append_str(b, "\",name=\"");
-    rc = rc ? rc : label(b, s->resource);
+    rc = rc ? rc : buf_append_prom_label(b, s->resource);
     rc = rc ? rc : buf_printf(b, "\",policy=\"%s\",namespace=\"", kind_names[s->kind]);
-    rc = rc ? rc : label(b, r->ns);
+    rc = rc ? rc : buf_append_prom_label(b, r->ns);
     rc = rc ? rc : buf_append_str(b, "\",flow_direction=\"outbound\",target=\"app_");
-    rc = rc ? rc : label(b, s->target);
+    rc = rc ? rc : buf_append_prom_label(b, s->target);
     rc = rc ? rc : buf_append_str(b, "\",status=\"");
-    rc = rc ? rc : label(b, status);
+    rc = rc ? rc : buf_append_prom_label(b, status);
     rc = rc ? rc : buf_printf(b, "\"} %lld\n", v);
     return rc;
 }
@@ -200,11 +188,11 @@ int resil_metrics_render(resil_t *r, buf_t *b)
 
     for (size_t i = 0; i < resil_spec_resource_count(s) && rc == 0; i++) {
         rc = buf_append_str(b, "dapr_resiliency_loaded{app_id=\"");
-        rc = rc ? rc : label(b, r->app_id);
+        rc = rc ? rc : buf_append_prom_label(b, r->app_id);
         rc = rc ? rc : buf_append_str(b, "\",name=\"");
-        rc = rc ? rc : label(b, resil_spec_resource_name(s, i));
+        rc = rc ? rc : buf_append_prom_label(b, resil_spec_resource_name(s, i));
         rc = rc ? rc : buf_append_str(b, "\",namespace=\"");
-        rc = rc ? rc : label(b, r->ns);
+        rc = rc ? rc : buf_append_prom_label(b, r->ns);
         rc = rc ? rc : buf_append_str(b, "\"} 1\n");
     }
     resil_spec_unref(s);

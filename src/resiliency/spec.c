@@ -6,16 +6,12 @@
  * the targets, so a target may name a policy defined in another resource; a later definition of a
  * name replaces an earlier one.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/dur.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "resiliency/resiliency_int.h"
@@ -553,86 +549,26 @@ int resil_spec_parse(const char *name, const char *data, size_t len, const char 
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool yaml_name(const char *n)
-{
-    size_t l = strlen(n);
-    return n[0] != '.' && ((l > 5 && strcmp(n + l - 5, ".yaml") == 0) ||
-                           (l > 4 && strcmp(n + l - 4, ".yml") == 0));
-}
-
-/* Reads the file at @p path into @p b (bounded by b->max). */
-static int read_file(const char *path, buf_t *b, err_detail_t *d)
-{
-    char chunk[16384];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return err_set(d, ERR_IO, "%s: cannot open", path);
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = err_set(d, ERR_IO, "%s: cannot read", path);
-            break;
-        }
-        if (r == 0)
-            break;
-        if (buf_append(b, chunk, (size_t)r) < 0) {
-            rc = err_set(d, ERR_TOO_LARGE, "%s: file is too large", path);
-            break;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
 int resil_spec_load(const char *const *dirs, size_t ndirs, const char *app_id, resil_spec_t **out,
                     uint64_t *hash, err_detail_t *d)
 {
-    char *paths[RESIL_MAX_FILES] = {0};
+    res_files_t files = {0};
     res_yaml_t *ys[RESIL_MAX_FILES] = {0};
     const char *ynames[RESIL_MAX_FILES] = {0};
-    size_t npaths = 0, nys = 0;
+    size_t nys = 0;
     uint64_t h = 1469598103934665603ull;
     buf_t bytes;
     int rc = 0;
 
     buf_init(&bytes, RES_MAX_FILE_BYTES);
     for (size_t i = 0; i < ndirs && rc == 0; i++) {
-        DIR *dir = opendir(dirs[i]);
-        struct dirent *e;
-        size_t first = npaths;
-        if (dir == NULL)
-            continue; /* a missing directory holds no resources (Dapr logs and goes on) */
-        while ((e = readdir(dir)) != NULL && rc == 0) {
-            buf_t p;
-            if (!yaml_name(e->d_name))
-                continue;
-            if (npaths >= RESIL_MAX_FILES) {
-                rc = err_set(d, ERR_TOO_LARGE, "%s: more than %d resource files", dirs[i],
-                             RESIL_MAX_FILES);
-                break;
-            }
-            buf_init(&p, 4096);
-            if (buf_printf(&p, "%s/%s", dirs[i], e->d_name) < 0) {
-                rc = err_set(d, ERR_TOO_LARGE, "%s: path too long", dirs[i]);
-                break;
-            }
-            paths[npaths++] = buf_take(&p);
-        }
-        closedir(dir);
-        qsort(paths + first, npaths - first, sizeof(paths[0]), cmp_str);
+        rc = res_dir_files(dirs[i], RESIL_MAX_FILES, &files, d);
+        if (rc == ERR_NOT_FOUND || rc == ERR_IO)
+            rc = 0; /* a missing directory holds no resources (Dapr logs and goes on) */
     }
-    for (size_t i = 0; i < npaths && rc == 0; i++) {
+    for (size_t i = 0; i < files.n && rc == 0; i++) {
         buf_reset(&bytes);
-        rc = read_file(paths[i], &bytes, d);
+        rc = fs_read_file(files.paths[i], NULL, &bytes, d);
         if (rc < 0)
             break;
         for (size_t k = 0; k < bytes.len; k++)
@@ -641,10 +577,10 @@ int resil_spec_load(const char *const *dirs, size_t ndirs, const char *app_id, r
         /* Only files that mention the kind are parsed: other resources are not ours to judge. */
         if (bytes.len == 0 || memmem(bytes.ptr, bytes.len, "Resiliency", 10) == NULL)
             continue;
-        rc = res_yaml_parse(NULL, paths[i], buf_ptr(&bytes), bytes.len, &ys[nys], d);
+        rc = res_yaml_parse(NULL, files.paths[i], buf_ptr(&bytes), bytes.len, &ys[nys], d);
         if (rc < 0)
             break;
-        ynames[nys++] = paths[i];
+        ynames[nys++] = files.paths[i];
     }
     if (rc == 0)
         rc = build(ys, ynames, nys, app_id, out, d);
@@ -652,8 +588,7 @@ int resil_spec_load(const char *const *dirs, size_t ndirs, const char *app_id, r
         *hash = h;
     for (size_t i = 0; i < nys; i++)
         res_yaml_free(ys[i]);
-    for (size_t i = 0; i < npaths; i++)
-        mem_free(paths[i]);
+    res_files_free(&files);
     buf_free(&bytes);
     return rc;
 }

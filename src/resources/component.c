@@ -7,25 +7,19 @@
  * 3. build the secret stores among the Components;
  * 4. resolve every pending secretKeyRef through its resource's auth.secretStore.
  */
-#include <dirent.h>
 #include <openssl/rand.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "resources/component.h"
 #include "resources/resources_int.h"
 
 #define API_VERSION "dapr.io/v1alpha1"
-#define READ_CHUNK_BYTES (16 * 1024)
-#define PATH_MAX_BYTES 4096
 
 /* A secretKeyRef waiting for the stores: where to write the value and where it was written. */
 typedef struct pending {
@@ -657,102 +651,26 @@ static int read_doc_stream(struct ctx *c, const char *path, const char *data, si
     return rc;
 }
 
-static int read_file(const char *path, buf_t *b, err_detail_t *d)
+/* Reads every resource file of @p dir (name order) into @p c; @p files collects the paths of all
+ * directories, so RES_MAX_RESOURCE_FILES bounds them together. */
+static int read_dir(struct ctx *c, const char *dir, res_files_t *files)
 {
-    char chunk[READ_CHUNK_BYTES];
-    char ebuf[128];
-    int fd, rc = 0;
+    size_t first = files->n;
+    int rc = res_dir_files(dir, RES_MAX_RESOURCE_FILES, files, c->d);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(d, ERR_IO, "%s: cannot open: %s", res__display_name(path),
-                       strerror_r(errno, ebuf, sizeof(ebuf)));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_set(d, ERR_IO, "%s: cannot read: %s", res__display_name(path),
-                         strerror_r(errno, ebuf, sizeof(ebuf)));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = buf_append(b, chunk, (size_t)n);
-        if (rc < 0) {
-            rc = err_set(d, rc, "%s: %s", res__display_name(path),
-                         rc == ERR_TOO_LARGE ? "file is too large" : "out of memory");
-            break;
-        }
+    if (rc == ERR_NOT_FOUND) {
+        log_warn("resources", "resources path %s does not exist: nothing loaded from it", dir);
+        return 0;
     }
-    close(fd);
-    return rc;
-}
-
-static bool is_yaml_name(const char *n)
-{
-    size_t l = strlen(n);
-    return n[0] != '.' && ((l > 5 && strcmp(n + l - 5, ".yaml") == 0) ||
-                           (l > 4 && strcmp(n + l - 4, ".yml") == 0));
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Reads every resource file of @p dir (name order); counts files into *nfiles. */
-static int read_dir(struct ctx *c, const char *dir, size_t *nfiles)
-{
-    DIR *dh = opendir(dir);
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-
-    if (dh == NULL) {
-        if (errno == ENOENT) {
-            log_warn("resources", "resources path %s does not exist: nothing loaded from it", dir);
-            return 0;
-        }
-        return err_set(c->d, ERR_IO, "%s: cannot read the directory: %s", dir, strerror(errno));
-    }
-    while ((de = readdir(dh)) != NULL) {
-        if (!is_yaml_name(de->d_name))
-            continue;
-        if (++*nfiles > RES_MAX_RESOURCE_FILES) {
-            rc =
-                err_set(c->d, ERR_TOO_LARGE, "more than %d resource files", RES_MAX_RESOURCE_FILES);
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            names = mem_realloc(names, cap * sizeof(*names));
-        }
-        names[n++] = mem_strdup(de->d_name);
-    }
-    closedir(dh);
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char path[PATH_MAX_BYTES];
-        struct stat st;
+    for (size_t i = first; rc == 0 && i < files->n; i++) {
+        const char *path = files->paths[i];
         buf_t b;
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= sizeof(path)) {
-            rc = err_set(c->d, ERR_TOO_LARGE, "%s/%s: path too long", dir, names[i]);
-            break;
-        }
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
         buf_init(&b, RES_MAX_FILE_BYTES);
-        rc = read_file(path, &b, c->d);
+        rc = fs_read_file(path, res__display_name(path), &b, c->d);
         if (rc == 0)
             rc = read_doc_stream(c, path, buf_ptr(&b), b.len);
         buf_free(&b);
     }
-    for (size_t i = 0; i < n; i++)
-        mem_free(names[i]);
-    mem_free(names);
     return rc;
 }
 
@@ -899,7 +817,7 @@ int res_components_load(const char *const *dirs, size_t ndirs, const char *app_i
                         res_components_t **out, err_detail_t *d)
 {
     struct ctx c = {0};
-    size_t nfiles = 0;
+    res_files_t files = {0};
     int rc = 0;
 
     if ((ndirs > 0 && dirs == NULL) || app_id == NULL || ns == NULL || out == NULL)
@@ -909,7 +827,8 @@ int res_components_load(const char *const *dirs, size_t ndirs, const char *app_i
     c.ns = ns;
     c.d = d;
     for (size_t i = 0; rc == 0 && i < ndirs; i++)
-        rc = read_dir(&c, dirs[i], &nfiles);
+        rc = read_dir(&c, dirs[i], &files);
+    res_files_free(&files);
     return finish(&c, rc, out);
 }
 

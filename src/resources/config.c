@@ -1,16 +1,13 @@
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/str.h"
 #include "resources/resources_int.h"
 
 #define CONFIG_API_VERSION "dapr.io/v1alpha1"
 #define CONFIG_KIND "Configuration"
-#define READ_CHUNK_BYTES (16 * 1024)
 
 static const res_limits_t default_limits = {RES_MAX_FILE_BYTES, RES_MAX_DEPTH, RES_MAX_NODES};
 
@@ -226,42 +223,6 @@ out:
     return rc;
 }
 
-/* Reads a whole file of at most @p max bytes into @p b. */
-static int read_file(const char *path, size_t max, buf_t *b, err_detail_t *d)
-{
-    char chunk[READ_CHUNK_BYTES];
-    char ebuf[128];
-    int fd, rc = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(d, ERR_IO, "%s: cannot open: %s", res__display_name(path),
-                       strerror_r(errno, ebuf, sizeof(ebuf)));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_set(d, ERR_IO, "%s: cannot read: %s", res__display_name(path),
-                         strerror_r(errno, ebuf, sizeof(ebuf)));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = buf_append(b, chunk, (size_t)n);
-        if (rc == ERR_TOO_LARGE) {
-            rc = err_set(d, rc, "%s: file is larger than %zu bytes", res__display_name(path), max);
-            break;
-        }
-        if (rc < 0) {
-            rc = err_set(d, rc, "%s: out of memory reading the file", res__display_name(path));
-            break;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
 int res_config_load(const res_limits_t *lim, const char *path, res_config_t **out, err_detail_t *d)
 {
     buf_t b;
@@ -274,7 +235,7 @@ int res_config_load(const res_limits_t *lim, const char *path, res_config_t **ou
         rc = err_set(d, ERR_INVAL, "res_config_load: invalid arguments");
         goto out;
     }
-    rc = read_file(path, lim->max_file_bytes, &b, d);
+    rc = fs_read_file(path, res__display_name(path), &b, d);
     if (rc < 0)
         goto out;
     rc = res_config_parse(lim, path, buf_ptr(&b), b.len, RES_EXPAND_ENV, out, d);

@@ -86,6 +86,26 @@ const res_node_t *res_node_get(const res_node_t *n, const char *path);
 /** res_node_get() narrowed to a non-null scalar: its text, or NULL. */
 const char *res_node_get_str(const res_node_t *n, const char *path);
 
+/* ---- Resource files of a directory ---------------------------------------------------------- */
+
+/** Paths collected by res_dir_files(). The strings and the array are owned; res_files_free(). */
+typedef struct res_files {
+    char **paths; /* "<dir>/<name>" */
+    size_t n;     /* paths held */
+    size_t cap;   /* private */
+} res_files_t;
+
+/**
+ * Appends the resource files of @p dir to @p f: the regular files named *.yaml or *.yml (names
+ * starting with "." are skipped), as "<dir>/<name>", sorted by name within the directory. Blocking
+ * (readdir, stat). ERR_NOT_FOUND when @p dir does not exist (nothing added), ERR_IO when it cannot
+ * be read, ERR_TOO_LARGE once @p f would hold more than @p max paths (the ones listed stay).
+ */
+int res_dir_files(const char *dir, size_t max, res_files_t *f, err_detail_t *d)
+    __attribute__((warn_unused_result));
+/** Frees what @p f holds and leaves it empty. */
+void res_files_free(res_files_t *f);
+
 /* ---- Configuration (apiVersion dapr.io/v1alpha1, kind Configuration) ------------------------ */
 
 /** One key/value pair of a flattened string map. */

@@ -4,20 +4,17 @@
  */
 #include "resources/watch.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/log.h"
 
-#define READ_CHUNK_BYTES (16 * 1024)
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 struct res_snapshot {
@@ -39,39 +36,6 @@ static uint64_t bytes_hash(const char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
     return h;
-}
-
-/* Reads the whole file at @p path into @p b (whose max bounds it). */
-static int read_whole(const char *path, buf_t *b, err_detail_t *d)
-{
-    char chunk[READ_CHUNK_BYTES];
-    char ebuf[128];
-    int fd, rc = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(d, ERR_IO, "%s: cannot open: %s", path,
-                       strerror_r(errno, ebuf, sizeof(ebuf)));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_set(d, ERR_IO, "%s: cannot read: %s", path,
-                         strerror_r(errno, ebuf, sizeof(ebuf)));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = buf_append(b, chunk, (size_t)n);
-        if (rc < 0) {
-            rc = err_set(d, rc, "%s: %s", path,
-                         rc == ERR_TOO_LARGE ? "file is too large" : "out of memory");
-            break;
-        }
-    }
-    close(fd);
-    return rc;
 }
 
 /* Parses @p len bytes read from @p path and builds a snapshot with hash @p hash. */
@@ -115,7 +79,7 @@ int res_snapshot_load(const res_limits_t *lim, const char *path, const res_build
     if (path == NULL || out == NULL)
         return err_set(d, ERR_INVAL, "res_snapshot_load: invalid arguments");
     buf_init(&bytes, lim->max_file_bytes);
-    rc = read_whole(path, &bytes, d);
+    rc = fs_read_file(path, NULL, &bytes, d);
     if (rc == 0)
         rc = snapshot_build(lim, path, b, buf_ptr(&bytes), bytes.len,
                             bytes_hash(buf_ptr(&bytes), bytes.len), out, d);
@@ -286,7 +250,7 @@ static void on_work(uv_work_t *req)
     w->hash = 0;
     w->detail.msg[0] = '\0';
     buf_init(&bytes, w->lim.max_file_bytes);
-    w->rc = read_whole(w->path, &bytes, &w->detail);
+    w->rc = fs_read_file(w->path, NULL, &bytes, &w->detail);
     if (w->rc == 0) {
         w->hash = bytes_hash(buf_ptr(&bytes), bytes.len);
         if ((w->have_applied && w->hash == w->applied_hash) ||

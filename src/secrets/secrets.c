@@ -2,15 +2,13 @@
  * The local secret stores. The file store reads its JSON once, at build time, into a flat list of
  * secrets (each a small list of key/value pairs); the env store reads the environment on demand.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/str.h"
 #include "secrets/secrets.h"
 
@@ -18,7 +16,6 @@ extern char **environ;
 
 #define TYPE_FILE "secretstores.local.file"
 #define TYPE_ENV "secretstores.local.env"
-#define READ_CHUNK 16384
 #define PATH_KEY_MAX 4096 /* longest flattened key */
 
 /* One secret: name → pairs. */
@@ -88,44 +85,6 @@ const char *secrets_store_name(const secrets_store_t *s)
     return s ? s->name : "";
 }
 
-/* Reads the whole file at @p path (at most SECRETS_MAX_FILE_BYTES) into @p b. */
-static int read_file(const char *path, buf_t *b, err_detail_t *d)
-{
-    char chunk[READ_CHUNK];
-    char ebuf[128];
-    int fd, rc = 0;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(d, ERR_IO, "cannot open secrets file %s: %s", path,
-                       strerror_r(errno, ebuf, sizeof(ebuf)));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_set(d, ERR_IO, "cannot read secrets file %s: %s", path,
-                         strerror_r(errno, ebuf, sizeof(ebuf)));
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = buf_append(b, chunk, (size_t)n);
-        if (rc == ERR_TOO_LARGE) {
-            rc = err_set(d, rc, "secrets file %s is larger than %d bytes", path,
-                         SECRETS_MAX_FILE_BYTES);
-            break;
-        }
-        if (rc < 0) {
-            rc = err_set(d, rc, "out of memory reading secrets file %s", path);
-            break;
-        }
-    }
-    explicit_bzero(chunk, sizeof(chunk));
-    close(fd);
-    return rc;
-}
-
 /* The text a leaf stands for: strings verbatim, everything else its compact JSON. NULL on OOM. */
 static char *leaf_text(json_t *v)
 {
@@ -174,6 +133,25 @@ static int add_pair(secrets_store_t *s, secret_t *e, const char *key, json_t *v,
     return 0;
 }
 
+static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, size_t plen,
+                   unsigned depth, err_detail_t *d);
+
+/* Appends "<sep><key>" (just the key at the top) to the @p plen bytes of @p path and flattens
+ * @p child below it. */
+static int flatten_child(secrets_store_t *s, secret_t *into, json_t *child, char *path, size_t plen,
+                         const char *key, size_t kl, unsigned depth, err_detail_t *d)
+{
+    size_t seplen = strlen(s->sep), nl = plen + (plen ? seplen : 0) + kl;
+
+    if (nl >= PATH_KEY_MAX)
+        return err_set(d, ERR_TOO_LARGE, "secrets file key longer than %d bytes", PATH_KEY_MAX);
+    if (plen)
+        memcpy(path + plen, s->sep, seplen);
+    memcpy(path + nl - kl, key, kl);
+    path[nl] = '\0';
+    return flatten(s, into, child, path, nl, depth + 1, d);
+}
+
 /*
  * Walks @p v below the flattened key in @p path (its first @p plen bytes), calling add_pair for
  * every leaf: into a new secret per leaf (@p into NULL, multiValued=false) or into @p into.
@@ -181,7 +159,6 @@ static int add_pair(secrets_store_t *s, secret_t *e, const char *key, json_t *v,
 static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, size_t plen,
                    unsigned depth, err_detail_t *d)
 {
-    size_t seplen = strlen(s->sep);
     int rc = 0;
 
     if (depth > SECRETS_MAX_DEPTH)
@@ -195,15 +172,7 @@ static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, si
         if (json_is_object(v)) {
             json_object_foreach(v, k, child)
             {
-                size_t kl = strlen(k), nl = plen + (plen ? seplen : 0) + kl;
-                if (nl >= PATH_KEY_MAX)
-                    return err_set(d, ERR_TOO_LARGE, "secrets file key longer than %d bytes",
-                                   PATH_KEY_MAX);
-                if (plen)
-                    memcpy(path + plen, s->sep, seplen);
-                memcpy(path + nl - kl, k, kl);
-                path[nl] = '\0';
-                rc = flatten(s, into, child, path, nl, depth + 1, d);
+                rc = flatten_child(s, into, child, path, plen, k, strlen(k), depth, d);
                 if (rc < 0)
                     return rc;
             }
@@ -211,15 +180,7 @@ static int flatten(secrets_store_t *s, secret_t *into, json_t *v, char *path, si
             json_array_foreach(v, idx, child)
             {
                 size_t kl = (size_t)snprintf(num, sizeof(num), "%zu", idx);
-                size_t nl = plen + (plen ? seplen : 0) + kl;
-                if (nl >= PATH_KEY_MAX)
-                    return err_set(d, ERR_TOO_LARGE, "secrets file key longer than %d bytes",
-                                   PATH_KEY_MAX);
-                if (plen)
-                    memcpy(path + plen, s->sep, seplen);
-                memcpy(path + nl - kl, num, kl);
-                path[nl] = '\0';
-                rc = flatten(s, into, child, path, nl, depth + 1, d);
+                rc = flatten_child(s, into, child, path, plen, num, kl, depth, d);
                 if (rc < 0)
                     return rc;
             }
@@ -238,10 +199,12 @@ static int load_file(secrets_store_t *s, const char *path, err_detail_t *d)
     json_t *doc = NULL, *v;
     const char *k;
     char *key = mem_alloc(PATH_KEY_MAX);
+    char name[320];
     int rc;
 
+    snprintf(name, sizeof(name), "secrets file %.300s", path);
     buf_init(&b, SECRETS_MAX_FILE_BYTES);
-    rc = read_file(path, &b, d);
+    rc = fs_read_file(path, name, &b, d);
     if (rc < 0)
         goto out;
     doc = json_loadb(buf_ptr(&b), b.len, JSON_REJECT_DUPLICATES, &jerr);

@@ -27,6 +27,18 @@ TEST(buf_json_escape)
     buf_free(&b);
 }
 
+TEST(buf_prom_label_escape)
+{
+    buf_t b;
+    buf_init(&b, 64);
+    ASSERT_EQ(buf_append_prom_label(&b, "a\"b\\c\nd\te"), 0);
+    ASSERT_STREQ(buf_ptr(&b), "a\\\"b\\\\c\\nd\te");
+    buf_free(&b);
+    buf_init(&b, 3);
+    ASSERT_EQ(buf_append_prom_label(&b, "\"\"\""), ERR_TOO_LARGE);
+    buf_free(&b);
+}
+
 TEST(str_u64_bounds)
 {
     uint64_t v = 7;

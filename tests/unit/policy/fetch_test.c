@@ -104,12 +104,18 @@ TEST(url_split_schemes_hosts_ports)
     ASSERT_EQ(split("http://:80/").rc, ERR_INVAL);
 }
 
+/* pol_url_split into 8-byte host and path buffers (so that limits are reached early). */
+static int split8(const char *url, char host[8], char path[8])
+{
+    bool tls;
+    int port;
+    return pol_url_split(url, &tls, host, 8, &port, path, 8);
+}
+
 TEST(url_split_userinfo_query_fragment_limits)
 {
     split_t s;
     char url[400], host[8], path[8];
-    bool tls;
-    int port;
 
     /* Userinfo is refused (it would end up in logs), even percent-looking or empty. */
     ASSERT_EQ(split("https://user:secret@idp.example/").rc, ERR_INVAL);
@@ -146,23 +152,15 @@ TEST(url_split_userinfo_query_fragment_limits)
     ASSERT_STREQ(s.path, "/");
 
     /* Limits: the host and the path must fit (with their NUL). */
-    ASSERT_EQ(pol_url_split("http://abcdefg/", &tls, host, sizeof(host), &port, path, sizeof(path)),
-              0);
+    ASSERT_EQ(split8("http://abcdefg/", host, path), 0);
     ASSERT_STREQ(host, "abcdefg");
-    ASSERT_EQ(
-        pol_url_split("http://abcdefgh/", &tls, host, sizeof(host), &port, path, sizeof(path)),
-        ERR_INVAL);
-    ASSERT_EQ(pol_url_split("http://h/abcdef", &tls, host, sizeof(host), &port, path, sizeof(path)),
-              0);
+    ASSERT_EQ(split8("http://abcdefgh/", host, path), ERR_INVAL);
+    ASSERT_EQ(split8("http://h/abcdef", host, path), 0);
     ASSERT_STREQ(path, "/abcdef");
-    ASSERT_EQ(
-        pol_url_split("http://h/abcdefg", &tls, host, sizeof(host), &port, path, sizeof(path)),
-        ERR_INVAL);
-    ASSERT_EQ(pol_url_split("http://h?abcde", &tls, host, sizeof(host), &port, path, sizeof(path)),
-              0);
+    ASSERT_EQ(split8("http://h/abcdefg", host, path), ERR_INVAL);
+    ASSERT_EQ(split8("http://h?abcde", host, path), 0);
     ASSERT_STREQ(path, "/?abcde");
-    ASSERT_EQ(pol_url_split("http://h?abcdef", &tls, host, sizeof(host), &port, path, sizeof(path)),
-              ERR_INVAL);
+    ASSERT_EQ(split8("http://h?abcdef", host, path), ERR_INVAL);
     memset(url, 0, sizeof(url));
     memcpy(url, "https://", 8);
     memset(url + 8, 'a', 300);

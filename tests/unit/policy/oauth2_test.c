@@ -10,6 +10,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "policy/mw.h"
+#include "policy/policy_int.h"
 #include "policy/session.h"
 #include "test.h"
 
@@ -463,4 +464,22 @@ TEST(middleware_https_cookie_and_http_pipeline_url)
     ASSERT_EQ(strlen(st), POL_SESS_STATE_LEN);
     req_free(&r);
     pol_mw_oauth2.destroy(inst);
+}
+
+TEST(oauth2_scopes_and_form_escape)
+{
+    buf_t b;
+    char big[600];
+
+    buf_init(&b, 256);
+    ASSERT_EQ(pol__scopes_put(&b, " openid, mcp ,,read:all ,a b"), 0);
+    ASSERT_STREQ(buf_ptr(&b), "openid+mcp+read%3Aall+a+b");
+    buf_free(&b);
+    ASSERT_EQ(pol__form_escape(&b, "id:s&c=r~t/"), 0);
+    ASSERT_STREQ(buf_ptr(&b), "id%3As%26c%3Dr~t%2F");
+    buf_free(&b);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ASSERT_EQ(pol__scopes_put(&b, big), ERR_TOO_LARGE);
+    buf_free(&b);
 }

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "resources/component.h"
+#include "resources/resources.h"
 #include "test.h"
 
 /* A fresh temporary directory per test; removed (with its files) by cleanup(). */
@@ -348,4 +349,35 @@ TEST(components_missing_dir_is_empty)
     res_components_free(cs);
     ASSERT_EQ(res_components_load(NULL, 0, "a", "default", &cs, &d), 0);
     res_components_free(cs);
+}
+
+TEST(res_dir_files_lists_yaml_in_name_order)
+{
+    res_files_t f = {0};
+    err_detail_t d = {{0}};
+    char sub[300], want[300];
+    size_t before = mem_used();
+
+    mkdir_tmp();
+    write_file("b.yaml", "x: 1\n");
+    write_file("a.yml", "x: 1\n");
+    write_file(".hidden.yaml", "x: 1\n");
+    write_file("notes.txt", "x\n");
+    snprintf(sub, sizeof(sub), "%s/dir.yaml", dir); /* a directory, not a file */
+    ASSERT_EQ(mkdir(sub, 0700), 0);
+    ASSERT_EQ(res_dir_files(dir, 10, &f, &d), 0);
+    ASSERT_EQ(f.n, 2);
+    snprintf(want, sizeof(want), "%s/a.yml", dir);
+    ASSERT_STREQ(f.paths[0], want);
+    snprintf(want, sizeof(want), "%s/b.yaml", dir);
+    ASSERT_STREQ(f.paths[1], want);
+    /* A second call appends; max bounds the total. */
+    ASSERT_EQ(res_dir_files(dir, 3, &f, &d), ERR_TOO_LARGE);
+    ASSERT_EQ(f.n, 3);
+    res_files_free(&f);
+    ASSERT_EQ(f.n, 0);
+    cleanup();
+    ASSERT_EQ(res_dir_files(dir, 10, &f, &d), ERR_NOT_FOUND);
+    ASSERT_EQ(f.n, 0);
+    ASSERT_EQ(mem_used(), before);
 }
