@@ -131,9 +131,10 @@ void pol_call_resume(pol_call_t *call, pol_verdict_t v);
 
 /** Answers @p call with @p status and the status text as a text/plain body (Dapr's helper). */
 pol_verdict_t pol_call_reject(pol_call_t *call, int status);
-/** Sets (replaces) request header @p name to @p value upstream. 0 or ERR_TOO_LARGE. */
+/** Sets (replaces) request header @p name to @p value upstream. 0, ERR_TOO_LARGE, or ERR_INVAL for
+ * a name that is not an HTTP token or a value with a control character (CR, LF, NUL, ...). */
 int pol_call_set_header(pol_call_t *call, const char *name, const char *value);
-/** Adds a response header for POL_RESPOND. 0 or ERR_TOO_LARGE. */
+/** Adds a response header for POL_RESPOND (same rules as pol_call_set_header). */
 int pol_call_resp_header(pol_call_t *call, const char *name, const char *value);
 
 /* The middleware types built in. */

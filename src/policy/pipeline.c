@@ -188,12 +188,35 @@ pol_verdict_t pol_call_reject(pol_call_t *call, int status)
     return POL_RESPOND;
 }
 
+/* A header a middleware adds may carry outside data (a token, a policy's result): a name must
+ * be an HTTP token and a value must hold no CR, LF or NUL, or it could inject headers. */
+static bool header_ok(const char *name, const char *value)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    if (name[0] == '\0')
+        return false;
+    for (const char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(tchar, c) != NULL))
+            return false;
+    }
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return false;
+    return true;
+}
+
 int pol_call_set_header(pol_call_t *call, const char *name, const char *value)
 {
+    if (!header_ok(name, value))
+        return ERR_INVAL;
     return net_head_add(&call->set_headers, name, strlen(name), value, strlen(value));
 }
 
 int pol_call_resp_header(pol_call_t *call, const char *name, const char *value)
 {
+    if (!header_ok(name, value))
+        return ERR_INVAL;
     return net_head_add(&call->resp_headers, name, strlen(name), value, strlen(value));
 }
