@@ -1249,7 +1249,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p->port = o->app_port;
     p->snap = snap;
     snap = NULL;
-    {
+    if (cfg != NULL && cfg->app != NULL) {
+        /* Only the appHttpPipeline's middleware reads these (resource and metadata URLs). */
         const net_header_t *rb = net_head_get(in, INVOKE_RESOURCE_HEADER);
         const net_header_t *host = net_head_get(in, "host");
         char id[INVOKE_ID_MAX * 2 + 1];
