@@ -49,8 +49,8 @@ void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t 
     {
         const char *v3[] = {method, path, status};
         const char *rc3[] = {path, method, status};
-        obs__count(o, OBS_F_HTTP_SERVER_REQUEST_COUNT, v3, 1);
-        obs__observe(o, OBS_F_HTTP_SERVER_LATENCY, v3, lat_us);
+        obs__count_observe(o, OBS_F_HTTP_SERVER_REQUEST_COUNT, OBS_F_HTTP_SERVER_LATENCY, v3, 1,
+                           lat_us);
         obs__observe(o, OBS_F_HTTP_SERVER_REQUEST_BYTES, NULL, st->in_bytes * 1000);
         obs__observe(o, OBS_F_HTTP_SERVER_RESPONSE_BYTES, NULL, st->out_bytes * 1000);
         obs__count(o, OBS_F_HTTP_SERVER_RESPONSE_COUNT, rc3, 1);
@@ -257,8 +257,7 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
 
     if (c->side == OBS_SIDE_CALLER) {
         const char *v3[] = {c->peer_app, status, "unary"};
-        obs__count(o, OBS_F_SI_RES_RECV, v3, 1);
-        obs__observe(o, OBS_F_SI_RES_RECV_LATENCY, v3, lat_us);
+        obs__count_observe(o, OBS_F_SI_RES_RECV, OBS_F_SI_RES_RECV_LATENCY, v3, 1, lat_us);
     } else {
         const char *v2[] = {path, method};
         const char *v3[] = {path, method, status};
@@ -266,8 +265,8 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
             const char *vs[] = {c->peer_app, status};
             obs__count(o, OBS_F_SI_RES_SENT, vs, 1);
         }
-        obs__count(o, OBS_F_HTTP_CLIENT_COMPLETED_COUNT, v3, 1);
-        obs__observe(o, OBS_F_HTTP_CLIENT_ROUNDTRIP_LATENCY, v3, lat_us);
+        obs__count_observe(o, OBS_F_HTTP_CLIENT_COMPLETED_COUNT,
+                           OBS_F_HTTP_CLIENT_ROUNDTRIP_LATENCY, v3, 1, lat_us);
         obs__observe(o, OBS_F_HTTP_CLIENT_SENT_BYTES, v2, c->sent_bytes * 1000);
         obs__observe(o, OBS_F_HTTP_CLIENT_RECEIVED_BYTES, NULL, c->recv_bytes * 1000);
     }
@@ -277,8 +276,7 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
         const char *target = c->side == OBS_SIDE_CALLER ? c->peer_app : o->app_id;
         const char *tool = c->mcp_tool;
         const char *v6[] = {sides[c->side], caller, target, c->mcp_method, tool, status};
-        obs__count(o, OBS_F_MCP_REQUESTS, v6, 1);
-        obs__observe(o, OBS_F_MCP_LATENCY, v6, lat_us);
+        obs__count_observe(o, OBS_F_MCP_REQUESTS, OBS_F_MCP_LATENCY, v6, 1, lat_us);
         if (o->audit && c->side != OBS_SIDE_CALLER && strcmp(c->mcp_method, "tools/call") == 0)
             audit(c,
                   c->denied                  ? "denied"

@@ -225,7 +225,7 @@ static const char *apply_rules(const obs_family_t *f, size_t li, const char *v)
 static size_t make_key(const obs_family_t *f, const char *const *vals, char *key, uint32_t *hash)
 {
     size_t k = 0;
-    uint32_t h = 2166136261u;
+    uint64_t h64 = 0xcbf29ce484222325ull;
     for (size_t l = 0; l < f->nlabels; l++) {
         const char *v = vals && vals[l] ? vals[l] : "";
         size_t room = OBS_KEY_MAX - k, n;
@@ -236,24 +236,24 @@ static size_t make_key(const obs_family_t *f, const char *const *vals, char *key
             n = room - 1;
         while (n > 0 && v[n] != '\0' && ((unsigned char)v[n] & 0xc0) == 0x80)
             n--; /* cut: never inside a UTF-8 sequence */
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ (unsigned char)v[i]) * 16777619u;
-        h = (h ^ 0u) * 16777619u;
         memcpy(key + k, v, n);
         key[k + n] = '\0';
         k += n + 1;
     }
-    *hash = h;
+    /* Hashed eight bytes at a time (multiply-xorshift); the table lives in memory only. */
+    for (size_t i = 0; i < k; i += 8) {
+        uint64_t w = 0;
+        memcpy(&w, key + i, k - i < 8 ? k - i : 8);
+        h64 = (h64 ^ w) * 0x9E3779B97F4A7C15ull;
+        h64 ^= h64 >> 29;
+    }
+    *hash = (uint32_t)(h64 ^ (h64 >> 32));
     return k;
 }
 
 /* Finds or claims the series of @p vals; the "_other" series when the table is full. */
-static size_t series_index(obs_family_t *f, const char *const *vals)
+static size_t series_find(obs_family_t *f, const char *key, size_t kl, uint32_t h)
 {
-    char key[OBS_KEY_MAX];
-    uint32_t h;
-    size_t kl = make_key(f, vals, key, &h);
-
     for (size_t probe = 0; probe < OBS_PROBES; probe++) {
         size_t i = (h + probe) % OBS_SERIES_MAX;
         obs_series_t *s = &f->series[i];
@@ -277,6 +277,14 @@ static size_t series_index(obs_family_t *f, const char *const *vals)
     return OBS_SERIES_MAX;
 }
 
+static size_t series_index(obs_family_t *f, const char *const *vals)
+{
+    char key[OBS_KEY_MAX];
+    uint32_t h;
+    size_t kl = make_key(f, vals, key, &h);
+    return series_find(f, key, kl, h);
+}
+
 void obs__count(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t n)
 {
     obs_family_t *f = &o->fam[fi];
@@ -285,22 +293,46 @@ void obs__count(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t n)
     atomic_fetch_add_explicit(&f->vals[series_index(f, vals) * f->stride], n, memory_order_relaxed);
 }
 
-void obs__observe(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t v_milli)
+/* Adds @p v_milli to series @p si of histogram @p f. */
+static void observe_at(obs_t *o, obs_family_t *f, size_t si, uint64_t v_milli)
 {
-    obs_family_t *f = &o->fam[fi];
     const double *bounds = f->bytes ? size_bounds : o->lat_bounds;
     size_t nb = f->stride - 3, b = 0;
-    atomic_ullong *v;
+    atomic_ullong *v = &f->vals[si * f->stride];
     double x = (double)v_milli / 1000.0;
 
-    if (!f->enabled)
-        return;
-    v = &f->vals[series_index(f, vals) * f->stride];
     while (b < nb && x > bounds[b])
         b++;
     atomic_fetch_add_explicit(&v[b], 1, memory_order_relaxed); /* b == nb: only +Inf */
     atomic_fetch_add_explicit(&v[nb + 1], v_milli, memory_order_relaxed);
     atomic_fetch_add_explicit(&v[nb + 2], 1, memory_order_relaxed);
+}
+
+void obs__observe(obs_t *o, obs_fam_id_t fi, const char *const *vals, uint64_t v_milli)
+{
+    obs_family_t *f = &o->fam[fi];
+    if (f->enabled)
+        observe_at(o, f, series_index(f, vals), v_milli);
+}
+
+void obs__count_observe(obs_t *o, obs_fam_id_t fc, obs_fam_id_t fo, const char *const *vals,
+                        uint64_t n, uint64_t v_milli)
+{
+    obs_family_t *c = &o->fam[fc], *h = &o->fam[fo];
+    char key[OBS_KEY_MAX];
+    uint32_t hash;
+    size_t kl;
+
+    if (!c->enabled || !h->enabled || c->nrules || h->nrules || c->nlabels != h->nlabels) {
+        obs__count(o, fc, vals, n);
+        obs__observe(o, fo, vals, v_milli);
+        return;
+    }
+    /* Same label values, no relabeling: one key serves both families. */
+    kl = make_key(c, vals, key, &hash);
+    atomic_fetch_add_explicit(&c->vals[series_find(c, key, kl, hash) * c->stride], n,
+                              memory_order_relaxed);
+    observe_at(o, h, series_find(h, key, kl, hash), v_milli);
 }
 
 /* Appends a label value with Prometheus escaping (\\, \", \n). */

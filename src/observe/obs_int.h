@@ -142,6 +142,10 @@ void obs__families_free(obs_t *o);
 void obs__count(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t n);
 /** Observes @p v (ms*1000 for latency, bytes*1000 for sizes) on a histogram series. */
 void obs__observe(obs_t *o, obs_fam_id_t f, const char *const *vals, uint64_t v_milli);
+/** obs__count(@p fc, @p n) and obs__observe(@p fo, @p v_milli) of the same label values, which
+ * are made into a series key once when neither family relabels. */
+void obs__count_observe(obs_t *o, obs_fam_id_t fc, obs_fam_id_t fo, const char *const *vals,
+                        uint64_t n, uint64_t v_milli);
 /** The path label under metric(s).http settings, written into @p out. */
 void obs__path_label(const obs_t *o, const char *path, size_t n, char *out, size_t out_len);
 /** The method label ("" with excludeVerbs, "UNKNOWN" for non-standard verbs). */
