@@ -444,11 +444,12 @@ static int scan_one(const span_t *msg, const span_t *m, const span_t *params_cap
         put(out, out->id + 1, sizeof(out->id) - 2, id->s, id->n);
         memcpy(out->id + strlen(out->id), "\"", 2);
     } else if (id->type == V_INT) {
-        long long x = 0;
-        const char *d = id->s + (id->s[0] == '-');
-        for (const char *e = id->s + id->n; d < e; d++)
-            x = x * 10 + (*d - '0');
-        snprintf(out->id, sizeof(out->id), "%lld", id->s[0] == '-' ? -x : x);
+        /* The token is the value's decimal form already (no leading zeros, at most
+         * SCAN_INT_DIGITS digits), except that -0 reads as 0. */
+        if (id->n == 2 && id->s[0] == '-' && id->s[1] == '0')
+            put(out, out->id, sizeof(out->id), "0", 1);
+        else
+            put(out, out->id, sizeof(out->id), id->s, id->n);
     } else if (id->type != V_NONE && id->type != V_NULL) {
         return ERR_INVAL;
     }
