@@ -982,14 +982,28 @@ static void forward_external(px_t *p)
 
 /* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
  * form, "/v1.0/invoke/<target>/method". */
+static size_t cat_cut(char *d, size_t cap, size_t n, const char *s, size_t len)
+{
+    size_t l = len < cap - n ? len : cap - n;
+    memcpy(d + n, s, l);
+    return n + l;
+}
+
 static void px_resource_base(px_t *p, bool from_header)
 {
     const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
-    int n = snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
-                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
-    if (!from_header && n > 0 && (size_t)n < sizeof(p->res_base))
-        snprintf(p->res_base + n, sizeof(p->res_base) - (size_t)n, "/v1.0/invoke/%s/method",
-                 p->target);
+    char *d = p->res_base;
+    size_t cap = sizeof(p->res_base) - 1, n, hl = host ? host->value_len : 9;
+
+    /* No printf per request; cut at the buffer's end like snprintf. */
+    n = cat_cut(d, cap, 0, "http://", 7);
+    n = cat_cut(d, cap, n, host ? host->value : "localhost", hl);
+    if (!from_header && 7 + hl < cap) {
+        n = cat_cut(d, cap, n, "/v1.0/invoke/", 13);
+        n = cat_cut(d, cap, n, p->target, strlen(p->target));
+        n = cat_cut(d, cap, n, "/method", 7);
+    }
+    d[n] = '\0';
 }
 
 /* Metadata URL of app @p id as the client reaches it through its sidecar. */

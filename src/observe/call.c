@@ -15,6 +15,19 @@
 
 #define AUDIT_ARGS_MAX 4096 /* bytes of redacted arguments in one audit line */
 
+/* The status code as label text: three digits without printf for the real ones. */
+static void status_text(char *out, size_t size, int st)
+{
+    if (st >= 100 && st <= 999 && size >= 4) {
+        out[0] = (char)('0' + st / 100);
+        out[1] = (char)('0' + st / 10 % 10);
+        out[2] = (char)('0' + st % 10);
+        out[3] = '\0';
+    } else {
+        snprintf(out, size, "%d", st);
+    }
+}
+
 static size_t path_len(const char *url, size_t n)
 {
     const char *q = memchr(url, '?', n);
@@ -45,7 +58,7 @@ void obs_http_server_done(obs_t *o, const net_head_t *h, const net_sreq_stats_t 
     lat_us = (st->end_ns - st->start_ns) / 1000;
     method = obs__method_label(o, h->method);
     obs__path_label(o, h->url, pl, path, sizeof(path));
-    snprintf(status, sizeof(status), "%d", st->status);
+    status_text(status, sizeof(status), st->status);
     {
         const char *v3[] = {method, path, status};
         const char *rc3[] = {path, method, status};
@@ -251,7 +264,7 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
     if (error != NULL && *error)
         obs__label_copy(c->error, sizeof(c->error), error, strlen(error));
     st = c->status > 0 ? c->status : 500;
-    snprintf(status, sizeof(status), "%d", st);
+    status_text(status, sizeof(status), st);
     method = obs__method_label(o, c->http_method);
     obs__path_label(o, c->path, strlen(c->path), path, sizeof(path));
 
