@@ -44,7 +44,7 @@ cleanup() {
     [[ -n $pid && $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *sentry* ]] &&
       kill -TERM "$pid" 2>/dev/null || true
   fi
-  rm -rf "$TMP"
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
@@ -94,6 +94,13 @@ vg() { # vg NAME ARGS... — a sidecar under callgrind, counting from the start
   PIDS+=("$SPAWNED")
 }
 rm -f "$OUT_DIR/$tag"-*.out*
+if [[ $MTLS == 1 ]]; then
+  # The sentry runs natively (a sidecar would start it inside valgrind, too slowly for its wait).
+  env OUTRIGGER_HOME="$TMP/home" "$OUTRIGGER_BIN" sentry >"$TMP/sentry.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do [[ -S $TMP/home/sentry/sentry.sock ]] && break; sleep 0.1; done
+  [[ -S $TMP/home/sentry/sentry.sock ]] || die "the sentry did not start (see $TMP/sentry.log)"
+fi
 vg B --app-id mcp-server --app-port "$UP" --dapr-http-port "$BH" --dapr-internal-port "$BI" --metrics-port "$BM"
 B=$SPAWNED
 wait_healthz "$BH" "$B"
