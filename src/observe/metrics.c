@@ -193,7 +193,14 @@ void obs__label_copy(char *out, size_t out_len, const char *p, size_t n)
     if (out_len == 0)
         return;
     while (p != NULL && i < n) {
-        size_t l = utf8_len((const unsigned char *)p + i, n - i);
+        size_t l;
+        if ((unsigned char)p[i] - 1u < 0x7fu) { /* printable or control ASCII, not NUL */
+            if (k + 1 >= out_len)
+                break;
+            out[k++] = p[i++];
+            continue;
+        }
+        l = utf8_len((const unsigned char *)p + i, n - i);
         if (l == 0 || p[i] == '\0') {
             if (k + 1 >= out_len)
                 break;
