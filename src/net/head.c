@@ -132,9 +132,20 @@ size_t net_head_count(const net_head_t *h, const char *lname)
 }
 
 /* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way. */
-static const char *const hop_fields[] = {
-    "connection", "keep-alive", "proxy-connection",    "transfer-encoding",  "te",
-    "trailer",    "upgrade",    "proxy-authorization", "proxy-authenticate", "http2-settings",
+static const struct {
+    const char *name;
+    size_t len;
+} hop_fields[] = {
+    {"connection", 10},
+    {"keep-alive", 10},
+    {"proxy-connection", 16},
+    {"transfer-encoding", 17},
+    {"te", 2},
+    {"trailer", 7},
+    {"upgrade", 7},
+    {"proxy-authorization", 19},
+    {"proxy-authenticate", 18},
+    {"http2-settings", 14},
 };
 
 /* True when the comma-separated list [v, v+n) names the token [name, name+len). */
@@ -169,12 +180,10 @@ static bool list_has(const char *v, size_t n, const char *name, size_t len)
 
 bool net_head_is_hop(const net_head_t *h, const char *lname, size_t len)
 {
-    /* Every hop-by-hop name is 2 to 19 bytes and starts with c, k, p, t, u or h. */
-    if (len >= 2 && len <= 19 && strchr("ckptuh", lname[0]) != NULL) {
-        for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
-            if (str_eq(lname, len, hop_fields[i]))
-                return true;
-        }
+    /* Called for every forwarded field: lengths are compared first. */
+    for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
+        if (hop_fields[i].len == len && memcmp(lname, hop_fields[i].name, len) == 0)
+            return true;
     }
     for (size_t i = 0; h->has_connection && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
