@@ -27,33 +27,26 @@
 #define PRM_METHOD_LEN (sizeof(PRM_METHOD) - 1)
 
 typedef struct px {
-    invoke_worker_t *iw;            /* owner worker */
-    net_sreq_t *sreq;               /* client side; NULL once finished */
-    net_creq_t *creq;               /* upstream side; NULL when not running */
-    net_head_t out;                 /* request head to send upstream */
-    char target[INVOKE_ID_MAX * 2]; /* target as the client named it (for error messages) */
-    char id[INVOKE_ID_MAX];         /* target app id */
-    char ns[INVOKE_ID_MAX];         /* target namespace */
-    char host[300];                 /* upstream host */
-    int port;                       /* upstream port */
-    int64_t body_len;               /* request body: 0 none, >0 length, -1 chunked */
-    bool to_app;                    /* upstream is our own app (not a peer sidecar) */
-    bool resolving;                 /* a lookup runs on the thread pool */
-    bool resp_started;              /* the response head went to the client */
-    bool sse;                       /* the response is an event stream */
-    bool drop_api_token;            /* the client's dapr-api-token is ours: not forwarded */
-    bool json_body;                 /* the request body is declared as JSON */
-    bool external;                  /* upstream is an HTTPEndpoint or a full URL (external.c) */
-    invoke_ext_target_t ext;        /* with external: where to; ext.path is dead after forward */
-    uv_work_t work;                 /* the lookup */
-    char addr[320];                 /* lookup result */
-    int resolve_rc;                 /* lookup outcome */
-    err_detail_t resolve_detail;    /* lookup error text */
-    buf_t kept;                     /* the request body as it flowed, up to INVOKE_KEEP_BODY_MAX */
-    bool kept_all;                  /* the body ended and all of it is in kept */
-    bool kept_over;                 /* the body outgrew kept (kept was released) */
-    mcp_peek_t mcp;                 /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
-    bool mcp_conflict;              /* Mcp-Method/Mcp-Name disagree with the body */
+    invoke_worker_t *iw; /* owner worker */
+    net_sreq_t *sreq;    /* client side; NULL once finished */
+    net_creq_t *creq;    /* upstream side; NULL when not running */
+    net_head_t out;      /* request head to send upstream */
+    int port;            /* upstream port */
+    int64_t body_len;    /* request body: 0 none, >0 length, -1 chunked */
+    bool to_app;         /* upstream is our own app (not a peer sidecar) */
+    bool resolving;      /* a lookup runs on the thread pool */
+    bool resp_started;   /* the response head went to the client */
+    bool sse;            /* the response is an event stream */
+    bool drop_api_token; /* the client's dapr-api-token is ours: not forwarded */
+    bool json_body;      /* the request body is declared as JSON */
+    bool external;       /* upstream is an HTTPEndpoint or a full URL (external.c) */
+    uv_work_t work;      /* the lookup */
+    int resolve_rc;      /* lookup outcome */
+    buf_t kept;          /* the request body as it flowed, up to INVOKE_KEEP_BODY_MAX */
+    bool kept_all;       /* the body ended and all of it is in kept */
+    bool kept_over;      /* the body outgrew kept (kept was released) */
+    mcp_peek_t mcp;      /* JSON-RPC facts: from Mcp-Method/Mcp-Name, then the body */
+    bool mcp_conflict;   /* Mcp-Method/Mcp-Name disagree with the body */
     /* middleware */
     pol_call_t call;      /* the pipeline's view of the request (when mw) */
     net_head_t mw_set;    /* headers middleware set: the client's of these names are dropped */
@@ -63,20 +56,30 @@ typedef struct px {
     bool mw;              /* call is initialised */
     bool mw_pending;      /* a middleware finishes later */
     bool body_buffered;   /* the body was read whole before the upstream request */
-    void (*mw_next)(struct px *);  /* where the request goes once the pipeline passed */
-    invoke_local_fn local;         /* a sidecar API route served here, after httpPipeline */
-    res_snapshot_t *snap;          /* the Configuration in force for this request */
-    buf_t mw_path;                 /* path the middleware judges */
-    char res_base[1024];           /* URL the client uses for the target app's root */
-    char prm_base[1100];           /* URL of the app's Protected Resource Metadata */
-    char caller_id[INVOKE_ID_MAX]; /* callee side: the verified caller app id */
-    buf_t route_method;            /* caller side: normalised method (the route outlives us) */
-    const char *route_query;       /* raw query, borrowed from the request head */
+    void (*mw_next)(struct px *); /* where the request goes once the pipeline passed */
+    invoke_local_fn local;        /* a sidecar API route served here, after httpPipeline */
+    res_snapshot_t *snap;         /* the Configuration in force for this request */
+    buf_t mw_path;                /* path the middleware judges */
+    buf_t route_method;           /* caller side: normalised method (the route outlives us) */
+    const char *route_query;      /* raw query, borrowed from the request head */
     size_t route_query_len;
     resil_call_t *rcall; /* resiliency of an API call; NULL on the callee side; owned */
     bool body_read;      /* the client's body is being read (first attempt started) */
     bool callee;         /* serving a peer sidecar's call (internal port) */
     obs_call_t ocall;    /* metrics, span and audit of this exchange */
+    /* Not zeroed by px_new (several KiB that every request would clear): each is written before
+     * it is read; the strings start empty. */
+    char target[INVOKE_ID_MAX * 2]; /* target as the client named it (for error messages) */
+    char id[INVOKE_ID_MAX];         /* target app id */
+    char ns[INVOKE_ID_MAX];         /* target namespace */
+    char host[300];                 /* upstream host */
+    char addr[320];                 /* lookup result */
+    err_detail_t resolve_detail;    /* lookup error text */
+    char res_base[1024];            /* URL the client uses for the target app's root */
+    char prm_base[1100];            /* URL of the app's Protected Resource Metadata */
+    char caller_id[INVOKE_ID_MAX];  /* callee side: the verified caller app id */
+    invoke_ext_target_t ext;        /* with external (filled whole by invoke__ext_target): where
+                                       to; ext.path is dead after forward */
 } px_t;
 
 /*
@@ -720,8 +723,12 @@ static int set_url(net_head_t *out, const char *method, size_t mlen, const char 
 
 static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
 {
-    px_t *p = mem_calloc(sizeof(*p));
+    px_t *p = mem_alloc(sizeof(*p));
     const net_head_t *in = net_sreq_head(req);
+
+    memset(p, 0, offsetof(px_t, target));
+    p->target[0] = p->id[0] = p->ns[0] = p->host[0] = p->addr[0] = '\0';
+    p->resolve_detail.msg[0] = p->res_base[0] = p->prm_base[0] = p->caller_id[0] = '\0';
     p->iw = iw;
     p->sreq = req;
     net_head_init(&p->out);
@@ -993,14 +1000,28 @@ static void forward_external(px_t *p)
 
 /* The URL the client used for the target app's root: "http://<Host>" plus, for the invoke URL
  * form, "/v1.0/invoke/<target>/method". */
+static size_t cat_cut(char *d, size_t cap, size_t n, const char *s, size_t len)
+{
+    size_t l = len < cap - n ? len : cap - n;
+    memcpy(d + n, s, l);
+    return n + l;
+}
+
 static void px_resource_base(px_t *p, bool from_header)
 {
     const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
-    int n = snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
-                     host ? (int)host->value_len : 9, host ? host->value : "localhost");
-    if (!from_header && n > 0 && (size_t)n < sizeof(p->res_base))
-        snprintf(p->res_base + n, sizeof(p->res_base) - (size_t)n, "/v1.0/invoke/%s/method",
-                 p->target);
+    char *d = p->res_base;
+    size_t cap = sizeof(p->res_base) - 1, n, hl = host ? host->value_len : 9;
+
+    /* No printf per request; cut at the buffer's end like snprintf. */
+    n = cat_cut(d, cap, 0, "http://", 7);
+    n = cat_cut(d, cap, n, host ? host->value : "localhost", hl);
+    if (!from_header && 7 + hl < cap) {
+        n = cat_cut(d, cap, n, "/v1.0/invoke/", 13);
+        n = cat_cut(d, cap, n, p->target, strlen(p->target));
+        n = cat_cut(d, cap, n, "/method", 7);
+    }
+    d[n] = '\0';
 }
 
 /* Metadata URL of app @p id as the client reaches it through its sidecar. */
@@ -1278,7 +1299,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     p->port = o->app_port;
     p->snap = snap;
     snap = NULL;
-    {
+    if (cfg != NULL && cfg->app != NULL) {
+        /* Only the appHttpPipeline's middleware reads these (resource and metadata URLs). */
         const net_header_t *rb = net_head_get(in, INVOKE_RESOURCE_HEADER);
         const net_header_t *host = net_head_get(in, "host");
         char id[INVOKE_ID_MAX * 2 + 1];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "mcp/mcp_int.h"
 
 void mcp_peek_init(mcp_peek_t *out)
 {
@@ -69,7 +70,8 @@ static int one(json_t *m, mcp_peek_t *out, bool first)
     return 0;
 }
 
-int mcp_peek_body(const char *body, size_t len, mcp_peek_t *out)
+/* The reference reading: jansson builds the tree (duplicate keys refused at every depth). */
+int mcp__peek_body_slow(const char *body, size_t len, mcp_peek_t *out)
 {
     json_t *root;
     json_error_t jerr;
@@ -92,6 +94,438 @@ int mcp_peek_body(const char *body, size_t len, mcp_peek_t *out)
         rc = one(root, out, true);
     }
     json_decref(root);
+    if (rc < 0) {
+        mcp_peek_init(out);
+        return rc;
+    }
+    out->valid = true;
+    return 0;
+}
+
+/*
+ * --- the fast reading -------------------------------------------------------------------------
+ *
+ * A validating scanner that reads the facts without building a tree or allocating. It covers the
+ * common subset of JSON exactly as jansson reads it (strict grammar, strict UTF-8, duplicate keys
+ * refused at every depth, no U+0000); whatever lies outside that subset — escaped keys, escaped
+ * fact values, deep nesting, objects with many keys, numbers jansson might refuse as too large,
+ * and every syntax error — makes it give up (SCAN_UNSURE) and the reference reading decides. So
+ * when it answers, the answer is the reference's (the fuzz target checks exactly that).
+ */
+#define SCAN_UNSURE 1
+#define SCAN_DEPTH_MAX 32  /* nesting the scanner follows (jansson's limit is 2048) */
+#define SCAN_KEYS_MAX 128  /* keys of the open objects, for the duplicate check */
+#define SCAN_INT_DIGITS 18 /* fits a long long, whatever the digits */
+
+typedef enum { V_NONE, V_STR, V_INT, V_REAL, V_OBJ, V_ARR, V_TRUE, V_FALSE, V_NULL } vtype_t;
+
+typedef struct {
+    vtype_t type;
+    const char *s; /* V_STR: the raw text between the quotes; V_INT: the digits */
+    size_t n;
+    bool esc; /* V_STR: has a backslash escape (raw text is not the value) */
+} span_t;
+
+/* Keys of interest in an object and where their values go; sub applies to object values. */
+typedef struct capture {
+    const char *const *names;
+    size_t count;
+    span_t *out;
+    const struct capture *const *sub;
+} capture_t;
+
+typedef struct {
+    const char *p, *end;
+    size_t nkeys;
+    struct {
+        const char *s;
+        size_t n;
+    } keys[SCAN_KEYS_MAX];
+} scan_t;
+
+static void scan_ws(scan_t *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int hex4(const char *p, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d == 16)
+            return -1;
+        *v = *v * 16 + d;
+    }
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at @p p (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0], cp;
+    size_t n;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static int scan_string(scan_t *s, span_t *v)
+{
+    const char *p = s->p + 1, *end = s->end;
+    v->type = V_STR;
+    v->esc = false;
+    v->s = p;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            v->n = (size_t)(p - v->s);
+            s->p = p + 1;
+            return 0;
+        }
+        if (c < 0x20)
+            return SCAN_UNSURE;
+        if (c == '\\') {
+            unsigned u, lo;
+            v->esc = true;
+            if (end - p < 2)
+                return SCAN_UNSURE;
+            if (strchr("\"\\/bfnrt", p[1]) != NULL && p[1] != '\0') {
+                p += 2;
+                continue;
+            }
+            if (p[1] != 'u' || end - p < 6 || hex4(p + 2, &u) < 0 || u == 0 ||
+                (u >= 0xDC00 && u <= 0xDFFF))
+                return SCAN_UNSURE;
+            p += 6;
+            if (u >= 0xD800 && u <= 0xDBFF) { /* a high surrogate needs its low half */
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 ||
+                    lo < 0xDC00 || lo > 0xDFFF)
+                    return SCAN_UNSURE;
+                p += 6;
+            }
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+            if (n == 0)
+                return SCAN_UNSURE;
+            p += n;
+            continue;
+        }
+        p++;
+    }
+    return SCAN_UNSURE;
+}
+
+static bool is_digit(const char *p, const char *end)
+{
+    return p < end && *p >= '0' && *p <= '9';
+}
+
+static int scan_number(scan_t *s, span_t *v)
+{
+    const char *p = s->p, *end = s->end, *digits;
+    size_t exp_digits = 0;
+
+    v->type = V_INT;
+    if (*p == '-')
+        p++;
+    digits = p;
+    if (!is_digit(p, end))
+        return SCAN_UNSURE;
+    if (*p == '0') {
+        p++;
+        if (is_digit(p, end))
+            return SCAN_UNSURE; /* leading zero */
+    } else {
+        while (is_digit(p, end))
+            p++;
+    }
+    if (p < end && *p == '.') {
+        v->type = V_REAL;
+        p++;
+        if (!is_digit(p, end))
+            return SCAN_UNSURE;
+        while (is_digit(p, end))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        v->type = V_REAL;
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (!is_digit(p, end))
+            return SCAN_UNSURE;
+        while (is_digit(p, end))
+            p++, exp_digits++;
+    }
+    /* Sizes no double or long long overflows with (jansson refuses those). */
+    if (v->type == V_INT && (size_t)(p - digits) > SCAN_INT_DIGITS)
+        return SCAN_UNSURE;
+    if (v->type == V_REAL && ((size_t)(p - s->p) > 40 || exp_digits > 2))
+        return SCAN_UNSURE;
+    v->s = s->p;
+    v->n = (size_t)(p - s->p);
+    s->p = p;
+    return 0;
+}
+
+static int scan_word(scan_t *s, const char *w, size_t n, vtype_t t, span_t *v)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
+        return SCAN_UNSURE;
+    s->p += n;
+    v->type = t;
+    return 0;
+}
+
+static int scan_value(scan_t *s, int depth, span_t *v, const capture_t *cap);
+
+static int scan_object(scan_t *s, int depth, const capture_t *cap)
+{
+    size_t base = s->nkeys;
+    int rc;
+
+    if (depth > SCAN_DEPTH_MAX)
+        return SCAN_UNSURE;
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        span_t key, tmp, *dst = &tmp;
+        const capture_t *sub = NULL;
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != '"')
+            return SCAN_UNSURE;
+        rc = scan_string(s, &key);
+        if (rc != 0)
+            return rc;
+        if (key.esc || s->nkeys == SCAN_KEYS_MAX)
+            return SCAN_UNSURE;
+        for (size_t i = base; i < s->nkeys; i++)
+            if (s->keys[i].n == key.n && memcmp(s->keys[i].s, key.s, key.n) == 0)
+                return SCAN_UNSURE; /* a duplicate key: the reference refuses it */
+        s->keys[s->nkeys].s = key.s;
+        s->keys[s->nkeys].n = key.n;
+        s->nkeys++;
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return SCAN_UNSURE;
+        s->p++;
+        for (size_t i = 0; cap != NULL && i < cap->count; i++) {
+            if (strlen(cap->names[i]) == key.n && memcmp(cap->names[i], key.s, key.n) == 0) {
+                dst = &cap->out[i];
+                sub = cap->sub ? cap->sub[i] : NULL;
+                break;
+            }
+        }
+        rc = scan_value(s, depth, dst, sub);
+        if (rc != 0)
+            return rc;
+        scan_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            break;
+        }
+        return SCAN_UNSURE;
+    }
+    s->nkeys = base;
+    return 0;
+}
+
+static int scan_array(scan_t *s, int depth)
+{
+    int rc;
+    if (depth > SCAN_DEPTH_MAX)
+        return SCAN_UNSURE;
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        span_t tmp;
+        rc = scan_value(s, depth, &tmp, NULL);
+        if (rc != 0)
+            return rc;
+        scan_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        return SCAN_UNSURE;
+    }
+}
+
+/* One value at nesting @p depth (of its container); @p cap applies when it is an object. */
+static int scan_value(scan_t *s, int depth, span_t *v, const capture_t *cap)
+{
+    scan_ws(s);
+    if (s->p >= s->end)
+        return SCAN_UNSURE;
+    switch (*s->p) {
+    case '{':
+        v->type = V_OBJ;
+        return scan_object(s, depth + 1, cap);
+    case '[':
+        v->type = V_ARR;
+        return scan_array(s, depth + 1);
+    case '"':
+        return scan_string(s, v);
+    case 't':
+        return scan_word(s, "true", 4, V_TRUE, v);
+    case 'f':
+        return scan_word(s, "false", 5, V_FALSE, v);
+    case 'n':
+        return scan_word(s, "null", 4, V_NULL, v);
+    default:
+        return (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) ? scan_number(s, v) : SCAN_UNSURE;
+    }
+}
+
+/* The facts of one message from its captured members, as one() reads them from the tree. */
+static int scan_one(const span_t *msg, const span_t *m, const span_t *params_cap, mcp_peek_t *out,
+                    bool first)
+{
+    const span_t *method = &m[0], *id = &m[1], *params = &m[2];
+
+    if (msg->type != V_OBJ || (method->type != V_NONE && method->type != V_STR) ||
+        (method->type == V_NONE && id->type == V_NONE))
+        return ERR_INVAL;
+    out->count++;
+    if (method->type != V_NONE && id->type != V_NONE)
+        out->requests++;
+    if (!first)
+        return 0;
+    if (method->type == V_STR) {
+        if (method->esc)
+            return SCAN_UNSURE; /* the value needs decoding: left to the reference */
+        put(out, out->method, sizeof(out->method), method->s, method->n);
+    }
+    if (id->type == V_STR) {
+        if (id->esc)
+            return SCAN_UNSURE;
+        out->id[0] = '"';
+        put(out, out->id + 1, sizeof(out->id) - 2, id->s, id->n);
+        memcpy(out->id + strlen(out->id), "\"", 2);
+    } else if (id->type == V_INT) {
+        /* The token is the value's decimal form already (no leading zeros, at most
+         * SCAN_INT_DIGITS digits), except that -0 reads as 0. */
+        if (id->n == 2 && id->s[0] == '-' && id->s[1] == '0')
+            put(out, out->id, sizeof(out->id), "0", 1);
+        else
+            put(out, out->id, sizeof(out->id), id->s, id->n);
+    } else if (id->type != V_NONE && id->type != V_NULL) {
+        return ERR_INVAL;
+    }
+    if (params->type == V_OBJ) {
+        const span_t *name = params_cap[0].type == V_STR ? &params_cap[0] : &params_cap[1];
+        if (name->type == V_STR) {
+            if (name->esc)
+                return SCAN_UNSURE;
+            put(out, out->name, sizeof(out->name), name->s, name->n);
+        }
+    }
+    return 0;
+}
+
+/* The fast reading: 0 (facts in @p out), ERR_INVAL, or SCAN_UNSURE. */
+static int scan_body(const char *body, size_t len, mcp_peek_t *out)
+{
+    static const char *const msg_names[] = {"method", "id", "params"};
+    static const char *const params_names[] = {"name", "uri"};
+    scan_t s;
+    bool batch;
+    int rc = 0;
+
+    s.p = body;
+    s.end = body + len;
+    s.nkeys = 0;
+    scan_ws(&s);
+    if (s.p >= s.end || (*s.p != '{' && *s.p != '['))
+        return SCAN_UNSURE;
+    batch = *s.p == '[';
+    if (batch) {
+        s.p++;
+        out->batch = true;
+        scan_ws(&s);
+        if (s.p < s.end && *s.p == ']')
+            return ERR_INVAL; /* an empty batch (valid JSON or not, it is refused) */
+    }
+    for (bool first = true;; first = false) {
+        span_t msg, m[3] = {{0}}, pc[2] = {{0}};
+        const capture_t params_cap = {params_names, 2, pc, NULL};
+        const capture_t *const subs[] = {NULL, NULL, &params_cap};
+        const capture_t cap = {msg_names, 3, m, subs};
+
+        rc = scan_value(&s, batch ? 1 : 0, &msg, &cap);
+        if (rc != 0)
+            return rc;
+        rc = scan_one(&msg, m, pc, out, first);
+        if (rc != 0)
+            return rc;
+        if (!batch)
+            break;
+        scan_ws(&s);
+        if (s.p < s.end && *s.p == ',') {
+            s.p++;
+            continue;
+        }
+        if (s.p < s.end && *s.p == ']') {
+            s.p++;
+            break;
+        }
+        return SCAN_UNSURE;
+    }
+    scan_ws(&s);
+    return s.p == s.end ? 0 : SCAN_UNSURE;
+}
+
+int mcp_peek_body(const char *body, size_t len, mcp_peek_t *out)
+{
+    int rc;
+
+    mcp_peek_init(out);
+    if (len > MCP_PEEK_BODY_MAX)
+        return ERR_TOO_LARGE;
+    rc = scan_body(body, len, out);
+    if (rc == SCAN_UNSURE)
+        return mcp__peek_body_slow(body, len, out);
     if (rc < 0) {
         mcp_peek_init(out);
         return rc;

@@ -6,9 +6,12 @@
  * 2026-07-28 requests, from the Mcp-Method / Mcp-Name headers, extract the method, the tool /
  * prompt name (params.name) or resource URI (params.uri), the id and the batch shape.
  *
- * Contract: pure functions on caller-owned memory, no allocation kept, thread-safe. Values longer
- * than the fields are truncated and flagged (`truncated`); a body that is not JSON-RPC (not JSON,
- * duplicate keys, wrong shapes) yields `valid == false` and ERR_INVAL. Duplicate keys are refused
+ * Contract: pure functions on caller-owned memory, no allocation kept, thread-safe. A body is
+ * read by a scanner that builds no tree and allocates nothing; what it does not cover (escaped
+ * keys or fact values, deep nesting, huge numbers, any syntax error) goes to jansson, with the
+ * same result (tests/fuzz/fuzz_mcp_peek.c checks the two agree). Values longer than the fields
+ * are truncated and flagged (`truncated`); a body that is not JSON-RPC (not JSON, duplicate keys,
+ * wrong shapes) yields `valid == false` and ERR_INVAL. Duplicate keys are refused
  * because a peer that reads the last "method" while we read the first could smuggle a call past a
  * policy.
  */

@@ -1,4 +1,5 @@
 /* Message heads: a header list whose strings live in one owned buffer. */
+#include <stdint.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -52,10 +53,29 @@ static int store(net_head_t *h, const char *p, size_t n, size_t *off)
     return 0;
 }
 
+/* A-Z to a-z in place, eight bytes at a time (bytes >= 0x80 are left alone). */
+static void lower(char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, low7, ge_a, gt_z;
+        memcpy(&w, p + i, 8);
+        low7 = w & ~high;
+        ge_a = low7 + ones * (0x80 - 'A'); /* high bit: byte >= 'A' */
+        gt_z = low7 + ones * (0x7f - 'Z'); /* high bit: byte > 'Z' */
+        w |= ((ge_a ^ gt_z) & ~w & high) >> 2;
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < n; i++)
+        p[i] = (char)(p[i] | (((unsigned char)(p[i] - 'A') < 26u) << 5));
+}
+
 int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *value,
                  size_t value_len)
 {
-    size_t noff, voff;
+    const char *old = h->store.ptr;
+    size_t noff = h->store.len, voff;
     int rc;
 
     if (h->header_count == h->header_cap) {
@@ -66,17 +86,16 @@ int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *v
         h->headers = a;
         h->header_cap = cap;
     }
-    rc = store(h, name, name_len, &noff);
+    /* name NUL value NUL, then one rebase if the store moved */
+    rc = buf_append(&h->store, name, name_len);
+    rc = rc ? rc : buf_append(&h->store, "", 1);
+    voff = h->store.len;
+    rc = rc ? rc : buf_append(&h->store, value, value_len);
+    rc = rc ? rc : buf_append(&h->store, "", 1);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < name_len; i++) {
-        char *c = h->store.ptr + noff + i;
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c + 32);
-    }
-    rc = store(h, value, value_len, &voff);
-    if (rc < 0)
-        return rc;
+    rebase(h, old);
+    lower(h->store.ptr + noff, name_len);
     h->headers[h->header_count++] =
         (net_header_t){h->store.ptr + noff, name_len, h->store.ptr + voff, value_len};
     if (str_eq(h->headers[h->header_count - 1].name, name_len, "connection"))
@@ -113,9 +132,20 @@ size_t net_head_count(const net_head_t *h, const char *lname)
 }
 
 /* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way. */
-static const char *const hop_fields[] = {
-    "connection", "keep-alive", "proxy-connection",    "transfer-encoding",  "te",
-    "trailer",    "upgrade",    "proxy-authorization", "proxy-authenticate", "http2-settings",
+static const struct {
+    const char *name;
+    size_t len;
+} hop_fields[] = {
+    {"connection", 10},
+    {"keep-alive", 10},
+    {"proxy-connection", 16},
+    {"transfer-encoding", 17},
+    {"te", 2},
+    {"trailer", 7},
+    {"upgrade", 7},
+    {"proxy-authorization", 19},
+    {"proxy-authenticate", 18},
+    {"http2-settings", 14},
 };
 
 /* True when the comma-separated list [v, v+n) names the token [name, name+len). */
@@ -150,10 +180,13 @@ static bool list_has(const char *v, size_t n, const char *name, size_t len)
 
 bool net_head_is_hop(const net_head_t *h, const char *lname, size_t len)
 {
-    /* Every hop-by-hop name is 2 to 19 bytes and starts with c, k, p, t, u or h. */
-    if (len >= 2 && len <= 19 && strchr("ckptuh", lname[0]) != NULL) {
+    /* Called for every forwarded field: most names have no hop-by-hop length (2, 7, 10, 14, 16,
+     * 17, 18, 19) and are not compared at all. */
+    const uint32_t hop_lens =
+        1u << 2 | 1u << 7 | 1u << 10 | 1u << 14 | 1u << 16 | 1u << 17 | 1u << 18 | 1u << 19;
+    if (len < 32 && (hop_lens >> len & 1u) != 0) {
         for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
-            if (str_eq(lname, len, hop_fields[i]))
+            if (hop_fields[i].len == len && memcmp(lname, hop_fields[i].name, len) == 0)
                 return true;
         }
     }

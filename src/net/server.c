@@ -540,23 +540,31 @@ static int on_message_complete(http_parser *p)
  * or @p n when there is none. */
 static size_t scan_head(net_conn_t *c, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n && c->fold != FOLD_DONE; i++) {
+    size_t i = 0;
+    while (i < n && c->fold != FOLD_DONE) {
         switch (c->fold) {
         case FOLD_START:
             if (p[i] != '\r' && p[i] != '\n')
                 c->fold = FOLD_LINE;
+            i++;
             break;
-        case FOLD_LINE:
-            if (p[i] == '\n')
-                c->fold = FOLD_LF;
+        case FOLD_LINE: { /* only the byte after a LF matters: skip to it */
+            const char *lf = memchr(p + i, '\n', n - i);
+            if (lf == NULL)
+                return n;
+            i = (size_t)(lf - p) + 1;
+            c->fold = FOLD_LF;
             break;
+        }
         case FOLD_LF:
             if (p[i] == ' ' || p[i] == '\t')
                 return i;
             c->fold = p[i] == '\n' ? FOLD_DONE : p[i] == '\r' ? FOLD_LF_CR : FOLD_LINE;
+            i++;
             break;
         case FOLD_LF_CR:
             c->fold = FOLD_DONE; /* non-strict http_parser takes any byte here as the LF */
+            i++;
             break;
         case FOLD_DONE:
             break;

@@ -464,9 +464,14 @@ h.test('20 s workload TTL: 60 s of calls without a failure while the server cert
       await sleep(4500);
     }
   })();
+  // B's install log lines, collected as they come: the harness keeps the last 256 KiB of a
+  // process's output, and the audit lines of 60 s of calls can push the early ones out.
+  const loggedSet = new Set();
+  const collectLogged = () => installedSerials(b.proc).forEach((s) => loggedSet.add(s.serial));
   // Every 5 s: which certificate does B serve?
   const watcher = (async () => {
     while (Date.now() < deadline) {
+      collectLogged();
       const r = await internalTlsRequest(b.internalPort, { key: probe.key, cert: probe.cert, ca: bundle }, { callee: 'mcp-server', reqPath: '/healthz' });
       if (r.peerCert?.serialNumber) served.add(r.peerCert.serialNumber.toLowerCase().replace(/^0+/, ''));
       else failures.push(`probe handshake failed: ${r.error}`);
@@ -475,7 +480,8 @@ h.test('20 s workload TTL: 60 s of calls without a failure while the server cert
   })();
   await Promise.all([steady, sparse, watcher]);
 
-  const logged = installedSerials(b.proc).map((s) => s.serial);
+  collectLogged();
+  const logged = [...loggedSet];
   t.diagnostic(`calls: ${counts.steady} steady + ${counts.sparse} sparse; B installed ${new Set(logged).size} certificates, served ${served.size} distinct`);
   assert.deepEqual(failures, [], `${failures.length} failed calls`);
   assert.ok(counts.steady >= 300, `only ${counts.steady} steady calls in 60 s`);

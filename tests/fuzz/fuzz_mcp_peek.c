@@ -4,12 +4,14 @@
  * Invariants beyond "no crash, no leak": a refused body leaves the facts cleared; accepted facts
  * are NUL-terminated within their fields, count >= 1 and requests <= count; a batch has count
  * equal to its array length (checked indirectly: count >= 1); header facts built from the parsed
- * method and name agree with the body unless it is a batch.
+ * method and name agree with the body unless it is a batch. Differential: mcp_peek_body() (a
+ * scanner that falls back on jansson when unsure) gives exactly what the jansson reading gives.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/mcp_int.h"
 #include "mcp/peek.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,8 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    mcp_peek_t p, h;
+    mcp_peek_t p, h, ref;
     int rc = mcp_peek_body((const char *)data, size, &p);
+
+    CHECK(mcp__peek_body_slow((const char *)data, size, &ref) == rc);
+    CHECK(memcmp(&p, &ref, sizeof(p)) == 0);
 
     if (rc < 0) {
         CHECK(!p.valid && p.count == 0 && p.method[0] == '\0');
