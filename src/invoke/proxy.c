@@ -26,6 +26,22 @@
 #define PRM_METHOD ".well-known/oauth-protected-resource"
 #define PRM_METHOD_LEN (sizeof(PRM_METHOD) - 1)
 
+/* The URLs a middleware may need to tell a client: kept out of line (most requests, and every
+ * long-lived stream once started, do without them). */
+typedef struct px_urls {
+    char res_base[1024]; /* URL the client uses for the target app's root */
+    char prm_base[1100]; /* URL of the app's Protected Resource Metadata */
+} px_urls_t;
+
+/* One name-resolution lookup on the thread pool. */
+typedef struct px_lookup {
+    uv_work_t work;
+    struct px *p;
+    int rc;              /* lookup outcome */
+    char addr[320];      /* lookup result */
+    err_detail_t detail; /* lookup error text */
+} px_lookup_t;
+
 typedef struct px {
     invoke_worker_t *iw; /* owner worker */
     net_sreq_t *sreq;    /* client side; NULL once finished */
@@ -40,8 +56,6 @@ typedef struct px {
     bool drop_api_token; /* the client's dapr-api-token is ours: not forwarded */
     bool json_body;      /* the request body is declared as JSON */
     bool external;       /* upstream is an HTTPEndpoint or a full URL (external.c) */
-    uv_work_t work;      /* the lookup */
-    int resolve_rc;      /* lookup outcome */
     buf_t kept;          /* the request body as it flowed, up to INVOKE_KEEP_BODY_MAX */
     bool kept_all;       /* the body ended and all of it is in kept */
     bool kept_over;      /* the body outgrew kept (kept was released) */
@@ -67,16 +81,13 @@ typedef struct px {
     bool body_read;      /* the client's body is being read (first attempt started) */
     bool callee;         /* serving a peer sidecar's call (internal port) */
     obs_call_t ocall;    /* metrics, span and audit of this exchange */
+    px_urls_t *urls;     /* the client's URLs for the app (pipelines, metadata); NULL after use */
     /* Not zeroed by px_new (several KiB that every request would clear): each is written before
      * it is read; the strings start empty. */
     char target[INVOKE_ID_MAX * 2]; /* target as the client named it (for error messages) */
     char id[INVOKE_ID_MAX];         /* target app id */
     char ns[INVOKE_ID_MAX];         /* target namespace */
     char host[300];                 /* upstream host */
-    char addr[320];                 /* lookup result */
-    err_detail_t resolve_detail;    /* lookup error text */
-    char res_base[1024];            /* URL the client uses for the target app's root */
-    char prm_base[1100];            /* URL of the app's Protected Resource Metadata */
     char caller_id[INVOKE_ID_MAX];  /* callee side: the verified caller app id */
     invoke_ext_target_t ext;        /* with external (filled whole by invoke__ext_target): where
                                        to; ext.path is dead after forward */
@@ -103,6 +114,7 @@ static void px_free(px_t *p)
     buf_free(&p->mw_path);
     buf_free(&p->route_method);
     res_snapshot_unref(p->snap);
+    mem_free(p->urls);
     mem_free(p);
 }
 
@@ -480,6 +492,9 @@ static void px_send(px_t *p)
                          .idle_timeout_ms = (uint64_t)iw->sc->opts->stream_idle_timeout_s * 1000};
 
     str_host_port(host_header, sizeof(host_header), p->host, p->port);
+    /* Every pipeline has run: the client's URLs are no longer needed (a stream may last hours). */
+    mem_free(p->urls);
+    p->urls = NULL;
     if (p->rcall != NULL) {
         /* An open breaker answers at once: nothing is sent upstream (spec §1.5). */
         rc = resil_call_begin(p->rcall);
@@ -597,11 +612,12 @@ static int split_addr(px_t *p, const char *addr)
 
 static void do_lookup(uv_work_t *w)
 {
-    px_t *p = w->data;
+    px_lookup_t *l = w->data;
+    px_t *p = l->p;
     for (int i = 0; i < RESOLVE_TRIES; i++) {
-        p->resolve_rc = resolve_lookup(p->iw->sc->resolve, p->id, p->ns, p->addr, sizeof(p->addr),
-                                       &p->resolve_detail);
-        if (p->resolve_rc != ERR_INVOKE_NO_HOST)
+        l->rc = resolve_lookup(p->iw->sc->resolve, p->id, p->ns, l->addr, sizeof(l->addr),
+                               &l->detail);
+        if (l->rc != ERR_INVOKE_NO_HOST)
             break;
         if (i + 1 < RESOLVE_TRIES)
             uv_sleep(RESOLVE_PAUSE_MS);
@@ -610,26 +626,33 @@ static void do_lookup(uv_work_t *w)
 
 static void after_lookup(uv_work_t *w, int status)
 {
-    px_t *p = w->data;
+    px_lookup_t *l = w->data;
+    px_t *p = l->p;
+    int rc;
 
     p->resolving = false;
     if (p->sreq == NULL) { /* the client left meanwhile */
+        mem_free(l);
         px_maybe_free(p);
         return;
     }
-    if (status < 0 || p->resolve_rc < 0) {
+    if (status < 0 || l->rc < 0) {
         px_fail(p, "failed to resolve address for '%s': %s", p->target,
-                p->resolve_rc == ERR_INVOKE_NO_HOST ? "no host found with the given ID"
-                : p->resolve_detail.msg[0]          ? p->resolve_detail.msg
-                                                    : err_str(p->resolve_rc));
+                l->rc == ERR_INVOKE_NO_HOST ? "no host found with the given ID"
+                : l->detail.msg[0]          ? l->detail.msg
+                                            : err_str(l->rc));
+        mem_free(l);
         px_maybe_free(p);
         return;
     }
-    if (split_addr(p, p->addr) < 0) {
-        px_fail(p, "invalid address '%s' from name resolution", p->addr);
+    rc = split_addr(p, l->addr);
+    if (rc < 0) {
+        px_fail(p, "invalid address '%s' from name resolution", l->addr);
+        mem_free(l);
         px_maybe_free(p);
         return;
     }
+    mem_free(l);
     cache_put(p->iw, p->id, p->ns, p->host, p->port);
     px_send(p);
 }
@@ -651,9 +674,18 @@ static void px_route(px_t *p)
         px_send(p);
         return;
     }
-    p->resolving = true;
-    p->work.data = p;
-    rc = uv_queue_work(net_worker_loop(p->iw->nw), &p->work, do_lookup, after_lookup);
+    {
+        px_lookup_t *l = mem_alloc(sizeof(*l));
+        l->p = p;
+        l->rc = 0;
+        l->addr[0] = '\0';
+        l->detail.msg[0] = '\0';
+        l->work.data = l;
+        p->resolving = true;
+        rc = uv_queue_work(net_worker_loop(p->iw->nw), &l->work, do_lookup, after_lookup);
+        if (rc < 0)
+            mem_free(l);
+    }
     if (rc < 0) {
         p->resolving = false;
         px_fail(p, "name resolution unavailable: %s", uv_strerror(rc));
@@ -727,8 +759,7 @@ static px_t *px_new(invoke_worker_t *iw, net_sreq_t *req)
     const net_head_t *in = net_sreq_head(req);
 
     memset(p, 0, offsetof(px_t, target));
-    p->target[0] = p->id[0] = p->ns[0] = p->host[0] = p->addr[0] = '\0';
-    p->resolve_detail.msg[0] = p->res_base[0] = p->prm_base[0] = p->caller_id[0] = '\0';
+    p->target[0] = p->id[0] = p->ns[0] = p->host[0] = p->caller_id[0] = '\0';
     p->iw = iw;
     p->sreq = req;
     net_head_init(&p->out);
@@ -918,8 +949,8 @@ static void px_pipeline(px_t *p, pol_side_t side, const char *path, size_t path_
     p->call.mcp = &p->mcp;
     p->call.app_id = p->iw->sc->opts->app_id;
     p->call.caller = p->caller_id;
-    p->call.resource_base = p->res_base;
-    p->call.prm_base = p->prm_base;
+    p->call.resource_base = p->urls ? p->urls->res_base : "";
+    p->call.prm_base = p->urls ? p->urls->prm_base : "";
     p->call.loop = net_worker_loop(p->iw->nw);
     p->call.worker = (unsigned)net_worker_index(p->iw->nw);
     p->call.side = side;
@@ -1010,8 +1041,14 @@ static size_t cat_cut(char *d, size_t cap, size_t n, const char *s, size_t len)
 static void px_resource_base(px_t *p, bool from_header)
 {
     const net_header_t *host = net_head_get(net_sreq_head(p->sreq), "host");
-    char *d = p->res_base;
-    size_t cap = sizeof(p->res_base) - 1, n, hl = host ? host->value_len : 9;
+    char *d;
+    size_t cap = sizeof(p->urls->res_base) - 1, n, hl = host ? host->value_len : 9;
+
+    if (p->urls == NULL) {
+        p->urls = mem_alloc(sizeof(*p->urls));
+        p->urls->prm_base[0] = '\0';
+    }
+    d = p->urls->res_base;
 
     /* No printf per request; cut at the buffer's end like snprintf. */
     n = cat_cut(d, cap, 0, "http://", 7);
@@ -1027,11 +1064,12 @@ static void px_resource_base(px_t *p, bool from_header)
 /* Metadata URL of app @p id as the client reaches it through its sidecar. */
 static void px_prm_base(px_t *p, const char *id)
 {
-    const char *scheme_end = strstr(p->res_base, "://");
+    const char *rb = p->urls->res_base;
+    const char *scheme_end = strstr(rb, "://");
     const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
-    int olen = path ? (int)(path - p->res_base) : (int)strlen(p->res_base);
-    snprintf(p->prm_base, sizeof(p->prm_base),
-             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, p->res_base,
+    int olen = path ? (int)(path - rb) : (int)strlen(rb);
+    snprintf(p->urls->prm_base, sizeof(p->urls->prm_base),
+             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, rb,
              id);
 }
 
@@ -1137,7 +1175,7 @@ static void forward_routed(px_t *p)
         rc = rc ? rc : add_str(&p->out, "x-forwarded-for", sc->host_ip);
         rc = rc ? rc : add_str(&p->out, "x-forwarded-host", sc->hostname);
         rc = rc ? rc : add_str(&p->out, "forwarded", sc->forwarded);
-        rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->res_base);
+        rc = rc ? rc : add_str(&p->out, INVOKE_RESOURCE_HEADER, p->urls->res_base);
     }
     rc = rc ? rc : obs_call_headers(&p->ocall, &p->out);
     if (rc < 0) {
@@ -1304,10 +1342,12 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
         const net_header_t *rb = net_head_get(in, INVOKE_RESOURCE_HEADER);
         const net_header_t *host = net_head_get(in, "host");
         char id[INVOKE_ID_MAX * 2 + 1];
+        p->urls = mem_alloc(sizeof(*p->urls));
         if (rb != NULL)
-            snprintf(p->res_base, sizeof(p->res_base), "%.*s", (int)rb->value_len, rb->value);
+            snprintf(p->urls->res_base, sizeof(p->urls->res_base), "%.*s", (int)rb->value_len,
+                     rb->value);
         else
-            snprintf(p->res_base, sizeof(p->res_base), "http://%.*s",
+            snprintf(p->urls->res_base, sizeof(p->urls->res_base), "http://%.*s",
                      host ? (int)host->value_len : 9, host ? host->value : "localhost");
         if (strcmp(caller_nsb, o->namespace_) == 0)
             snprintf(id, sizeof(id), "%s", o->app_id);
