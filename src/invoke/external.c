@@ -8,6 +8,8 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -17,23 +19,53 @@
 
 /* The TLS settings of one kind of external target: the default or one HTTPEndpoint's. */
 typedef struct ext_tls {
-    SSL_CTX *ctx;  /* owned reference */
-    net_tls_t tls; /* handed to the client; arg points back here */
+    SSL_CTX *_Atomic ctx; /* owned reference; the system-CA one is built on first use */
+    net_tls_t tls;        /* handed to the client; arg points back here */
+    uv_mutex_t *lazy;     /* non-NULL for the system-CA context: guards building it */
 } ext_tls_t;
 
 struct invoke_ext {
-    ext_tls_t def;  /* system CAs */
-    ext_tls_t *eps; /* one per HTTPEndpoint (ctx NULL: uses def), res_components order */
+    ext_tls_t def;     /* system CAs (loading them costs ~1 MiB: only when HTTPS is used) */
+    uv_mutex_t def_mu; /* guards building def.ctx */
+    bool def_failed;   /* the system CAs could not be loaded (warned once) */
+    ext_tls_t *eps;    /* one per HTTPEndpoint (ctx NULL: uses def), res_components order */
     size_t neps;
 };
+
+static int ctx_new(const char *name, const char *root_ca, const char *cert, const char *key,
+                   SSL_CTX **out, err_detail_t *d);
+
+/* The system-CA context, built by the first connection that needs it (on a worker thread). */
+static SSL_CTX *lazy_ctx(ext_tls_t *t)
+{
+    invoke_ext_t *x = (invoke_ext_t *)((char *)t - offsetof(invoke_ext_t, def));
+    SSL_CTX *ctx;
+    uv_mutex_lock(t->lazy);
+    ctx = atomic_load(&t->ctx);
+    if (ctx == NULL && !x->def_failed) {
+        err_detail_t d = {{0}};
+        if (ctx_new("(default)", NULL, NULL, NULL, &ctx, &d) < 0) {
+            log_warn("invoke", "HTTPS to external targets fails: %s", d.msg);
+            x->def_failed = true;
+            ctx = NULL;
+        } else {
+            atomic_store(&t->ctx, ctx);
+        }
+    }
+    uv_mutex_unlock(t->lazy);
+    return ctx;
+}
 
 static SSL_CTX *get_ctx(void *arg, bool server)
 {
     ext_tls_t *t = arg;
+    SSL_CTX *ctx = atomic_load(&t->ctx);
     (void)server;
-    if (t->ctx == NULL || SSL_CTX_up_ref(t->ctx) != 1)
+    if (ctx == NULL && t->lazy != NULL)
+        ctx = lazy_ctx(t);
+    if (ctx == NULL || SSL_CTX_up_ref(ctx) != 1)
         return NULL;
-    return t->ctx;
+    return ctx;
 }
 
 /* Before the handshake: SNI and the name the certificate must carry (RFC 6125), or the address
@@ -159,7 +191,7 @@ out:
 
 static void ext_tls_init(ext_tls_t *t, SSL_CTX *ctx)
 {
-    t->ctx = ctx;
+    atomic_init(&t->ctx, ctx);
     t->tls = (net_tls_t){get_ctx, check_peer, prepare, t};
 }
 
@@ -169,13 +201,11 @@ int invoke__ext_new(const res_components_t *cs, invoke_ext_t **out, err_detail_t
     SSL_CTX *ctx = NULL;
     int rc;
 
-    rc = ctx_new("(default)", NULL, NULL, NULL, &ctx, d);
-    if (rc < 0) {
-        /* Without system CAs only HTTPS is affected: it fails per call with a clear error. */
-        log_warn("invoke", "HTTPS to external targets will fail: %s", d->msg);
-        ctx = NULL;
-    }
-    ext_tls_init(&x->def, ctx);
+    /* The system CAs load on the first HTTPS call that needs them (without them only HTTPS
+     * fails, per call, with a clear error). */
+    uv_mutex_init(&x->def_mu);
+    ext_tls_init(&x->def, NULL);
+    x->def.lazy = &x->def_mu;
     x->neps = res_components_endpoint_count(cs);
     x->eps = x->neps ? mem_calloc(x->neps * sizeof(*x->eps)) : NULL;
     for (size_t i = 0; i < x->neps; i++) {
@@ -206,9 +236,10 @@ void invoke__ext_free(invoke_ext_t *x)
 {
     if (x == NULL)
         return;
-    SSL_CTX_free(x->def.ctx);
+    SSL_CTX_free(atomic_load(&x->def.ctx));
     for (size_t i = 0; i < x->neps; i++)
-        SSL_CTX_free(x->eps[i].ctx);
+        SSL_CTX_free(atomic_load(&x->eps[i].ctx));
+    uv_mutex_destroy(&x->def_mu);
     mem_free(x->eps);
     mem_free(x);
 }

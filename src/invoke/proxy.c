@@ -615,8 +615,8 @@ static void do_lookup(uv_work_t *w)
     px_lookup_t *l = w->data;
     px_t *p = l->p;
     for (int i = 0; i < RESOLVE_TRIES; i++) {
-        l->rc = resolve_lookup(p->iw->sc->resolve, p->id, p->ns, l->addr, sizeof(l->addr),
-                               &l->detail);
+        l->rc =
+            resolve_lookup(p->iw->sc->resolve, p->id, p->ns, l->addr, sizeof(l->addr), &l->detail);
         if (l->rc != ERR_INVOKE_NO_HOST)
             break;
         if (i + 1 < RESOLVE_TRIES)
@@ -1069,8 +1069,7 @@ static void px_prm_base(px_t *p, const char *id)
     const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
     int olen = path ? (int)(path - rb) : (int)strlen(rb);
     snprintf(p->urls->prm_base, sizeof(p->urls->prm_base),
-             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, rb,
-             id);
+             "%.*s/v1.0/invoke/%s/method/.well-known/oauth-protected-resource", olen, rb, id);
 }
 
 static void forward_routed(px_t *p);
