@@ -310,11 +310,13 @@ static rego_val_t *mcp_val(const opa_t *o, rego_eval_t *ev, const pol_call_t *ca
     const net_header_t *pv = net_head_get(call->head, "mcp-protocol-version");
     json_t *root = NULL;
 
-    rego_val_object_put(ev, m, "method", 6, str_val(ev, p->method));
+    /* A batch has no method, name or id of its own: a policy that judges input.mcp.method would
+     * otherwise let the first message vouch for the rest. It must look at every message. */
+    rego_val_object_put(ev, m, "method", 6, str_val(ev, p->batch ? "" : p->method));
     rego_val_object_put(ev, m, "batch", 5, rego_val_new_bool(ev, p->batch));
-    if (p->name[0] != '\0')
+    if (!p->batch && p->name[0] != '\0')
         rego_val_object_put(ev, m, "name", 4, str_val(ev, p->name));
-    if (p->id[0] != '\0')
+    if (!p->batch && p->id[0] != '\0')
         rego_val_object_put(ev, m, "id", 2, str_val(ev, p->id));
     if (pv != NULL)
         rego_val_object_put(ev, m, "protocol_version", 16,

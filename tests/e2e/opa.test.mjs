@@ -59,11 +59,19 @@ tools := {
 
 caller := input.request.headers["dapr-caller-app-id"]
 
-allow if input.mcp.method in {"initialize", "notifications/initialized", "tools/list", "ping"}
+allowed(m) if m.method in {"initialize", "notifications/initialized", "tools/list", "ping"}
+
+allowed(m) if {
+    m.method == "tools/call"
+    m.name in tools[caller]
+}
+
+# One message, or a batch whose every message is allowed (a batch has no method of its own).
+allow if allowed(input.mcp)
 
 allow if {
-    input.mcp.method == "tools/call"
-    input.mcp.name in tools[caller]
+    input.mcp.batch
+    every m in input.mcp.messages { allowed(m) }
 }
 
 visible_tools := object.get(tools, caller, set())
@@ -226,4 +234,20 @@ h.test('/v1.0/metadata names the middleware Component and the Configuration sour
   assert.equal(m.configuration.name, 'inventory');
   assert.match(m.configuration.source, /config\.yaml$/);
   assert.deepEqual(m.resiliencies, []);
+});
+
+h.test('input.mcp: a batch is allowed only when every message is (example policy with every)', { skip }, async () => {
+  const u = `${agents['analyst-agent'].url}/v1.0/invoke/inventory-json/method/mcp`;
+  const send = (body) => httpRequest(u, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(body) });
+  const ok = await send([
+    { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get_inventory', arguments: { sku: 'w' } } },
+  ]);
+  assert.notEqual(ok.status, 403, ok.text);
+  const bad = await send([
+    { jsonrpc: '2.0', id: 3, method: 'tools/list' },
+    { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'update_stock', arguments: { sku: 'w', delta: 1 } } },
+  ]);
+  assert.equal(bad.status, 403, bad.text);
+  assert.ok(!visApps['inventory-json'].app.output().includes('ran update_stock caller=analyst-agent'));
 });
