@@ -53,6 +53,11 @@ static int reserve(buf_t *b, size_t extra)
     return 0;
 }
 
+int buf_reserve(buf_t *b, size_t n)
+{
+    return reserve(b, n);
+}
+
 int buf__append_slow(buf_t *b, const void *p, size_t n)
 {
     int rc = reserve(b, n);
