@@ -177,6 +177,32 @@ TEST(registry_counts_histograms_and_overflow)
     obs_free(o);
 }
 
+TEST(series_memo_tells_label_sets_apart)
+{
+    err_detail_t d = {{0}};
+    obs_t *o = make(NULL, &d, NULL);
+    buf_t b;
+    char *text;
+    /* Same bytes, labels split differently; the worker's last series is tried first each time. */
+    const char *ab[] = {"a", "b"}, *ab1[] = {"ab", ""}, *ab2[] = {"", "ab"};
+
+    ASSERT(o != NULL);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab1, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab2, 5);
+    obs__count(o, 1, OBS_F_SI_REQ_SENT, ab2, 1);
+    obs__count(o, -1, OBS_F_SI_REQ_SENT, ab1, 1);
+    text = render(o, &b);
+    ASSERT(text != NULL);
+    ASSERT(strstr(text, "req_sent_total{app_id=\"app\",dst_app_id=\"a\",type=\"b\"} 3\n"));
+    ASSERT(strstr(text, "req_sent_total{app_id=\"app\",dst_app_id=\"ab\",type=\"\"} 2\n"));
+    ASSERT(strstr(text, "req_sent_total{app_id=\"app\",dst_app_id=\"\",type=\"ab\"} 6\n"));
+    buf_free(&b);
+    obs_free(o);
+}
+
 TEST(label_values_are_escaped_and_utf8)
 {
     err_detail_t d = {{0}};
