@@ -51,12 +51,24 @@ static char *w_hex(char *w, const uint8_t *p, size_t n)
 
 static char *w_u64(char *w, uint64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
     char tmp[24];
     size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    while (v >= 100) { /* two digits per division: timestamps have 19 */
+        size_t k = (size_t)(v % 100) * 2;
+        v /= 100;
+        tmp[--i] = pairs[k + 1];
+        tmp[--i] = pairs[k];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[v * 2 + 1];
+        tmp[--i] = pairs[v * 2];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
     memcpy(w, tmp + i, sizeof(tmp) - i);
     return w + (sizeof(tmp) - i);
 }
@@ -65,11 +77,20 @@ static char *w_u64(char *w, uint64_t v)
  * control bytes and DEL); other bytes, UTF-8 included, pass as they are. */
 static char *w_str(char *w, const char *v)
 {
+    /* 1 for the bytes that end the string (NUL) or need an escape. */
+    static const uint8_t special[256] = {
+        [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,   [5] = 1,    [6] = 1,
+        [7] = 1,  [8] = 1,  [9] = 1,  [10] = 1, [11] = 1,  [12] = 1,   [13] = 1,
+        [14] = 1, [15] = 1, [16] = 1, [17] = 1, [18] = 1,  [19] = 1,   [20] = 1,
+        [21] = 1, [22] = 1, [23] = 1, [24] = 1, [25] = 1,  [26] = 1,   [27] = 1,
+        [28] = 1, [29] = 1, [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1};
     static const char digits[] = "0123456789abcdef";
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)v;; p++) {
         unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+        if (!special[c]) {
             *w++ = (char)c;
+        } else if (c == '\0') {
+            return w;
         } else if (c == '"' || c == '\\') {
             *w++ = '\\';
             *w++ = (char)c;
@@ -79,7 +100,6 @@ static char *w_str(char *w, const char *v)
             *w++ = digits[c & 15];
         }
     }
-    return w;
 }
 
 /* One string attribute; nothing for an empty value. */
@@ -100,6 +120,15 @@ static char *w_attr(char *w, const char *key, size_t key_len, const char *v, boo
     return w;
 }
 #define W_ATTR(w, key, v, first) ((w) = w_attr((w), (key), sizeof(key) - 1, (v), (first)))
+/* A string attribute whose key and value are literals that need no escaping. */
+#define W_CONST_ATTR(w, key, v, first)                                                             \
+    do {                                                                                           \
+        if (*(first))                                                                              \
+            W_LIT(w, "{\"key\":\"" key "\",\"value\":{\"stringValue\":\"" v "\"}}");               \
+        else                                                                                       \
+            W_LIT(w, ",{\"key\":\"" key "\",\"value\":{\"stringValue\":\"" v "\"}}");              \
+        *(first) = false;                                                                          \
+    } while (0)
 
 /* Span name per the MCP semantic conventions ("{mcp.method.name} {target}"), else HTTP's
  * ("{method} {path}"). */
@@ -178,7 +207,7 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     W_ATTR(w, "mcp.session.id", s->mcp_session, &first);
     if (strcmp(s->mcp_method, "tools/call") == 0) {
         W_ATTR(w, "gen_ai.tool.name", s->mcp_tool, &first);
-        W_ATTR(w, "gen_ai.operation.name", "execute_tool", &first);
+        W_CONST_ATTR(w, "gen_ai.operation.name", "execute_tool", &first);
     } else if (strcmp(s->mcp_method, "prompts/get") == 0) {
         W_ATTR(w, "gen_ai.prompt.name", s->mcp_tool, &first);
     } else if (strncmp(s->mcp_method, "resources/", 10) == 0) {
@@ -187,9 +216,9 @@ static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
     if (s->mcp_method[0]) {
         W_ATTR(w, "jsonrpc.request.id", s->mcp_request_id, &first);
         W_ATTR(w, "mcp.protocol.version", s->mcp_version, &first);
-        W_ATTR(w, "network.transport", "tcp", &first);
-        W_ATTR(w, "network.protocol.name", "http", &first);
-        W_ATTR(w, "network.protocol.version", "1.1", &first);
+        W_CONST_ATTR(w, "network.transport", "tcp", &first);
+        W_CONST_ATTR(w, "network.protocol.name", "http", &first);
+        W_CONST_ATTR(w, "network.protocol.version", "1.1", &first);
     }
     if (failed && s->error[0] != '\0') {
         W_ATTR(w, "error.type", s->error, &first);
