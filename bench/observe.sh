@@ -26,7 +26,7 @@ MCP_RESULT='{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"
 BENCH_NAME=observe
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
-need_tools wrk nginx node curl ss
+need_tools wrk nginx python3 curl ss
 [[ -x $OUTRIGGER_BIN ]] || die "no sidecar binary at $OUTRIGGER_BIN (scripts/build.sh release)"
 bench_tmp outrigger-obs-bench
 
@@ -34,25 +34,58 @@ bench_tmp outrigger-obs-bench
 free_port UP
 start_upstream "$UP"
 
-# The OTLP/HTTP receiver: counts spans, answers 200 (a collector that keeps up).
+# The OTLP/HTTP receiver: counts spans, answers 200 (a collector that keeps up). It shares the
+# CPUs with what is measured, so it is as cheap as a receiver can be: raw sockets, one reused read
+# buffer per connection, HTTP/1.1 with Content-Length bodies only (what the sidecar sends), spans
+# counted as '"spanId":' keys with bytes.count (no parsing, no copies). A Node http server that
+# did the same cost 1.1 CPU-us per span received, this one 0.4 (600 POSTs of 512 spans).
 free_port OTLP
-cat >"$TMP/otlp.mjs" <<'EOF'
-import http from 'node:http';
-let spans = 0;
-const KEY = Buffer.from('"spanId":');
-http.createServer((req, res) => {
-  const c = [];
-  req.on('data', (d) => c.push(d));
-  req.on('end', () => {
-    if (req.url === '/count') return res.end(String(spans));
-    // Count without parsing: the receiver shares the CPUs with what is measured.
-    const body = Buffer.concat(c);
-    for (let i = body.indexOf(KEY); i >= 0; i = body.indexOf(KEY, i + KEY.length)) spans++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-}).listen(Number(process.argv[2]), '127.0.0.1');
+cat >"$TMP/otlp.py" <<'EOF'
+import socket, sys, threading
+KEY = b'"spanId":'
+spans = 0
+lock = threading.Lock()
+def serve(c):
+    global spans
+    buf = bytearray(1 << 20); mv = memoryview(buf); have = 0
+    try:
+        while True:
+            while (e := buf.find(b'\r\n\r\n', 0, have)) < 0:
+                n = c.recv_into(mv[have:]) if have < len(buf) else 0
+                if n == 0: return
+                have += n
+            head = bytes(buf[:e]).lower()
+            url = head.split(b' ', 2)[1]
+            i = head.find(b'\r\ncontent-length:')
+            left = int(head[i + 17:].split(b'\r\n', 1)[0]) if i >= 0 else 0
+            pos = start = e + 4; keep = n_spans = 0
+            while True:  # the body, a buffer at a time; a key cut between reads is in 'keep'
+                end = min(have, pos + left)
+                n_spans += buf.count(KEY, pos - keep, end)
+                left -= end - pos
+                if left == 0:
+                    buf[0:have - end] = buf[end:have]; have -= end
+                    break
+                keep = min(len(KEY) - 1, end - start)
+                buf[0:keep] = buf[end - keep:end]; have = pos = keep; start = 0
+                n = c.recv_into(mv[have:])
+                if n == 0: return
+                have += n
+            with lock:
+                spans += n_spans
+                out = str(spans).encode() if url == b'/count' else b'{}'
+            c.sendall(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s' % (len(out), out))
+    except OSError:
+        pass
+    finally:
+        c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
 EOF
-spawn "$TMP/otlp.log" node "$TMP/otlp.mjs" "$OTLP"
+spawn "$TMP/otlp.log" python3 "$TMP/otlp.py" "$OTLP"
 cat >"$TMP/on.yaml" <<EOF
 apiVersion: dapr.io/v1alpha1
 kind: Configuration

@@ -53,6 +53,11 @@ static int reserve(buf_t *b, size_t extra)
     return 0;
 }
 
+int buf_reserve(buf_t *b, size_t n)
+{
+    return reserve(b, n);
+}
+
 int buf__append_slow(buf_t *b, const void *p, size_t n)
 {
     int rc = reserve(b, n);
@@ -104,22 +109,24 @@ int buf_append_u64(buf_t *b, uint64_t v)
 int buf_append_json_str(buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t i;
+    size_t run = 0; /* start of the bytes not appended yet, none of which needs an escape */
     int rc = 0;
 
-    for (i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        if (c == '"' || c == '\\') {
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+            continue;
+        rc = i > run ? buf_append(b, s + run, i - run) : 0;
+        if (rc == 0 && (c == '"' || c == '\\')) {
             char two[2] = {'\\', (char)c};
             rc = buf_append(b, two, 2);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (rc == 0) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             rc = buf_append(b, esc, sizeof(esc));
-        } else {
-            rc = buf_append(b, &s[i], 1);
         }
+        run = i + 1;
     }
-    return rc;
+    return rc || run == n ? rc : buf_append(b, s + run, n - run);
 }
 
 int buf_append_prom_label(buf_t *b, const char *s)

@@ -42,6 +42,9 @@ static inline __attribute__((warn_unused_result)) int buf_append(buf_t *b, const
     }
     return buf__append_slow(b, p, n);
 }
+/** Makes room for @p n more bytes (and the NUL) so that up to n bytes can be written at
+ * ptr + len without another check; the writer then sets len and the NUL. Errors as appends. */
+int buf_reserve(buf_t *b, size_t n) __attribute__((warn_unused_result));
 /** Appends a NUL-terminated string. */
 int buf_append_str(buf_t *b, const char *s) __attribute__((warn_unused_result));
 /** Appends printf-formatted text. */

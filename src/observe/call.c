@@ -28,6 +28,25 @@ static void status_text(char out[16], int status)
     }
 }
 
+/* @p us microseconds as milliseconds with three decimals ("%.3f" of us / 1000), without printf. */
+static void ms_text(char out[32], uint64_t us)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp), k = 0;
+    uint64_t ms = us / 1000, frac = us % 1000;
+    do {
+        tmp[--i] = (char)('0' + ms % 10);
+        ms /= 10;
+    } while (ms != 0);
+    while (i < sizeof(tmp))
+        out[k++] = tmp[i++];
+    out[k++] = '.';
+    out[k++] = (char)('0' + frac / 100);
+    out[k++] = (char)('0' + frac / 10 % 10);
+    out[k++] = (char)('0' + frac % 10);
+    out[k] = '\0';
+}
+
 static size_t path_len(const char *url, size_t n)
 {
     const char *q = memchr(url, '?', n);
@@ -84,8 +103,8 @@ void obs_http_server_done(obs_t *o, int worker, const net_head_t *h, const net_s
                 {"duration_ms", dur, true},
                 {"useragent", uab, false},
             };
-            snprintf(code, sizeof(code), "%d", st->status);
-            snprintf(dur, sizeof(dur), "%.3f", (double)lat_us / 1000.0);
+            status_text(code, st->status);
+            ms_text(dur, lat_us);
             obs__label_copy(uab, sizeof(uab), ua ? ua->value : "", ua ? ua->value_len : 0);
             log_kv(LOG_INFO, "api", kv, sizeof(kv) / sizeof(kv[0]), "HTTP API Called");
         }
@@ -250,7 +269,7 @@ static void audit_args(const obs_t *o, const char *body, size_t n, char *out, si
     json_decref(root);
 }
 
-static void audit(obs_call_t *c, const char *outcome, const char *status, double lat_ms,
+static void audit(obs_call_t *c, const char *outcome, const char *status, uint64_t lat_us,
                   const char *body, size_t body_len)
 {
     obs_t *o = c->obs;
@@ -263,8 +282,8 @@ static void audit(obs_call_t *c, const char *outcome, const char *status, double
     args[0] = '\0';
     if (o->audit_args)
         audit_args(o, body, body_len, args, sizeof(args));
-    snprintf(st, sizeof(st), "%s", status);
-    snprintf(lat, sizeof(lat), "%.3f", lat_ms);
+    str_copy(st, sizeof(st), status);
+    ms_text(lat, lat_us);
     {
         log_kv_t kv[] = {
             {"caller", caller, false},
@@ -343,7 +362,7 @@ void obs_call_end(obs_call_t *c, const char *error, const char *body, size_t bod
                   c->denied                  ? "denied"
                   : c->error[0] || st >= 400 ? "error"
                                              : "ok",
-                  status, (double)lat_us / 1000.0, body, body_len);
+                  status, lat_us, body, body_len);
     }
     if (o->tracing && c->trace.sampled) {
         /* Written straight into the ring slot; strings copied up to their length only. */

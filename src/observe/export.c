@@ -27,60 +27,108 @@
 #define OTLP_BODY_MAX (16 * 1024 * 1024) /* one request's JSON */
 #define RESP_MAX (1024 * 1024)           /* bytes of one collector response read */
 
-static void hex(buf_t *b, const uint8_t *p, size_t n, int *rc)
+/* Worst case of one span's JSON: every string field escaped at 6 bytes per byte (\u00XX), the
+ * caller and callee ids, the span name made of two fields, plus the fixed text. */
+#define SPAN_JSON_MAX (6 * (2 * sizeof(obs_span_t) + 2 * OBS_LABEL_MAX) + 4096)
+
+/* The encoder writes through a cursor into room reserved once per span (buf_reserve): no bounds
+ * check or length computation per piece. Literal pieces have their length at compile time. */
+#define W_LIT(w, s)                                                                                \
+    do {                                                                                           \
+        memcpy((w), (s), sizeof(s) - 1);                                                           \
+        (w) += sizeof(s) - 1;                                                                      \
+    } while (0)
+
+static char *w_hex(char *w, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
-    char s[33];
     for (size_t i = 0; i < n; i++) {
-        s[2 * i] = digits[p[i] >> 4];
-        s[2 * i + 1] = digits[p[i] & 15];
+        *w++ = digits[p[i] >> 4];
+        *w++ = digits[p[i] & 15];
     }
-    *rc = *rc ? *rc : buf_append(b, s, 2 * n);
+    return w;
 }
 
-/* Appends a literal. */
-static void lit(buf_t *b, const char *s, int *rc)
+static char *w_u64(char *w, uint64_t v)
 {
-    *rc = *rc ? *rc : buf_append(b, s, strlen(s));
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    while (v >= 100) { /* two digits per division: timestamps have 19 */
+        size_t k = (size_t)(v % 100) * 2;
+        v /= 100;
+        tmp[--i] = pairs[k + 1];
+        tmp[--i] = pairs[k];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[v * 2 + 1];
+        tmp[--i] = pairs[v * 2];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
+    memcpy(w, tmp + i, sizeof(tmp) - i);
+    return w + (sizeof(tmp) - i);
 }
 
-/* Appends @p v JSON-escaped, in runs of bytes that need no escape (the exporter's hot loop). */
-static void jstr(buf_t *b, const char *v, int *rc)
+/* Writes the NUL-terminated @p v JSON-escaped like buf_append_json_str (\" \\ and \u00XX for
+ * control bytes and DEL); other bytes, UTF-8 included, pass as they are. */
+static char *w_str(char *w, const char *v)
 {
-    const char *run = v;
-    for (const char *p = v; *rc == 0; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c != 0 && c != '"' && c != '\\' && c >= 0x20 && c != 0x7f)
-            continue;
-        *rc = buf_append(b, run, (size_t)(p - run));
-        if (c == 0 || *rc)
-            return;
-        *rc = buf_append_json_str(b, p, 1);
-        run = p + 1;
+    /* 1 for the bytes that end the string (NUL) or need an escape. */
+    static const uint8_t special[256] = {
+        [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,   [5] = 1,    [6] = 1,
+        [7] = 1,  [8] = 1,  [9] = 1,  [10] = 1, [11] = 1,  [12] = 1,   [13] = 1,
+        [14] = 1, [15] = 1, [16] = 1, [17] = 1, [18] = 1,  [19] = 1,   [20] = 1,
+        [21] = 1, [22] = 1, [23] = 1, [24] = 1, [25] = 1,  [26] = 1,   [27] = 1,
+        [28] = 1, [29] = 1, [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1};
+    static const char digits[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)v;; p++) {
+        unsigned char c = *p;
+        if (!special[c]) {
+            *w++ = (char)c;
+        } else if (c == '\0') {
+            return w;
+        } else if (c == '"' || c == '\\') {
+            *w++ = '\\';
+            *w++ = (char)c;
+        } else {
+            W_LIT(w, "\\u00");
+            *w++ = digits[c >> 4];
+            *w++ = digits[c & 15];
+        }
     }
 }
 
-static void str_attr(buf_t *b, const char *key, const char *v, bool *first, int *rc)
+/* One string attribute; nothing for an empty value. */
+static char *w_attr(char *w, const char *key, size_t key_len, const char *v, bool *first)
 {
-    if (v == NULL || *v == '\0' || *rc)
-        return;
-    lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"", rc);
-    lit(b, key, rc);
-    lit(b, "\",\"value\":{\"stringValue\":\"", rc);
-    jstr(b, v, rc);
-    lit(b, "\"}}", rc);
+    if (v == NULL || *v == '\0')
+        return w;
+    if (*first)
+        W_LIT(w, "{\"key\":\"");
+    else
+        W_LIT(w, ",{\"key\":\"");
+    memcpy(w, key, key_len);
+    w += key_len;
+    W_LIT(w, "\",\"value\":{\"stringValue\":\"");
+    w = w_str(w, v);
+    W_LIT(w, "\"}}");
     *first = false;
+    return w;
 }
-
-static void int_attr(buf_t *b, const char *key, long long v, bool *first, int *rc)
-{
-    lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"", rc);
-    lit(b, key, rc);
-    lit(b, "\",\"value\":{\"intValue\":\"", rc);
-    *rc = *rc ? *rc : buf_append_u64(b, (uint64_t)(v < 0 ? 0 : v));
-    lit(b, "\"}}", rc);
-    *first = false;
-}
+#define W_ATTR(w, key, v, first) ((w) = w_attr((w), (key), sizeof(key) - 1, (v), (first)))
+/* A string attribute whose key and value are literals that need no escaping. */
+#define W_CONST_ATTR(w, key, v, first)                                                             \
+    do {                                                                                           \
+        if (*(first))                                                                              \
+            W_LIT(w, "{\"key\":\"" key "\",\"value\":{\"stringValue\":\"" v "\"}}");               \
+        else                                                                                       \
+            W_LIT(w, ",{\"key\":\"" key "\",\"value\":{\"stringValue\":\"" v "\"}}");              \
+        *(first) = false;                                                                          \
+    } while (0)
 
 /* Span name per the MCP semantic conventions ("{mcp.method.name} {target}"), else HTTP's
  * ("{method} {path}"). */
@@ -95,72 +143,100 @@ static void span_name(const obs_span_t *s, char *out, size_t n)
         snprintf(out, n, "%s %s", m, s->path[0] ? s->path : "/");
 }
 
+/* The span name written escaped, as span_name makes it. */
+static char *w_name(char *w, const obs_span_t *s)
+{
+    if (s->mcp_method[0]) {
+        w = w_str(w, s->mcp_method);
+        if (s->mcp_tool[0]) {
+            *w++ = ' ';
+            w = w_str(w, s->mcp_tool);
+        }
+        return w;
+    }
+    w = w_str(w, http_method_str((enum http_method)s->http_method));
+    *w++ = ' ';
+    return w_str(w, s->path[0] ? s->path : "/");
+}
+
 static int span_json(const obs_t *o, const obs_span_t *s, buf_t *b)
 {
-    char name[OBS_ATTR_MAX + OBS_LABEL_MAX + 80];
     bool first = true, failed = s->error[0] != '\0' || s->status >= 500 || s->status == 0;
     const char *caller = s->side == OBS_SIDE_CALLEE ? s->peer_app : o->app_id;
     const char *callee =
         s->side == OBS_SIDE_CALLEE || s->side == OBS_SIDE_SELF ? o->app_id : s->peer_app;
-    int rc = buf_append_str(b, "{\"traceId\":\"");
+    int rc = buf_reserve(b, SPAN_JSON_MAX);
+    char *w;
 
-    span_name(s, name, sizeof(name));
-    hex(b, s->trace_id, 16, &rc);
-    rc = rc ? rc : buf_append_str(b, "\",\"spanId\":\"");
-    hex(b, s->span_id, 8, &rc);
+    if (rc < 0)
+        return rc;
+    w = b->ptr + b->len;
+    W_LIT(w, "{\"traceId\":\"");
+    w = w_hex(w, s->trace_id, 16);
+    W_LIT(w, "\",\"spanId\":\"");
+    w = w_hex(w, s->span_id, 8);
     if (s->has_parent) {
-        rc = rc ? rc : buf_append_str(b, "\",\"parentSpanId\":\"");
-        hex(b, s->parent_id, 8, &rc);
+        W_LIT(w, "\",\"parentSpanId\":\"");
+        w = w_hex(w, s->parent_id, 8);
     }
-    lit(b, "\",\"name\":\"", &rc);
-    jstr(b, name, &rc);
-    lit(b,
-        s->side == OBS_SIDE_CALLEE ? "\",\"kind\":2,\"startTimeUnixNano\":\""
-                                   : "\",\"kind\":3,\"startTimeUnixNano\":\"",
-        &rc);
-    rc = rc ? rc : buf_append_u64(b, s->start_unix_ns);
-    lit(b, "\",\"endTimeUnixNano\":\"", &rc);
-    rc = rc ? rc : buf_append_u64(b, s->end_unix_ns);
-    lit(b, "\",\"attributes\":[", &rc);
-    str_attr(b, "http.request.method", http_method_str((enum http_method)s->http_method), &first,
-             &rc);
-    str_attr(b, "url.path", s->path, &first, &rc);
-    if (s->status > 0)
-        int_attr(b, "http.response.status_code", s->status, &first, &rc);
-    str_attr(b, "dapr.caller_app_id", caller, &first, &rc);
-    str_attr(b, "dapr.callee_app_id", callee, &first, &rc);
-    str_attr(b, "dapr.namespace", o->namespace_, &first, &rc);
-    str_attr(b, "mcp.method.name", s->mcp_method, &first, &rc);
-    str_attr(b, "mcp.session.id", s->mcp_session, &first, &rc);
+    W_LIT(w, "\",\"name\":\"");
+    w = w_name(w, s);
+    if (s->side == OBS_SIDE_CALLEE)
+        W_LIT(w, "\",\"kind\":2,\"startTimeUnixNano\":\"");
+    else
+        W_LIT(w, "\",\"kind\":3,\"startTimeUnixNano\":\"");
+    w = w_u64(w, s->start_unix_ns);
+    W_LIT(w, "\",\"endTimeUnixNano\":\"");
+    w = w_u64(w, s->end_unix_ns);
+    W_LIT(w, "\",\"attributes\":[");
+    W_ATTR(w, "http.request.method", http_method_str((enum http_method)s->http_method), &first);
+    W_ATTR(w, "url.path", s->path, &first);
+    if (s->status > 0) {
+        if (first)
+            W_LIT(w, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
+        else
+            W_LIT(w, ",{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
+        w = w_u64(w, (uint64_t)s->status);
+        W_LIT(w, "\"}}");
+        first = false;
+    }
+    W_ATTR(w, "dapr.caller_app_id", caller, &first);
+    W_ATTR(w, "dapr.callee_app_id", callee, &first);
+    W_ATTR(w, "dapr.namespace", o->namespace_, &first);
+    W_ATTR(w, "mcp.method.name", s->mcp_method, &first);
+    W_ATTR(w, "mcp.session.id", s->mcp_session, &first);
     if (strcmp(s->mcp_method, "tools/call") == 0) {
-        str_attr(b, "gen_ai.tool.name", s->mcp_tool, &first, &rc);
-        str_attr(b, "gen_ai.operation.name", "execute_tool", &first, &rc);
+        W_ATTR(w, "gen_ai.tool.name", s->mcp_tool, &first);
+        W_CONST_ATTR(w, "gen_ai.operation.name", "execute_tool", &first);
     } else if (strcmp(s->mcp_method, "prompts/get") == 0) {
-        str_attr(b, "gen_ai.prompt.name", s->mcp_tool, &first, &rc);
+        W_ATTR(w, "gen_ai.prompt.name", s->mcp_tool, &first);
     } else if (strncmp(s->mcp_method, "resources/", 10) == 0) {
-        str_attr(b, "mcp.resource.uri", s->mcp_tool, &first, &rc);
+        W_ATTR(w, "mcp.resource.uri", s->mcp_tool, &first);
     }
     if (s->mcp_method[0]) {
-        str_attr(b, "jsonrpc.request.id", s->mcp_request_id, &first, &rc);
-        str_attr(b, "mcp.protocol.version", s->mcp_version, &first, &rc);
-        str_attr(b, "network.transport", "tcp", &first, &rc);
-        str_attr(b, "network.protocol.name", "http", &first, &rc);
-        str_attr(b, "network.protocol.version", "1.1", &first, &rc);
+        W_ATTR(w, "jsonrpc.request.id", s->mcp_request_id, &first);
+        W_ATTR(w, "mcp.protocol.version", s->mcp_version, &first);
+        W_CONST_ATTR(w, "network.transport", "tcp", &first);
+        W_CONST_ATTR(w, "network.protocol.name", "http", &first);
+        W_CONST_ATTR(w, "network.protocol.version", "1.1", &first);
     }
-    if (failed)
-        str_attr(b, "error.type", s->error[0] ? s->error : "", &first, &rc);
-    if (failed && s->error[0] == '\0' && s->status > 0) {
+    if (failed && s->error[0] != '\0') {
+        W_ATTR(w, "error.type", s->error, &first);
+    } else if (failed && s->status > 0) {
         char st[16];
         snprintf(st, sizeof(st), "%d", s->status);
-        str_attr(b, "error.type", st, &first, &rc);
+        W_ATTR(w, "error.type", st, &first);
     }
-    rc = rc ? rc : buf_append_str(b, "]");
+    *w++ = ']';
     if (failed) {
-        rc = rc ? rc : buf_append_str(b, ",\"status\":{\"code\":2,\"message\":\"");
-        rc = rc ? rc : buf_append_json_str(b, s->error, strlen(s->error));
-        rc = rc ? rc : buf_append_str(b, "\"}");
+        W_LIT(w, ",\"status\":{\"code\":2,\"message\":\"");
+        w = w_str(w, s->error);
+        W_LIT(w, "\"}");
     }
-    return rc ? rc : buf_append_str(b, "}");
+    *w++ = '}';
+    b->len = (size_t)(w - b->ptr);
+    b->ptr[b->len] = '\0';
+    return 0;
 }
 
 /* The envelope before the first span: resource and scope. */
@@ -551,7 +627,13 @@ static void drain(exporter_t *x, obs_ring_t *r)
         if (o->stdout_spans)
             log_span(o, s);
         if (o->endpoint_host[0] != '\0') {
-            int rc = x->n == 0 ? otlp_begin(o, &x->body) : buf_append(&x->body, ",", 1);
+            int rc;
+            if (x->n > 0 && x->body.len + SPAN_JSON_MAX >= OTLP_BODY_MAX) {
+                /* No room for a worst-case span: send what is encoded (slots up to here). */
+                atomic_store_explicit(&r->tail, tail, memory_order_release);
+                flush(x);
+            }
+            rc = x->n == 0 ? otlp_begin(o, &x->body) : buf_append(&x->body, ",", 1);
             rc = rc ? rc : span_json(o, s, &x->body);
             if (rc == 0)
                 x->n++;

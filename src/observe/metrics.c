@@ -222,13 +222,12 @@ static const char *apply_rules(const obs_family_t *f, size_t li, const char *v)
     return v;
 }
 
-/* Builds the key of a label set into @p key and its FNV-1a hash; returns its length. Values are
- * already valid UTF-8 (obs__label_copy), so this is a bounded copy; only a value that a rule
- * rewrites goes through the slower path. */
-static size_t make_key(const obs_family_t *f, const char *const *vals, char *key, uint32_t *hash)
+/* Builds the key of a label set into @p key; returns its length. Values are already valid UTF-8
+ * (obs__label_copy), so this is a bounded copy; only a value that a rule rewrites goes through
+ * the slower path. */
+static size_t make_key(const obs_family_t *f, const char *const *vals, char *key)
 {
     size_t k = 0;
-    uint32_t h = 2166136261u;
     for (size_t l = 0; l < f->nlabels; l++) {
         const char *v = vals && vals[l] ? vals[l] : "";
         size_t room = OBS_KEY_MAX - k, n;
@@ -239,24 +238,40 @@ static size_t make_key(const obs_family_t *f, const char *const *vals, char *key
             n = room - 1;
         while (n > 0 && v[n] != '\0' && ((unsigned char)v[n] & 0xc0) == 0x80)
             n--; /* cut: never inside a UTF-8 sequence */
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ (unsigned char)v[i]) * 16777619u;
-        h = (h ^ 0u) * 16777619u;
         memcpy(key + k, v, n);
         key[k + n] = '\0';
         k += n + 1;
     }
-    *hash = h;
     return k;
 }
 
-/* Finds or claims the series of @p vals; the "_other" series when the table is full. */
-static size_t series_index(obs_family_t *f, const char *const *vals)
+/* FNV-1a of a key (its NULs included). */
+static uint32_t key_hash(const char *key, size_t n)
 {
-    char key[OBS_KEY_MAX];
-    uint32_t h;
-    size_t kl = make_key(f, vals, key, &h);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    return h;
+}
 
+/* Finds or claims the series of @p vals; the "_other" series when the table is full. A worker
+ * first tries the series it used last for this family (its memo): the same label set again costs
+ * the key copy and one compare, no hash and no probe. */
+static size_t series_index(obs_t *o, obs_fam_id_t fi, int worker, const char *const *vals)
+{
+    obs_family_t *f = &o->fam[fi];
+    char key[OBS_KEY_MAX];
+    size_t kl = make_key(f, vals, key);
+    uint16_t *memo = worker >= 0 ? &o->memo[worker % OBS_MAX_WORKERS][fi] : NULL;
+    uint32_t h;
+
+    if (memo != NULL) {
+        const obs_series_t *s = &f->series[*memo];
+        if (atomic_load_explicit(&s->state, memory_order_acquire) == 2 && s->key_len == kl &&
+            memcmp(s->key, key, kl) == 0)
+            return *memo;
+    }
+    h = key_hash(key, kl);
     for (size_t probe = 0; probe < OBS_PROBES; probe++) {
         size_t i = (h + probe) % OBS_SERIES_MAX;
         obs_series_t *s = &f->series[i];
@@ -268,14 +283,19 @@ static size_t series_index(obs_family_t *f, const char *const *vals)
                 s->key_len = (uint16_t)kl;
                 memcpy(s->key, key, kl);
                 atomic_store_explicit(&s->state, 2, memory_order_release);
+                if (memo != NULL)
+                    *memo = (uint16_t)i;
                 return i;
             }
             st = atomic_load_explicit(&s->state, memory_order_acquire);
         }
         while (st == 1) /* another worker is filling it in: a few stores away */
             st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (s->hash == h && s->key_len == kl && memcmp(s->key, key, kl) == 0)
+        if (s->hash == h && s->key_len == kl && memcmp(s->key, key, kl) == 0) {
+            if (memo != NULL)
+                *memo = (uint16_t)i;
             return i;
+        }
     }
     return OBS_SERIES_MAX;
 }
@@ -292,7 +312,8 @@ void obs__count(obs_t *o, int worker, obs_fam_id_t fi, const char *const *vals, 
     obs_family_t *f = &o->fam[fi];
     if (!f->enabled)
         return;
-    atomic_fetch_add_explicit(slot_vals(f, worker, series_index(f, vals)), n, memory_order_relaxed);
+    atomic_fetch_add_explicit(slot_vals(f, worker, series_index(o, fi, worker, vals)), n,
+                              memory_order_relaxed);
 }
 
 void obs__observe(obs_t *o, int worker, obs_fam_id_t fi, const char *const *vals, uint64_t v_milli)
@@ -305,7 +326,7 @@ void obs__observe(obs_t *o, int worker, obs_fam_id_t fi, const char *const *vals
 
     if (!f->enabled)
         return;
-    v = slot_vals(f, worker, series_index(f, vals));
+    v = slot_vals(f, worker, series_index(o, fi, worker, vals));
     while (b < nb && x > bounds[b])
         b++;
     atomic_fetch_add_explicit(&v[b], 1, memory_order_relaxed); /* b == nb: only +Inf */

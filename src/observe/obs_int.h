@@ -37,6 +37,7 @@ typedef enum obs_fam_id {
     OBS_F_SPANS,
     OBS_F_COUNT
 } obs_fam_id_t;
+_Static_assert(OBS_F_COUNT <= 32, "obs_t.memo has a slot per family");
 
 /* A label set, claimed once and never freed: readers that see state 2 read the key unlocked. */
 typedef struct obs_series {
@@ -109,6 +110,9 @@ struct obs {
     double lat_bounds[OBS_BUCKETS_MAX]; /* latency bucket bounds, ms */
     size_t lat_nb;                      /* entries of lat_bounds */
     obs_family_t fam[OBS_F_COUNT];      /* the registry */
+    /* Per worker and family, the series it recorded last (a hint checked before use); one cache
+     * line per worker. */
+    uint16_t memo[OBS_MAX_WORKERS][32];
 
     /* tracing */
     bool tracing;               /* spans are recorded (a sink is configured and rate > 0) */

@@ -44,6 +44,13 @@ TEST(kv_json)
                   "\"app_id\":\"app\\\"1\",\"scope\":\"audit\",\"message\":\"mcp tool call\","
                   "\"tool\":\"get \\\"x\\\"\\u000a\",\"status\":200,\"arguments\":{\"a\":1}}\n"));
     ASSERT(strchr(s, '\n') == s + strlen(s) - 1); /* one line; the debug line was not written */
+    /* "YYYY-MM-DDThh:mm:ss.mmmZ" */
+    ASSERT(strncmp(s, "{\"time\":\"", 9) == 0);
+    for (int i = 0; i < 24; i++) {
+        char c = s[9 + i], want = "dddd-dd-ddTdd:dd:dd.dddZ"[i];
+        ASSERT(want == 'd' ? (c >= '0' && c <= '9') : c == want);
+    }
+    ASSERT(strncmp(s + 33, "\",\"level\":\"info\",", 17) == 0);
 }
 
 TEST(kv_text)

@@ -177,6 +177,32 @@ TEST(registry_counts_histograms_and_overflow)
     obs_free(o);
 }
 
+TEST(series_memo_tells_label_sets_apart)
+{
+    err_detail_t d = {{0}};
+    obs_t *o = make(NULL, &d, NULL);
+    buf_t b;
+    char *text;
+    /* Same bytes, labels split differently; the worker's last series is tried first each time. */
+    const char *ab[] = {"a", "b"}, *ab1[] = {"ab", ""}, *ab2[] = {"", "ab"};
+
+    ASSERT(o != NULL);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab1, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab, 1);
+    obs__count(o, 0, OBS_F_SI_REQ_SENT, ab2, 5);
+    obs__count(o, 1, OBS_F_SI_REQ_SENT, ab2, 1);
+    obs__count(o, -1, OBS_F_SI_REQ_SENT, ab1, 1);
+    text = render(o, &b);
+    ASSERT(text != NULL);
+    ASSERT(strstr(text, "req_sent_total{app_id=\"app\",dst_app_id=\"a\",type=\"b\"} 3\n"));
+    ASSERT(strstr(text, "req_sent_total{app_id=\"app\",dst_app_id=\"ab\",type=\"\"} 2\n"));
+    ASSERT(strstr(text, "req_sent_total{app_id=\"app\",dst_app_id=\"\",type=\"ab\"} 6\n"));
+    buf_free(&b);
+    obs_free(o);
+}
+
 TEST(label_values_are_escaped_and_utf8)
 {
     err_detail_t d = {{0}};
@@ -377,6 +403,42 @@ TEST(otlp_json_shape)
     ASSERT(
         strstr(b.ptr, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"200\"}}"));
     ASSERT(!strstr(b.ptr, "\"status\":{"));
+    buf_free(&b);
+    obs_free(o);
+}
+
+TEST(otlp_json_escapes_numbers_and_batches)
+{
+    err_detail_t d = {{0}};
+    obs_t *o = make(NULL, &d, NULL);
+    obs_span_t s[2];
+    buf_t b;
+
+    memset(s, 0, sizeof(s));
+    s[0].span_id[0] = 1;
+    s[0].side = OBS_SIDE_CALLER;
+    s[0].http_method = HTTP_GET;
+    s[0].start_unix_ns = 1764142000123456789ull;
+    s[0].end_unix_ns = 18446744073709551615ull;
+    snprintf(s[0].error, sizeof(s[0].error), "a\x01\x7f\\\"\xc3\xa9");
+    s[1] = s[0];
+    s[1].error[0] = '\0';
+    s[1].status = 503;
+    s[1].start_unix_ns = 0;
+    s[1].end_unix_ns = 9;
+    buf_init(&b, 1024 * 1024);
+    ASSERT_EQ(obs__otlp_json(o, s, 2, &b), 0);
+    ASSERT(strstr(b.ptr,
+                  "\"name\":\"GET /\",\"kind\":3,\"startTimeUnixNano\":\"1764142000123456789\","
+                  "\"endTimeUnixNano\":\"18446744073709551615\""));
+    /* Control bytes and DEL as \u00XX, quote and backslash escaped, UTF-8 as it is. */
+    ASSERT(strstr(b.ptr, "{\"key\":\"error.type\",\"value\":{\"stringValue\":\"a\\u0001\\u007f\\\\"
+                         "\\\"\xc3\xa9\"}}],\"status\":{\"code\":2,\"message\":"
+                         "\"a\\u0001\\u007f\\\\\\\"\xc3\xa9\"}}"));
+    ASSERT(strstr(b.ptr, "\"startTimeUnixNano\":\"0\",\"endTimeUnixNano\":\"9\""));
+    ASSERT(strstr(b.ptr, "{\"key\":\"error.type\",\"value\":{\"stringValue\":\"503\"}}]"));
+    ASSERT(strstr(b.ptr, "}},{\"traceId\":")); /* two spans, comma-separated */
+    ASSERT(strcmp(b.ptr + b.len - 6, "]}]}]}") == 0);
     buf_free(&b);
     obs_free(o);
 }
