@@ -22,6 +22,7 @@
 #include "policy/fetch.h"
 #include "policy/jose.h"
 #include "policy/mw.h"
+#include "policy/policy_int.h"
 
 #define POL_BEARER_SKEW_S 300   /* clock skew allowed on exp/nbf/iat (Dapr: 5 min) */
 #define POL_BEARER_REFRESH_S 10 /* least time between key refreshes triggered by unknown kids */
@@ -47,13 +48,6 @@ typedef struct bearer {
     atomic_bool refreshing;           /* a refresh runs on the thread pool */
     centry_t *cache[POL_WORKERS_MAX]; /* per worker, allocated on first use by that worker */
 } bearer_t;
-
-static int64_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
 
 /* GETs @p url and parses it as JSON. */
 static json_t *get_json(const char *url, err_detail_t *d)
@@ -375,7 +369,7 @@ static pol_verdict_t bearer_handle(void *inst, pol_call_t *call)
     }
     if (rc == ERR_POLICY_UNKNOWN_KID && call->loop != NULL) {
         bool busy = false;
-        int64_t t = mono_s();
+        int64_t t = pol__mono_s();
         uv_mutex_lock(&b->mu);
         if (t - b->last_refresh < POL_BEARER_REFRESH_S)
             busy = true;

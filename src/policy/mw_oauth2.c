@@ -54,13 +54,6 @@ typedef struct oauth2 {
     pol_sess_store_t *store;             /* owned */
 } oauth2_t;
 
-static int64_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
-
 /* Dapr's utils.IsTruthy. */
 static bool truthy(const char *v)
 {
@@ -95,10 +88,7 @@ static void o2_destroy(void *inst)
     oauth2_t *o = inst;
     if (o == NULL)
         return;
-    if (o->secret != NULL) {
-        OPENSSL_cleanse(o->secret, strlen(o->secret));
-        mem_free(o->secret);
-    }
+    pol__secret_free(o->secret);
     OPENSSL_cleanse(o->key, sizeof(o->key));
     buf_free(&o->auth_query);
     if (o->has_filter)
@@ -449,7 +439,7 @@ static void after_exchange(uv_work_t *w, int status)
     int rc = status < 0 ? status : j->rc;
 
     if (rc == 0)
-        rc = pol_sess_login(o->store, &j->id, j->value, mono_s(), j->ttl);
+        rc = pol_sess_login(o->store, &j->id, j->value, pol__mono_s(), j->ttl);
     if (rc < 0) {
         log_warn("oauth2", "%s: code exchange at %s failed: %s", o->name, o->token_url,
                  j->reason[0] ? j->reason : err_str(rc));
@@ -516,7 +506,7 @@ static pol_verdict_t o2_handle(void *inst, pol_call_t *call)
     pol_sess_id_t id;
     bool have_id;
     buf_t state;
-    int64_t now = mono_s();
+    int64_t now = pol__mono_s();
     pol_verdict_t v;
     int rc;
 

@@ -45,22 +45,12 @@ typedef struct occ {
     int64_t fetches; /* token requests made (for logs) */
 } occ_t;
 
-static int64_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
-
 static void cc_destroy(void *inst)
 {
     occ_t *c = inst;
     if (c == NULL)
         return;
-    if (c->secret != NULL) {
-        OPENSSL_cleanse(c->secret, strlen(c->secret));
-        mem_free(c->secret);
-    }
+    pol__secret_free(c->secret);
     OPENSSL_cleanse(c->value, sizeof(c->value));
     buf_free(&c->form_extra);
     if (c->has_filter)
@@ -154,7 +144,7 @@ static int fetch_token(occ_t *c, err_detail_t *d)
     if (rc < 0)
         return rc;
     ttl = secs > 0 ? (int64_t)secs : POL_CC_DEFAULT_TTL;
-    now = mono_s();
+    now = pol__mono_s();
     uv_mutex_lock(&c->mu);
     memcpy(c->value, value, sizeof(value));
     c->exp = now + ttl;
@@ -190,7 +180,7 @@ static void do_job(uv_work_t *w)
             (void)uv_cond_timedwait(&c->cv, &c->mu, 100 * 1000000ull);
             waited += 100;
         }
-        if (c->value[0] != '\0' && mono_s() < c->exp) {
+        if (c->value[0] != '\0' && pol__mono_s() < c->exp) {
             uv_mutex_unlock(&c->mu);
             j->rc = 0;
             return;
@@ -221,7 +211,7 @@ static void do_job(uv_work_t *w)
 static bool apply(occ_t *c, pol_call_t *call, bool *early)
 {
     bool ok;
-    int64_t now = mono_s();
+    int64_t now = pol__mono_s();
     uv_mutex_lock(&c->mu);
     ok = c->value[0] != '\0' && now < c->exp;
     *early = ok && now >= c->early && !c->fetching;

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "base/alloc.h"
 #include "base/str.h"
 #include "policy/fetch.h"
 #include "policy/policy_int.h"
@@ -64,6 +66,21 @@ int pol__scopes_put(buf_t *b, const char *scopes)
         p = e ? e + 1 : p + strlen(p);
     }
     return rc;
+}
+
+int64_t pol__mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+void pol__secret_free(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    mem_free(s);
 }
 
 bool pol__path_matches(const regex_t *re, const char *path, size_t n)

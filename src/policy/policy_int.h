@@ -51,6 +51,12 @@ int pol__form_escape(buf_t *b, const char *s) __attribute__((warn_unused_result)
  * or more, or when @p b is full. */
 int pol__scopes_put(buf_t *b, const char *scopes) __attribute__((warn_unused_result));
 
+/** Seconds of the monotonic clock (token and key lifetimes, refresh pacing). */
+int64_t pol__mono_s(void);
+
+/** Wipes and frees a secret string (NULL allowed). */
+void pol__secret_free(char *s);
+
 /** True when the request path [path, path+n) (cut at 2047 bytes) matches the pathFilter @p re. */
 bool pol__path_matches(const regex_t *re, const char *path, size_t n);
 
