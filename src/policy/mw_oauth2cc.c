@@ -12,6 +12,7 @@
  */
 #include <openssl/crypto.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,6 +28,8 @@
 #define POL_CC_DEFAULT_TTL 3600 /* lifetime assumed when the server gives no expires_in */
 
 typedef struct occ {
+    atomic_int refs; /* the pipeline's, plus one per job on the thread pool (a reload may drop the
+                        pipeline while a background refresh still runs) */
     char name[128];
     char token_url[1024];
     char header[128];
@@ -48,7 +51,7 @@ typedef struct occ {
 static void cc_destroy(void *inst)
 {
     occ_t *c = inst;
-    if (c == NULL)
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     pol__secret_free(c->secret);
     OPENSSL_cleanse(c->value, sizeof(c->value));
@@ -77,6 +80,7 @@ static int cc_create(const res_component_t *comp, void **inst, err_detail_t *d)
                            comp->line, comp->name, req[i]);
     }
     c = mem_calloc(sizeof(*c));
+    atomic_init(&c->refs, 1);
     uv_mutex_init(&c->mu);
     uv_cond_init(&c->cv);
     buf_init(&c->form_extra, 16 * 1024);
@@ -240,6 +244,7 @@ static void after_job(uv_work_t *w, int status)
         }
         pol_call_resume(j->call, v);
     }
+    cc_destroy(j->c); /* the job's reference */
     mem_free(j);
 }
 
@@ -255,17 +260,22 @@ static pol_verdict_t cc_handle(void *inst, pol_call_t *call)
         if (early && call->loop != NULL) {
             j = mem_calloc(sizeof(*j));
             j->c = c;
+            atomic_fetch_add(&c->refs, 1);
             j->work.data = j;
-            if (uv_queue_work(call->loop, &j->work, do_job, after_job) != 0)
+            if (uv_queue_work(call->loop, &j->work, do_job, after_job) != 0) {
+                cc_destroy(c);
                 mem_free(j);
+            }
         }
         return POL_NEXT;
     }
     j = mem_calloc(sizeof(*j));
     j->c = c;
+    atomic_fetch_add(&c->refs, 1);
     j->call = call;
     j->work.data = j;
     if (call->loop == NULL || uv_queue_work(call->loop, &j->work, do_job, after_job) != 0) {
+        cc_destroy(c);
         mem_free(j);
         return pol_call_reject(call, 500);
     }
