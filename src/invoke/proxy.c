@@ -37,6 +37,7 @@ typedef struct px_urls {
 typedef struct px_lookup {
     uv_work_t work;
     struct px *p;
+    uint64_t start_ns;   /* when the lookup was queued (a slow one is logged) */
     int rc;              /* lookup outcome */
     char addr[320];      /* lookup result */
     err_detail_t detail; /* lookup error text */
@@ -628,8 +629,12 @@ static void after_lookup(uv_work_t *w, int status)
 {
     px_lookup_t *l = w->data;
     px_t *p = l->p;
+    uint64_t ms = (uv_hrtime() - l->start_ns) / 1000000;
     int rc;
 
+    if (ms >= 1000)
+        log_warn("resolve", "looking up %s.%s took %llu ms (registry busy or thread pool full)",
+                 p->id, p->ns, (unsigned long long)ms);
     p->resolving = false;
     if (p->sreq == NULL) { /* the client left meanwhile */
         mem_free(l);
@@ -677,6 +682,7 @@ static void px_route(px_t *p)
     {
         px_lookup_t *l = mem_alloc(sizeof(*l));
         l->p = p;
+        l->start_ns = uv_hrtime();
         l->rc = 0;
         l->addr[0] = '\0';
         l->detail.msg[0] = '\0';
