@@ -750,17 +750,19 @@ out:
 
 static void start_reading(net_conn_t *c)
 {
-    if (c->tls != NULL && !c->in_pump && !c->closing && net__tls_has_input(c->tls)) {
-        /* Input that arrived while paused may be waiting inside OpenSSL: no socket read will
-         * announce it, so decrypt it now. */
-        tls_pump(c);
-    }
     /* Once the connection is to close after its output, nothing more is read: bytes after a
      * refused head must never be parsed as a request. */
     if (!c->reading && !c->closing && !c->client_gone && !c->close_after_write) {
         if (uv_read_start((uv_stream_t *)&c->tcp, net__alloc_cb, on_read) == 0)
             c->reading = true;
     }
+    /* Input that arrived while paused may be waiting inside OpenSSL: no socket read will
+     * announce it, so decrypt it now. Only once reading is on again: tls_pump decrypts only
+     * while the connection reads (before this order, a request body paused for backpressure
+     * could stop for good with its last records already inside OpenSSL). */
+    if (c->tls != NULL && !c->in_pump && !c->closing && (c->reading || c->state != CONN_ACTIVE) &&
+        net__tls_has_input(c->tls))
+        tls_pump(c);
 }
 
 static void on_timer(uv_timer_t *t)
