@@ -162,12 +162,9 @@ static int o2_create(const res_component_t *comp, void **inst, err_detail_t *d)
     oauth2_t *o;
     int rc = 0;
 
-    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
-        const char *v = res_component_meta(comp, req[i]);
-        if (v == NULL || v[0] == '\0')
-            return err_set(d, ERR_RES_INVALID, "%s:%d: %s: metadata %s is required", comp->file,
-                           comp->line, comp->name, req[i]);
-    }
+    rc = pol__meta_require(comp, req, sizeof(req) / sizeof(req[0]), d);
+    if (rc < 0)
+        return rc;
     o = mem_calloc(sizeof(*o));
     buf_init(&o->auth_query, 16 * 1024);
     str_copy(o->name, sizeof(o->name), comp->name);

@@ -73,12 +73,9 @@ static int cc_create(const res_component_t *comp, void **inst, err_detail_t *d)
     occ_t *c;
     int rc = 0;
 
-    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
-        const char *v = res_component_meta(comp, req[i]);
-        if (v == NULL || v[0] == '\0')
-            return err_set(d, ERR_RES_INVALID, "%s:%d: %s: metadata %s is required", comp->file,
-                           comp->line, comp->name, req[i]);
-    }
+    rc = pol__meta_require(comp, req, sizeof(req) / sizeof(req[0]), d);
+    if (rc < 0)
+        return rc;
     c = mem_calloc(sizeof(*c));
     atomic_init(&c->refs, 1);
     uv_mutex_init(&c->mu);

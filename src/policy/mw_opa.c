@@ -140,7 +140,7 @@ static int opa_create(const res_component_t *c, void **inst, err_detail_t *d)
                        why.msg);
     }
     /* Beyond Dapr: a policy may name the tools a caller sees in tools/list. */
-    if (strstr(rego, "visible_tools") != NULL &&
+    if (rego_policy_defines(o->policy, "http.visible_tools") &&
         rego_query_new(o->policy, "data.http.visible_tools", &o->visible, &why, &code) < 0)
         o->visible = NULL;
     *inst = o;

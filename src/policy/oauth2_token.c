@@ -68,6 +68,17 @@ int pol__scopes_put(buf_t *b, const char *scopes)
     return rc;
 }
 
+int pol__meta_require(const res_component_t *c, const char *const *keys, size_t n, err_detail_t *d)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = res_component_meta(c, keys[i]);
+        if (v == NULL || v[0] == '\0')
+            return err_set(d, ERR_RES_INVALID, "%s:%d: %s: metadata %s is required", c->file,
+                           c->line, c->name, keys[i]);
+    }
+    return 0;
+}
+
 int64_t pol__mono_s(void)
 {
     struct timespec ts;

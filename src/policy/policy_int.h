@@ -22,6 +22,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "policy/fetch.h"
+#include "resources/component.h"
 
 /* How the client credentials travel (Go's oauth2.AuthStyle; the authStyle metadata values). */
 typedef enum {
@@ -50,6 +51,10 @@ int pol__form_escape(buf_t *b, const char *s) __attribute__((warn_unused_result)
  * form-encoded value, the scopes joined by "+" (a space). ERR_TOO_LARGE for a scope of 512 bytes
  * or more, or when @p b is full. */
 int pol__scopes_put(buf_t *b, const char *scopes) __attribute__((warn_unused_result));
+
+/** ERR_RES_INVALID ("<file>:<line>: <name>: metadata <key> is required") for the first of the
+ * @p n keys of @p c that is absent or empty; else 0. */
+int pol__meta_require(const res_component_t *c, const char *const *keys, size_t n, err_detail_t *d);
 
 /** Seconds of the monotonic clock (token and key lifetimes, refresh pacing). */
 int64_t pol__mono_s(void);
