@@ -129,6 +129,7 @@ typedef struct {
 /* Keys of interest in an object and where their values go; sub applies to object values. */
 typedef struct capture {
     const char *const *names;
+    const unsigned char *lens; /* strlen of each name */
     size_t count;
     span_t *out;
     const struct capture *const *sub;
@@ -200,6 +201,11 @@ static int scan_string(scan_t *s, span_t *v)
     v->s = p;
     while (p < end) {
         unsigned char c = (unsigned char)*p;
+        /* Most bytes are plain ASCII: skip a run of them at once. */
+        while (c >= 0x20 && c < 0x80 && c != '"' && c != '\\' && ++p < end)
+            c = (unsigned char)*p;
+        if (p >= end)
+            break;
         if (c == '"') {
             v->n = (size_t)(p - v->s);
             s->p = p + 1;
@@ -339,7 +345,7 @@ static int scan_object(scan_t *s, int depth, const capture_t *cap)
             return SCAN_UNSURE;
         s->p++;
         for (size_t i = 0; cap != NULL && i < cap->count; i++) {
-            if (strlen(cap->names[i]) == key.n && memcmp(cap->names[i], key.s, key.n) == 0) {
+            if (cap->lens[i] == key.n && memcmp(cap->names[i], key.s, key.n) == 0) {
                 dst = &cap->out[i];
                 sub = cap->sub ? cap->sub[i] : NULL;
                 break;
@@ -469,6 +475,7 @@ static int scan_body(const char *body, size_t len, mcp_peek_t *out)
 {
     static const char *const msg_names[] = {"method", "id", "params"};
     static const char *const params_names[] = {"name", "uri"};
+    static const unsigned char msg_lens[] = {6, 2, 6}, params_lens[] = {4, 3};
     scan_t s;
     bool batch;
     int rc = 0;
@@ -489,9 +496,9 @@ static int scan_body(const char *body, size_t len, mcp_peek_t *out)
     }
     for (bool first = true;; first = false) {
         span_t msg, m[3] = {{0}}, pc[2] = {{0}};
-        const capture_t params_cap = {params_names, 2, pc, NULL};
+        const capture_t params_cap = {params_names, params_lens, 2, pc, NULL};
         const capture_t *const subs[] = {NULL, NULL, &params_cap};
-        const capture_t cap = {msg_names, 3, m, subs};
+        const capture_t cap = {msg_names, msg_lens, 3, m, subs};
 
         rc = scan_value(&s, batch ? 1 : 0, &msg, &cap);
         if (rc != 0)

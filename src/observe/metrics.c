@@ -196,7 +196,16 @@ void obs__label_copy(char *out, size_t out_len, const char *p, size_t n)
     if (out_len == 0)
         return;
     while (p != NULL && i < n) {
-        size_t l = utf8_len((const unsigned char *)p + i, n - i);
+        size_t l, run = 0, lim = n - i < out_len - 1 - k ? n - i : out_len - 1 - k;
+        /* A run of printable-range ASCII (no NUL) is copied at once. */
+        while (run < lim && (unsigned char)(p[i + run] - 1) < 0x7f)
+            run++;
+        memcpy(out + k, p + i, run);
+        k += run;
+        i += run;
+        if (i >= n || k + 1 >= out_len)
+            break;
+        l = utf8_len((const unsigned char *)p + i, n - i);
         if (l == 0 || p[i] == '\0') {
             if (k + 1 >= out_len)
                 break;
@@ -257,14 +266,36 @@ static uint32_t key_hash(const char *key, size_t n)
 /* Finds or claims the series of @p vals; the "_other" series when the table is full. A worker
  * first tries the series it used last for this family (its memo): the same label set again costs
  * the key copy and one compare, no hash and no probe. */
+/* True when the key of @p s is exactly the label values @p vals (no rules applied). */
+static bool key_is(const obs_family_t *f, const obs_series_t *s, const char *const *vals)
+{
+    const char *k = s->key, *end = s->key + s->key_len;
+    for (size_t l = 0; l < f->nlabels; l++) {
+        const char *v = vals && vals[l] ? vals[l] : "";
+        size_t n = strlen(v);
+        if (n >= OBS_LABEL_MAX - 1 || (size_t)(end - k) < n + 1 || memcmp(k, v, n) != 0 ||
+            k[n] != '\0')
+            return false; /* (a value make_key would cut goes the long way) */
+        k += n + 1;
+    }
+    return k == end;
+}
+
 static size_t series_index(obs_t *o, obs_fam_id_t fi, int worker, const char *const *vals)
 {
     obs_family_t *f = &o->fam[fi];
     char key[OBS_KEY_MAX];
-    size_t kl = make_key(f, vals, key);
+    size_t kl;
     uint16_t *memo = worker >= 0 ? &o->memo[worker % OBS_MAX_WORKERS][fi] : NULL;
     uint32_t h;
 
+    if (memo != NULL && f->nrules == 0) {
+        /* The same label set as last time: compared in place, no key built. */
+        const obs_series_t *s = &f->series[*memo];
+        if (atomic_load_explicit(&s->state, memory_order_acquire) == 2 && key_is(f, s, vals))
+            return *memo;
+    }
+    kl = make_key(f, vals, key);
     if (memo != NULL) {
         const obs_series_t *s = &f->series[*memo];
         if (atomic_load_explicit(&s->state, memory_order_acquire) == 2 && s->key_len == kl &&
