@@ -6,26 +6,28 @@
 
 #include "observe/obs_int.h"
 
+/* Lower-case hex digit values + 1; 0 for every other byte (W3C: upper-case hex is invalid). */
+static const uint8_t hex_table[256] = {
+    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* W3C: upper-case hex is invalid */
+    return (int)hex_table[(unsigned char)c] - 1;
 }
 
 static bool hex_bytes(const char *p, uint8_t *out, size_t n)
 {
-    uint8_t any = 0;
+    uint8_t any = 0, bad = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
+        uint8_t hi = hex_table[(unsigned char)p[2 * i]],
+                lo = hex_table[(unsigned char)p[2 * i + 1]];
+        bad |= (uint8_t)(hi == 0) | (uint8_t)(lo == 0);
+        out[i] = (uint8_t)(((unsigned)hi - 1u) << 4 | ((unsigned)lo - 1u));
         any |= out[i];
     }
-    return any != 0; /* all-zero ids are invalid */
+    return !bad && any != 0; /* all-zero ids are invalid */
 }
 
 int obs_traceparent_parse(const char *v, size_t n, uint8_t trace_id[16], uint8_t span_id[8],

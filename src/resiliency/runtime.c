@@ -406,8 +406,9 @@ resil_call_t *resil_call_new(resil_t *r, uv_loop_t *loop, const char *target, co
     c->on_timeout = on_timeout;
     c->on_retry = on_retry;
     c->ctx = ctx;
-    c->started_ms = now_ms();
-    c->rnd = uv_hrtime() | 1u;
+    /* The loop's clock (same monotonic epoch, no clock read); jitter seeded from the call. */
+    c->started_ms = uv_now(loop);
+    c->rnd = ((uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ull ^ c->started_ms) | 1u;
     c->target = target;
     c->loop = loop;
     c->spec = r ? resil_acquire(r) : NULL;
