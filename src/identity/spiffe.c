@@ -118,20 +118,36 @@ static int parts_ok(const char *td, const char *ns, const char *app_id)
 
 int spiffe_id_format(const char *td, const char *ns, const char *app_id, char *out, size_t out_len)
 {
-    char tmp[SPIFFE_ID_MAX + 1];
-    int rc = parts_ok(td, ns, app_id), n;
+    int rc = parts_ok(td, ns, app_id);
+    size_t td_len, ns_len, app_len, n;
+    char *w;
 
     if (rc < 0)
         return rc;
     if (out == NULL)
         return ERR_INVAL;
-    /* The parts are bounded (255 bytes each), so the whole always fits in tmp. */
-    n = snprintf(tmp, sizeof(tmp), SCHEME "%s/ns/%s/%s", td, ns, app_id);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
+    /* Called per proxied request (the peer a caller expects): concatenated, no printf. The parts
+     * are bounded (255 bytes each), so the whole always fits SPIFFE_ID_MAX. */
+    td_len = strlen(td);
+    ns_len = strlen(ns);
+    app_len = strlen(app_id);
+    n = SCHEME_LEN + td_len + 4 + ns_len + 1 + app_len;
+    if (n > SPIFFE_ID_MAX)
         return ERR_IDENTITY_BAD_SPIFFE_ID;
-    if ((size_t)n >= out_len)
+    if (n >= out_len)
         return ERR_TOO_LARGE;
-    memcpy(out, tmp, (size_t)n + 1);
+    w = out;
+    memcpy(w, SCHEME, SCHEME_LEN);
+    w += SCHEME_LEN;
+    memcpy(w, td, td_len);
+    w += td_len;
+    memcpy(w, "/ns/", 4);
+    w += 4;
+    memcpy(w, ns, ns_len);
+    w += ns_len;
+    *w++ = '/';
+    memcpy(w, app_id, app_len);
+    w[app_len] = '\0';
     return 0;
 }
 
