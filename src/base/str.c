@@ -123,7 +123,13 @@ int str_unescape(const char *p, size_t n, unsigned flags, buf_t *out)
         size_t at = i;
         char c;
         int v, rc;
-        if (p[i] != '%' && !(p[i] == '+' && (flags & STR_UNESCAPE_PLUS))) {
+        if (!(flags & STR_UNESCAPE_PLUS)) {
+            const char *pct = memchr(p + i, '%', n - i); /* the common case: no escapes at all */
+            if (pct == NULL)
+                break;
+            i = (size_t)(pct - p);
+            at = i;
+        } else if (p[i] != '%' && p[i] != '+') {
             i++;
             continue;
         }
