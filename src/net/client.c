@@ -38,7 +38,7 @@ typedef struct net_pconn {
     enum h1_body body;            /* framing of the response body */
     uint64_t body_left;           /* Content-Length bytes still to read */
     h1_chunked_t chunked;         /* chunked body decoder */
-    size_t head_scanned;          /* h1_head_may_end's resume point in head_buf */
+    size_t head_scanned;          /* bytes of the incomplete head last parsed (0: none) */
     buf_t head_buf;               /* a response head split across reads, until complete */
     net_head_t head;              /* the response head given to on_head */
     net__out_t out;               /* coalesced output; held while the name is being resolved */
@@ -290,12 +290,14 @@ static long pc_head(net_pconn_t *pc, net_creq_t *r, const char *p, size_t n)
     h1_msg_t m;
     int len;
 
-    if (!h1_head_may_end(p, n, &pc->head_scanned) && n <= hl.max_head_bytes)
+    /* Parsed at once the first time; a head split across reads is parsed again only when worth
+     * it (h1_worth_parsing). */
+    if (pc->head_scanned != 0 && !h1_worth_parsing(p, n, &pc->head_scanned))
         return 0;
     len = h1_parse_response(p, n, &hl, r->method == HTTP_HEAD, &m, w->fields,
                             w->limits.max_header_count);
     if (len == 0) {
-        pc->head_scanned = n > 2 ? n - 2 : 0;
+        pc->head_scanned = n;
         return 0;
     }
     pc->head_scanned = 0;

@@ -43,6 +43,78 @@ static inline bool target_ok(unsigned char ch)
     return ch > 0x20 && ch != 0x7f;
 }
 
+/* Eight bytes at a time (SWAR): a mask with the high bit set in each byte below @p n (n <= 0x80)
+ * or equal to DEL. Borrows can only flag bytes above a real hit, so the lowest flagged byte is the
+ * first real one; bytes >= 0x80 (obs-text) are never below. */
+#define ONES 0x0101010101010101ull
+#define HIGHS (ONES * 0x80)
+static inline uint64_t word_mask(uint64_t w, uint64_t n)
+{
+    uint64_t del = w ^ (ONES * 0x7f);
+    return (((w - ONES * n) & ~w) | ((del - ONES) & ~del)) & HIGHS;
+}
+
+/* Eight bytes with the first in memory as the least significant (so that borrows run in memory
+ * order), and the offset of the first flagged byte of a non-zero mask of such a word. */
+static inline uint64_t load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+static inline size_t first_flagged(uint64_t mask)
+{
+    return (size_t)__builtin_ctzll(mask) >> 3;
+}
+
+/* Skips field-value bytes from @p p: stops at the first CR, LF or other control byte, or @p end. */
+static inline const char *skip_value(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t mask = word_mask(load8(p), 0x20);
+        if (mask == 0) {
+            p += 8;
+            continue;
+        }
+        p += first_flagged(mask);
+        if (*p != '\t')
+            return p;
+        p++; /* HTAB belongs to the value */
+    }
+    while (p < end && vclass[(unsigned char)*p] == V_OK)
+        p++;
+    return p;
+}
+
+/* Skips request-target bytes from @p p: stops at SP, a control byte, DEL, or @p end. */
+static inline const char *skip_target(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t mask = word_mask(load8(p), 0x21);
+        if (mask != 0)
+            return p + first_flagged(mask);
+        p += 8;
+    }
+    while (p < end && target_ok((unsigned char)*p))
+        p++;
+    return p;
+}
+
+/* Skips tchar bytes (a method or field name) from @p p, four at a time while it can. */
+static inline const char *skip_tchar(const char *p, const char *end)
+{
+    while (end - p >= 4 && tchar[(unsigned char)p[0]] && tchar[(unsigned char)p[1]] &&
+           tchar[(unsigned char)p[2]] && tchar[(unsigned char)p[3]])
+        p += 4;
+    while (p < end && tchar[(unsigned char)*p])
+        p++;
+    return p;
+}
+
 /* Compares [p, p+n) case-insensitively with lower-case @p lit of the same length. Only letters
  * and '-' appear in @p lit; OR-ing 0x20 maps no other tchar onto them. */
 static inline bool lit_ieq(const char *p, const char *lit, size_t n)
@@ -213,15 +285,21 @@ static inline void note_field(facts_t *f, h1_msg_t *m, const net_header_t *h)
  * cut the input, which means "too large". */
 typedef struct cur {
     const char *p, *end;
-    bool cut; /* end is the head limit, not the end of the input */
+    bool cut;              /* end is the head limit, not the end of the input */
+    h1_msg_t *m;           /* where the reason goes */
+    const char *too_large; /* reason when the head passes its limit */
 } cur_t;
-
-#define NEED_MORE(c) ((c)->cut ? -431 : 0)
 
 static int fail(h1_msg_t *m, int status, const char *why)
 {
     m->reason = why;
     return -status;
+}
+
+/* Out of bytes: incomplete, or too large when the limit cut the input. */
+static int need_more(const cur_t *c)
+{
+    return c->cut ? fail(c->m, 431, c->too_large) : 0;
 }
 
 /* Reads a line end at c->p: CRLF or LF. Returns 1 when read, 0 when more is needed, -1 when
@@ -250,12 +328,12 @@ static int version(cur_t *c, h1_msg_t *m, int *minor, int bad)
     static const char pre[] = "HTTP/";
     for (size_t i = 0; i < 5; i++) {
         if (c->p + i >= c->end)
-            return NEED_MORE(c);
+            return need_more(c);
         if (c->p[i] != pre[i])
             return fail(m, bad, "invalid HTTP version");
     }
     if (c->p + 8 > c->end)
-        return NEED_MORE(c);
+        return need_more(c);
     if (c->p[5] < '0' || c->p[5] > '9' || c->p[6] != '.' || c->p[7] < '0' || c->p[7] > '9')
         return fail(m, bad, "invalid HTTP version");
     if (c->p[5] != '1')
@@ -276,20 +354,19 @@ static int fields(cur_t *c, h1_msg_t *m, facts_t *f, net_header_t *out, size_t m
         int rc;
 
         if (c->p >= c->end)
-            return NEED_MORE(c);
+            return need_more(c);
         if (*c->p == '\r' || *c->p == '\n') {
             rc = line_end(c);
             if (rc < 0)
                 return fail(m, bad, "bare CR in header section");
-            return rc == 0 ? NEED_MORE(c) : 1;
+            return rc == 0 ? need_more(c) : 1;
         }
         if (is_ws(*c->p))
             return fail(m, bad, "obsolete header line folding");
         name = c->p;
-        while (c->p < c->end && tchar[(unsigned char)*c->p])
-            c->p++;
+        c->p = skip_tchar(c->p, c->end);
         if (c->p >= c->end)
-            return NEED_MORE(c);
+            return need_more(c);
         if (*c->p != ':' || c->p == name)
             return fail(m, bad, "invalid header field name");
         if (m->field_count >= max_fields)
@@ -301,10 +378,10 @@ static int fields(cur_t *c, h1_msg_t *m, facts_t *f, net_header_t *out, size_t m
         while (c->p < c->end && is_ws(*c->p))
             c->p++;
         v = c->p;
-        while (c->p < c->end && (cls = vclass[(unsigned char)*c->p]) == V_OK)
-            c->p++;
+        c->p = skip_value(c->p, c->end);
         if (c->p >= c->end)
-            return NEED_MORE(c);
+            return need_more(c);
+        cls = vclass[(unsigned char)*c->p];
         if (cls == V_BAD)
             return fail(m, bad, "invalid header value");
         ve = c->p;
@@ -312,7 +389,7 @@ static int fields(cur_t *c, h1_msg_t *m, facts_t *f, net_header_t *out, size_t m
         if (rc < 0)
             return fail(m, bad, "bare CR in header section");
         if (rc == 0)
-            return NEED_MORE(c);
+            return need_more(c);
         while (ve > v && is_ws(ve[-1]))
             ve--;
         h->value = v;
@@ -329,8 +406,11 @@ static void msg_init(h1_msg_t *m)
     m->content_length = -1;
 }
 
-static void cur_init(cur_t *c, const char *buf, size_t len, size_t max_head)
+static void cur_init(cur_t *c, const char *buf, size_t len, size_t max_head, h1_msg_t *m,
+                     const char *too_large)
 {
+    c->m = m;
+    c->too_large = too_large;
     c->p = buf;
     c->cut = len > max_head;
     c->end = buf + (c->cut ? max_head : len);
@@ -345,24 +425,24 @@ int h1_parse_request(const char *buf, size_t len, const h1_limits_t *limits, h1_
     int rc, minor = 1;
 
     msg_init(m);
-    cur_init(&c, buf, len, limits->max_head_bytes);
+    cur_init(&c, buf, len, limits->max_head_bytes, m, "request header section too large");
     /* RFC 9112 §2.2: empty lines before the request line are skipped. */
     for (;;) {
         if (c.p >= c.end)
-            return NEED_MORE(&c);
+            return need_more(&c);
         if (*c.p != '\r' && *c.p != '\n')
             break;
         rc = line_end(&c);
         if (rc < 0)
             return fail(m, 400, "bare CR before the request line");
         if (rc == 0)
-            return NEED_MORE(&c);
+            return need_more(&c);
     }
     tok = c.p;
     while (c.p < c.end && tchar[(unsigned char)*c.p])
         c.p++;
     if (c.p >= c.end)
-        return NEED_MORE(&c);
+        return need_more(&c);
     if (*c.p != ' ' || c.p == tok)
         return fail(m, 400, "invalid request line");
     m->method = method_of(tok, (size_t)(c.p - tok));
@@ -370,15 +450,11 @@ int h1_parse_request(const char *buf, size_t len, const h1_limits_t *limits, h1_
         return fail(m, 400, "invalid HTTP method");
     c.p++;
     tok = c.p;
-    for (;;) {
-        if (c.p >= c.end) {
-            if ((size_t)(c.p - tok) > limits->max_url_bytes)
-                return fail(m, 414, "request target too long");
-            return NEED_MORE(&c);
-        }
-        if (!target_ok((unsigned char)*c.p))
-            break;
-        c.p++;
+    c.p = skip_target(c.p, c.end);
+    if (c.p >= c.end) {
+        if ((size_t)(c.p - tok) > limits->max_url_bytes)
+            return fail(m, 414, "request target too long");
+        return need_more(&c);
     }
     m->url = tok;
     m->url_len = (size_t)(c.p - tok);
@@ -394,7 +470,7 @@ int h1_parse_request(const char *buf, size_t len, const h1_limits_t *limits, h1_
     if (rc < 0)
         return fail(m, 400, "invalid request line");
     if (rc == 0)
-        return NEED_MORE(&c);
+        return need_more(&c);
     m->http_minor = minor;
     rc = fields(&c, m, &f, out, max_fields, 400);
     if (rc <= 0)
@@ -428,12 +504,12 @@ int h1_parse_response(const char *buf, size_t len, const h1_limits_t *limits, bo
     int rc, minor = 1, st;
 
     msg_init(m);
-    cur_init(&c, buf, len, limits->max_head_bytes);
+    cur_init(&c, buf, len, limits->max_head_bytes, m, "response header section too large");
     rc = version(&c, m, &minor, 502);
     if (rc <= 0)
         return rc;
     if (c.p + 4 > c.end)
-        return NEED_MORE(&c);
+        return need_more(&c);
     if (c.p[0] != ' ' || c.p[1] < '1' || c.p[1] > '9' || c.p[2] < '0' || c.p[2] > '9' ||
         c.p[3] < '0' || c.p[3] > '9')
         return fail(m, 502, "invalid status line");
@@ -451,7 +527,7 @@ int h1_parse_response(const char *buf, size_t len, const h1_limits_t *limits, bo
     if (rc < 0)
         return fail(m, 502, "invalid status line");
     if (rc == 0)
-        return NEED_MORE(&c);
+        return need_more(&c);
     m->status = st;
     m->http_minor = minor;
     rc = fields(&c, m, &f, out, max_fields, 502);
@@ -478,24 +554,13 @@ int h1_parse_response(const char *buf, size_t len, const h1_limits_t *limits, bo
     return (int)(c.p - buf);
 }
 
-bool h1_head_may_end(const char *buf, size_t len, size_t *from)
+bool h1_worth_parsing(const char *buf, size_t len, size_t *from)
 {
-    size_t i = *from;
-    while (i < len) {
-        const char *lf = memchr(buf + i, '\n', len - i);
-        size_t j;
-        if (lf == NULL)
-            break;
-        j = (size_t)(lf - buf);
-        if (j + 1 < len && buf[j + 1] == '\n')
-            return true;
-        if (j + 2 < len && buf[j + 1] == '\r' && buf[j + 2] == '\n')
-            return true;
-        i = j + 1;
-    }
-    /* An end still to come starts with a LF at len - 2 at the earliest ("\n\r" + "\n"). */
-    *from = len > 2 ? len - 2 : 0;
-    return false;
+    size_t f = *from;
+    *from = len;
+    if (len <= H1_RESCAN_BYTES)
+        return true;
+    return f < len && memchr(buf + f, '\n', len - f) != NULL;
 }
 
 /* --- chunked bodies --------------------------------------------------------------------------- */

@@ -76,15 +76,17 @@ int h1_parse_request(const char *buf, size_t len, const h1_limits_t *limits, h1_
 int h1_parse_response(const char *buf, size_t len, const h1_limits_t *limits, bool head_request,
                       h1_msg_t *msg, net_header_t *fields, size_t max_fields);
 
+/* Below this many bytes an incomplete head is parsed again on every read. */
+#define H1_RESCAN_BYTES 4096
+
 /**
- * Where a head might end, so that a head arriving in many small reads is scanned once, not once
- * per read: looks for LF [CR] LF in [buf, buf+len) from *@p from on (start with 0). Returns true
- * when one is there (the caller then parses); false when more bytes are needed, with *@p from
- * advanced past what need not be scanned again. It never misses a real end; it may report a
- * false one among leading empty lines, which the parser answers with 0: the caller then sets
- * *@p from to len - 2 (when len > 2) before waiting for more.
+ * Whether an incomplete head, last parsed when it had *@p from bytes, is worth parsing again now
+ * that it has @p len: when it is still short (H1_RESCAN_BYTES; errors are then answered as soon
+ * as their bytes arrive), or when a line ended in the new bytes (any complete head, and most
+ * errors, end a line). *@p from becomes @p len. A head arriving in many small reads so costs
+ * O(lines x bytes), bounded by the field count and head limits, instead of O(bytes^2).
  */
-bool h1_head_may_end(const char *buf, size_t len, size_t *from);
+bool h1_worth_parsing(const char *buf, size_t len, size_t *from);
 
 /* Chunked-body decoder state (caller storage; no allocation). */
 typedef struct h1_chunked {

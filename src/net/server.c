@@ -65,7 +65,7 @@ typedef struct net_conn {
     void *ctx;                 /* handler context */
     net__list_t node;          /* in worker->conns */
     enum conn_state state;     /* see enum */
-    size_t head_scanned;       /* h1_head_may_end's resume point in pending (0 on a new head) */
+    size_t head_scanned;       /* bytes of the incomplete head last parsed (0: a new head) */
     uint64_t body_left;        /* Content-Length body bytes still to read */
     h1_chunked_t chunked;      /* chunked body decoder */
     net_sreq_t req;            /* the request in flight */
@@ -230,6 +230,8 @@ static void reject(net_conn_t *c, int status, const char *reason)
 
     if (c->closing)
         return;
+    if (reason == NULL)
+        reason = "malformed request";
     n = snprintf(msg, sizeof(msg),
                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
@@ -314,20 +316,26 @@ static size_t feed_head(net_conn_t *c, const char *p, size_t n)
     const net_limits_t *l = &w->limits;
     h1_limits_t hl = {.max_head_bytes = l->max_head_bytes, .max_url_bytes = l->max_url_bytes};
     h1_msg_t m;
-    bool first = c->head_scanned == 0;
+    size_t blank = 0;
     int len;
 
-    /* A head arriving in many small reads is scanned for its end once; it is parsed when the end
-     * may be there, on its first bytes (garbage is refused at once) and past the head limit. */
-    if (!h1_head_may_end(p, n, &c->head_scanned) && !first && n <= l->max_head_bytes)
+    /* Empty lines before a request line (RFC 9112 §2.2) are dropped as they come, so that they
+     * never pile up in the pending buffer. */
+    while (blank < n &&
+           (p[blank] == '\n' || (p[blank] == '\r' && blank + 1 < n && p[blank + 1] == '\n')))
+        blank += p[blank] == '\n' ? 1 : 2;
+    if (blank > 0) {
+        c->head_scanned = 0;
+        return blank;
+    }
+    /* A head is parsed whole at once on its first bytes (the common case); one that arrives in
+     * pieces is parsed again only when worth it (h1_worth_parsing). */
+    if (c->head_scanned != 0 && !h1_worth_parsing(p, n, &c->head_scanned))
         len = 0;
     else
         len = h1_parse_request(p, n, &hl, &m, w->fields, l->max_header_count);
     if (len == 0) {
-        if (n > 2)
-            c->head_scanned = n - 2;
-        else if (c->head_scanned == 0)
-            c->head_scanned = 1; /* only the first attempt counts as "first" */
+        c->head_scanned = n;
         if (c->state == CONN_IDLE) {
             c->state = CONN_HEAD;
             arm_timer(c, l->head_timeout_ms);

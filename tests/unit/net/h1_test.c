@@ -156,6 +156,7 @@ TEST(limits)
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
     ASSERT_EQ(h1_parse_request(big, 1024, &lim, &m, fields, MAXF), 0);
     ASSERT_EQ(h1_parse_request(big, 1025, &lim, &m, fields, MAXF), -431);
+    ASSERT_STREQ(m.reason, "request header section too large");
     ASSERT_EQ(h1_parse_request(big, sizeof(big), &lim, &m, fields, MAXF), -431);
 }
 
@@ -261,19 +262,23 @@ TEST(bad_responses)
     }
 }
 
-TEST(head_may_end)
+TEST(worth_parsing)
 {
-    static const char s[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    size_t from = 0;
-    for (size_t k = 0; k < sizeof(s) - 1; k++) {
-        size_t f = 0;
-        ASSERT(!h1_head_may_end(s, k, &f));
-        ASSERT(!h1_head_may_end(s, k, &from));
-        ASSERT(from <= k);
-    }
-    ASSERT(h1_head_may_end(s, sizeof(s) - 1, &from));
-    from = 0;
-    ASSERT(h1_head_may_end("GET / HTTP/1.1\n\n", 16, &from));
+    char big[3 * H1_RESCAN_BYTES];
+    size_t from = 1;
+    memset(big, 'a', sizeof(big));
+    /* short heads: every read */
+    ASSERT(h1_worth_parsing(big, 10, &from));
+    ASSERT_EQ(from, 10);
+    ASSERT(h1_worth_parsing(big, H1_RESCAN_BYTES, &from));
+    /* long ones: only when a line ended in the new bytes */
+    ASSERT(!h1_worth_parsing(big, H1_RESCAN_BYTES + 10, &from));
+    ASSERT_EQ(from, H1_RESCAN_BYTES + 10);
+    big[H1_RESCAN_BYTES + 5] = '\n';
+    ASSERT(!h1_worth_parsing(big, H1_RESCAN_BYTES + 20, &from));
+    big[H1_RESCAN_BYTES + 25] = '\n';
+    ASSERT(h1_worth_parsing(big, H1_RESCAN_BYTES + 26, &from));
+    ASSERT(!h1_worth_parsing(big, H1_RESCAN_BYTES + 26, &from));
 }
 
 /* Decodes @p s in pieces of at most @p step bytes (0: split once at @p at). Returns the decoded
@@ -371,4 +376,39 @@ TEST(chunked_limits)
     ASSERT_EQ(dn, 2);
     h1_chunked_init(&d);
     ASSERT_EQ(h1_chunked_decode(&d, "8000000000000000\r\n", 18, &p, &dn), -1);
+}
+
+TEST(control_bytes_found_at_every_position)
+{
+    /* The value and target scans go eight bytes at a time: try each position of a long value. */
+    static const unsigned char bytes[] = {0x00, 0x01, 0x08, 0x0b, 0x1f, 0x7f, '\t', 0x80, 0xff};
+    for (size_t len = 1; len < 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t b = 0; b < sizeof(bytes); b++) {
+                char s[128], target[64];
+                h1_msg_t m;
+                int n, rc;
+                memset(target, 'a', len);
+                target[len] = '\0';
+                n = snprintf(s, sizeof(s), "GET /%s HTTP/1.1\r\nHost: x\r\nV: %s\r\n\r\n", target,
+                             target);
+                s[n - 4 - len + at] = (char)bytes[b]; /* in the value */
+                rc = h1_parse_request(s, (size_t)n, &lim, &m, fields, MAXF);
+                if (bytes[b] == '\t' || bytes[b] >= 0x80) {
+                    ASSERT_EQ(rc, n);
+                    ASSERT_EQ(fields[1].value_len,
+                              bytes[b] == '\t' && (at == 0 || at == len - 1) ? len - 1 : len);
+                } else {
+                    ASSERT_EQ(rc, -400);
+                }
+                s[n - 4 - len + at] = 'a';
+                s[5 + at] = (char)bytes[b]; /* in the target */
+                rc = h1_parse_request(s, (size_t)n, &lim, &m, fields, MAXF);
+                if (bytes[b] >= 0x80)
+                    ASSERT_EQ(rc, n);
+                else
+                    ASSERT_EQ(rc, -400);
+            }
+        }
+    }
 }
