@@ -26,18 +26,21 @@ typedef struct net_pconn {
     net__list_t node;             /* in worker->pool */
     char key[KEY_MAX];            /* "host:port" */
     int port;                     /* upstream port */
-    http_parser parser;           /* response parser */
     struct net_creq *req;         /* request using the connection; NULL when idle */
     bool connected;               /* TCP connect completed */
     bool resolving;               /* getaddrinfo in flight */
     bool reading;                 /* uv_read_start in effect */
     bool closing;                 /* uv_close called */
     bool reused;                  /* served a request before this one */
-    bool in_execute;              /* the parser is running: not to be handed out meanwhile */
-    net_head_t building;          /* response head being parsed */
-    buf_t field, value;           /* header name/value fragments */
-    int last_cb;                  /* 0 none, 1 field, 2 value */
-    bool skip_interim;            /* the message being parsed is a 1xx */
+    bool in_execute;              /* response bytes are being handled: not to be handed out */
+    bool in_body;                 /* the response head was read; body bytes follow */
+    bool resp_keep_alive;         /* the response allows reusing the connection */
+    enum h1_body body;            /* framing of the response body */
+    uint64_t body_left;           /* Content-Length bytes still to read */
+    h1_chunked_t chunked;         /* chunked body decoder */
+    size_t head_scanned;          /* bytes of the incomplete head last parsed (0: none) */
+    buf_t head_buf;               /* a response head split across reads, until complete */
+    net_head_t head;              /* the response head given to on_head */
     net__out_t out;               /* coalesced output; held while the name is being resolved */
     const net_tls_t *tls_opts;    /* TLS settings (borrowed); NULL = plain */
     net__tls_t *tls;              /* TLS state; owned */
@@ -66,7 +69,6 @@ struct net_creq {
     char expect[NET_PEER_ID_MAX]; /* identity the server must prove */
 };
 
-static http_parser_settings settings;
 static void pc_close(net_pconn_t *pc);
 static void pc_start_reading(net_pconn_t *pc);
 static void finish(net_creq_t *r, int status, const char *detail);
@@ -82,11 +84,10 @@ static void on_pc_closed(uv_handle_t *h)
     net_pconn_t *pc = h->data;
     if (--pc->handles > 0)
         return;
-    net_head_free(&pc->building);
+    net_head_free(&pc->head);
     net__out_release(&pc->out);
     net__tls_free(pc->tls);
-    buf_free(&pc->field);
-    buf_free(&pc->value);
+    buf_free(&pc->head_buf);
     mem_free(pc);
 }
 
@@ -140,11 +141,8 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net
     uv_timer_init(&w->loop, &pc->timer);
     pc->tcp.data = pc;
     pc->timer.data = pc;
-    net_head_init(&pc->building);
-    buf_init(&pc->field, w->limits.max_head_bytes);
-    buf_init(&pc->value, w->limits.max_head_bytes);
-    http_parser_init(&pc->parser, HTTP_RESPONSE);
-    pc->parser.data = pc;
+    net_head_init(&pc->head);
+    buf_init(&pc->head_buf, w->limits.max_head_bytes + 1);
     net__out_init(&pc->out, (uv_stream_t *)&pc->tcp, NET_OUT_MAX);
     pc->out.on_error = on_out_error;
     pc->out.on_done = on_pc_out_done;
@@ -216,8 +214,8 @@ static void finish(net_creq_t *r, int status, const char *detail)
     if (r->done)
         return;
     r->done = true;
-    reusable = status == 0 && r->body_ended && pc != NULL && pc->connected &&
-               http_should_keep_alive(&pc->parser) && net__out_queued(&pc->out) == 0;
+    reusable = status == 0 && r->body_ended && pc != NULL && pc->connected && pc->resp_keep_alive &&
+               net__out_queued(&pc->out) == 0;
     if (pc != NULL) {
         pc->req = NULL;
         pc_release(pc, reusable);
@@ -272,99 +270,120 @@ static void fail(net_creq_t *r, int status, const char *detail)
 
 /* --- response parsing ------------------------------------------------------------------------- */
 
-static int on_message_begin(http_parser *p)
+/* Prepares the connection to read the next response. */
+static void pc_reset_response(net_pconn_t *pc)
 {
-    net_pconn_t *pc = p->data;
-    net_head_free(&pc->building);
-    pc->last_cb = 0;
-    return 0;
+    pc->in_body = false;
+    pc->resp_keep_alive = false;
+    pc->head_scanned = 0;
+    buf_free(&pc->head_buf);
+    net_head_free(&pc->head);
 }
 
-static int flush_header(net_pconn_t *pc)
+/* A response head at [p, p+n). Returns the bytes it took, 0 when more are needed, or -1 when the
+ * request is over (failed, or aborted from on_head). */
+static long pc_head(net_pconn_t *pc, net_creq_t *r, const char *p, size_t n)
 {
-    const char *v = buf_ptr(&pc->value);
-    size_t vlen = pc->value.len;
+    net_worker_t *w = pc->w;
+    h1_limits_t hl = {.max_head_bytes = w->limits.max_head_bytes,
+                      .max_url_bytes = w->limits.max_url_bytes};
+    h1_msg_t m;
+    int len;
 
-    if (pc->last_cb != 2)
+    /* Parsed at once the first time; a head split across reads is parsed again only when worth
+     * it (h1_worth_parsing). */
+    if (pc->head_scanned != 0 && !h1_worth_parsing(p, n, &pc->head_scanned))
         return 0;
-    if (pc->building.header_count >= pc->w->limits.max_header_count)
-        return -1;
-    str_trim(&v, &vlen);
-    if (net_head_add(&pc->building, buf_ptr(&pc->field), pc->field.len, v, vlen) < 0)
-        return -1;
-    buf_reset(&pc->field);
-    buf_reset(&pc->value);
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    net_pconn_t *pc = p->data;
-    if (pc->last_cb == 2 && flush_header(pc) < 0)
-        return -1;
-    pc->last_cb = 1;
-    return buf_append(&pc->field, at, n) < 0 ? -1 : 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    net_pconn_t *pc = p->data;
-    pc->last_cb = 2;
-    return buf_append(&pc->value, at, n) < 0 ? -1 : 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    net_pconn_t *pc = p->data;
-    net_creq_t *r = pc->req;
-    net_head_t *h = &pc->building;
-
-    if (flush_header(pc) < 0)
-        return -1;
-    if (r == NULL)
-        return -1; /* a response nobody asked for */
-    pc->skip_interim = p->status_code >= 100 && p->status_code < 200;
-    if (pc->skip_interim)
-        return 0; /* 1xx: the real response follows */
-    h->status = p->status_code;
-    h->http_minor = p->http_minor;
-    h->keep_alive = http_should_keep_alive(p) != 0;
-    h->chunked = (p->flags & F_CHUNKED) != 0;
-    h->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
-    r->got_head = true;
-    if (r->cbs.on_head)
-        r->cbs.on_head(r, h, r->ctx);
-    if (pc->req != r || r->done)
-        return -1; /* aborted from the callback */
-    return r->method == HTTP_HEAD ? 1 : 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t n)
-{
-    net_pconn_t *pc = p->data;
-    net_creq_t *r = pc->req;
-
-    if (r == NULL)
-        return -1;
-    if (r->cbs.on_body)
-        r->cbs.on_body(r, at, n, r->ctx);
-    return pc->req != r || r->done ? -1 : 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    net_pconn_t *pc = p->data;
-    net_creq_t *r = pc->req;
-
-    if (pc->skip_interim) {
-        pc->skip_interim = false;
+    len = h1_parse_response(p, n, &hl, r->method == HTTP_HEAD, &m, w->fields,
+                            w->limits.max_header_count);
+    if (len == 0) {
+        pc->head_scanned = n;
         return 0;
     }
-    if (r == NULL)
+    pc->head_scanned = 0;
+    if (len < 0) {
+        finish(r, ERR_NET_BAD_RESPONSE, m.reason);
         return -1;
-    http_parser_pause(p, 1); /* anything after this response is not ours */
-    finish(r, 0, NULL);
-    return 0;
+    }
+    if (m.status >= 100 && m.status < 200) {
+        if (m.status == 101) {
+            finish(r, ERR_NET_BAD_RESPONSE, "unexpected 101 Switching Protocols");
+            return -1;
+        }
+        return len; /* 1xx: the real response follows */
+    }
+    if (net__head_adopt(&pc->head, p, (size_t)len, &m, w->fields) < 0) {
+        finish(r, ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    pc->in_body = true;
+    pc->body = m.body;
+    pc->resp_keep_alive = m.keep_alive;
+    pc->body_left = m.body == H1_BODY_LENGTH ? (uint64_t)m.content_length : 0;
+    if (m.body == H1_BODY_CHUNKED)
+        h1_chunked_init(&pc->chunked);
+    r->got_head = true;
+    if (r->cbs.on_head)
+        r->cbs.on_head(r, &pc->head, r->ctx);
+    if (pc->req != r || r->done)
+        return -1; /* aborted from the callback */
+    if (m.body == H1_BODY_NONE) {
+        finish(r, 0, NULL);
+        return pc->req == NULL ? len : -1;
+    }
+    return len;
+}
+
+/* Response body bytes: returns the bytes taken, or -1 when the request is over. */
+static long pc_body(net_pconn_t *pc, net_creq_t *r, const char *p, size_t n)
+{
+    size_t off = 0;
+
+    if (pc->body != H1_BODY_CHUNKED) {
+        size_t take = n;
+        if (pc->body == H1_BODY_LENGTH && (uint64_t)take > pc->body_left)
+            take = (size_t)pc->body_left;
+        if (pc->body == H1_BODY_LENGTH)
+            pc->body_left -= take;
+        if (take > 0 && r->cbs.on_body)
+            r->cbs.on_body(r, p, take, r->ctx);
+        if (pc->req != r || r->done)
+            return -1;
+        if (pc->body == H1_BODY_LENGTH && pc->body_left == 0)
+            finish(r, 0, NULL);
+        return (long)take;
+    }
+    while (off < n) {
+        const char *d;
+        size_t dn;
+        long used = h1_chunked_decode(&pc->chunked, p + off, n - off, &d, &dn);
+        if (used < 0) {
+            finish(r, ERR_NET_BAD_RESPONSE, pc->chunked.reason);
+            return -1;
+        }
+        off += (size_t)used;
+        if (dn > 0 && r->cbs.on_body)
+            r->cbs.on_body(r, d, dn, r->ctx);
+        if (pc->req != r || r->done)
+            return -1;
+        if (h1_chunked_done(&pc->chunked)) {
+            finish(r, 0, NULL);
+            break;
+        }
+    }
+    return (long)off;
+}
+
+/* The connection closed (EOF or TLS close_notify) while @p r was reading its response: a body
+ * delimited by the close is complete now; anything else was cut short. */
+static void pc_eof(net_pconn_t *pc, net_creq_t *r)
+{
+    if (pc->in_body && pc->body == H1_BODY_CLOSE) {
+        pc->resp_keep_alive = false;
+        finish(r, 0, NULL);
+        return;
+    }
+    finish(r, ERR_NET_UPSTREAM_CLOSED, "upstream closed the connection mid-response");
 }
 
 static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -398,9 +417,7 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         net__release_buf(w, buf);
         if (nread == UV_EOF && r->got_head) {
             /* Lets a read-until-close body complete; errors if the body was cut short. */
-            http_parser_execute(&pc->parser, &settings, NULL, 0);
-            if (pc->req == r && !r->done)
-                finish(r, ERR_NET_UPSTREAM_CLOSED, "upstream closed the connection mid-response");
+            pc_eof(pc, r);
             return;
         }
         fail(r, ERR_NET_UPSTREAM_CLOSED,
@@ -424,24 +441,66 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     net__release_buf(w, buf);
 }
 
-/* Plaintext response bytes for the current request. */
+/* Feeds response bytes [p, p+n) to the head or body reader. Returns the bytes taken (less than
+ * @p n only when an incomplete head waits for more), or -1 once the request is over (complete,
+ * failed or aborted); bytes after a complete response close the connection. */
+static long pc_feed(net_pconn_t *pc, net_creq_t *r, const char *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        long used =
+            pc->in_body ? pc_body(pc, r, p + off, n - off) : pc_head(pc, r, p + off, n - off);
+        if (used < 0 || (used > 0 && pc->req != r)) {
+            /* Over: bytes after the response are not ours, the connection cannot be trusted. */
+            if (used > 0 && off + (size_t)used < n)
+                pc_close(pc);
+            return -1;
+        }
+        if (used == 0)
+            break;
+        off += (size_t)used;
+    }
+    return (long)off;
+}
+
+/* Plaintext response bytes for the current request. A head split across reads is gathered in
+ * head_buf; everything else is handled straight from the read buffer. */
 static void pc_on_data(net_pconn_t *pc, const char *p, size_t n)
 {
     net_creq_t *r = pc->req;
-    size_t used;
-    enum http_errno e;
+    long used;
 
     r->got_any = true;
     pc->in_execute = true;
-    used = http_parser_execute(&pc->parser, &settings, p, n);
-    pc->in_execute = false;
-    e = HTTP_PARSER_ERRNO(&pc->parser);
-    if (pc->req == NULL && used < n) {
-        pc_close(pc); /* bytes after the response: the connection cannot be trusted */
-        return;
+    if (pc->head_buf.len > 0) {
+        size_t take = pc->head_buf.max - pc->head_buf.len;
+        if (take > n)
+            take = n;
+        if (buf_append(&pc->head_buf, p, take) < 0) {
+            finish(r, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        p += take;
+        n -= take;
+        used = pc_feed(pc, r, pc->head_buf.ptr, pc->head_buf.len);
+        if (used >= 0 && (size_t)used < pc->head_buf.len) {
+            /* Still incomplete (then every byte read is in head_buf). */
+            memmove(pc->head_buf.ptr, pc->head_buf.ptr + used, pc->head_buf.len - (size_t)used);
+            pc->head_buf.len -= (size_t)used;
+            goto out;
+        }
+        buf_free(&pc->head_buf);
+        if (used < 0) {
+            if (n > 0 && pc->req == NULL)
+                pc_close(pc);
+            goto out;
+        }
     }
-    if (pc->req == r && !r->done && (e != HPE_OK || used != n))
-        finish(r, ERR_NET_BAD_RESPONSE, http_errno_description(e));
+    used = pc_feed(pc, r, p, n);
+    if (used >= 0 && (size_t)used < n && buf_append(&pc->head_buf, p + used, n - (size_t)used) < 0)
+        finish(r, ERR_NOMEM, "out of memory");
+out:
+    pc->in_execute = false;
 }
 
 /* Advances the TLS handshake (checking the server is who we expect), then decrypts while the
@@ -480,8 +539,10 @@ static void pc_pump(net_pconn_t *pc)
             break;
         if (rc < 0) {
             pc->in_pump = false;
-            if (r->got_head && rc == ERR_CLOSED)
-                http_parser_execute(&pc->parser, &settings, NULL, 0);
+            if (r->got_head && rc == ERR_CLOSED) {
+                pc_eof(pc, r);
+                return;
+            }
             if (pc->req == r && !r->done)
                 fail(r, ERR_NET_UPSTREAM_CLOSED, d.msg[0] ? d.msg : "TLS connection closed");
             return;
@@ -629,8 +690,6 @@ static net_pconn_t *pool_take(net_worker_t *w, const char *key, const net_tls_t 
         net_pconn_t *pc = container_of(n, net_pconn_t, node);
         if (pc->req == NULL && !pc->closing && pc->connected && !pc->in_execute &&
             pc->tls_opts == tls && strcmp(pc->key, key) == 0) {
-            http_parser_init(&pc->parser, HTTP_RESPONSE);
-            pc->parser.data = pc;
             /* Most recently used last: move to the back so hot connections stay warm. */
             net__list_remove(&pc->node);
             net__list_push(&w->pool, &pc->node);
@@ -765,7 +824,7 @@ int net_creq_start_opts(net_worker_t *w, const net_creq_opts_t *o, const net_cre
     }
     pc->req = r;
     r->pc = pc;
-    pc->parser.data = pc;
+    pc_reset_response(pc);
     rc = req_send(r, "", 0, r->head_out.ptr, r->head_out.len, "", 0);
     if (rc < 0) {
         pc->req = NULL;
@@ -845,14 +904,4 @@ void net_creq_abort(net_creq_t *r)
     atomic_fetch_sub(&r->w->active, 1);
     buf_free(&r->head_out);
     mem_free(r);
-}
-
-__attribute__((constructor)) static void init_settings(void)
-{
-    settings.on_message_begin = on_message_begin;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
 }

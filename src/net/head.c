@@ -5,7 +5,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/str.h"
-#include "net/net.h"
+#include "net/net_int.h"
 
 /* Bytes a single head may hold in its store; the request parser enforces its own, smaller limit. */
 #define HEAD_STORE_MAX (1024 * 1024)
@@ -100,6 +100,53 @@ int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *v
         (net_header_t){h->store.ptr + noff, name_len, h->store.ptr + voff, value_len};
     if (str_eq(h->headers[h->header_count - 1].name, name_len, "connection"))
         h->has_connection = true;
+    return 0;
+}
+
+int net__head_adopt(net_head_t *h, const char *raw, size_t len, const h1_msg_t *m,
+                    const net_header_t *fields)
+{
+    size_t n = m->field_count;
+    char *copy = mem_try_alloc(len + 1);
+    net_header_t *arr = mem_try_alloc((n ? n : 1) * sizeof(*arr));
+
+    if (copy == NULL || arr == NULL) {
+        mem_free(copy);
+        mem_free(arr);
+        return ERR_NOMEM;
+    }
+    memcpy(copy, raw, len);
+    copy[len] = '\0';
+    net_head_free(h);
+    h->store.ptr = copy;
+    h->store.len = len;
+    h->store.cap = len + 1;
+    h->headers = arr;
+    h->header_cap = n ? n : 1;
+    h->header_count = n;
+    /* Every span is followed, inside the head, by a byte that is not part of it (':' after a
+     * name, whitespace or the line end after a value, SP after the target): it becomes the NUL. */
+    for (size_t i = 0; i < n; i++) {
+        char *name = copy + (fields[i].name - raw);
+        char *value = copy + (fields[i].value - raw);
+        lower(name, fields[i].name_len);
+        name[fields[i].name_len] = '\0';
+        value[fields[i].value_len] = '\0';
+        arr[i] = (net_header_t){name, fields[i].name_len, value, fields[i].value_len};
+    }
+    if (m->url != NULL) {
+        char *url = copy + (m->url - raw);
+        url[m->url_len] = '\0';
+        h->url = url;
+        h->url_len = m->url_len;
+    }
+    h->method = m->method;
+    h->status = m->status;
+    h->http_minor = m->http_minor;
+    h->content_length = m->content_length;
+    h->chunked = m->body == H1_BODY_CHUNKED;
+    h->keep_alive = m->keep_alive;
+    h->has_connection = m->has_connection;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <http_parser.h>
 #include <stdatomic.h>
 
+#include "net/h1.h"
 #include "net/net.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -64,6 +65,8 @@ struct net_worker {
     net__list_t dirty;    /* net__out_t with pending bytes */
     uv_prepare_t flusher; /* flushes dirty outputs before each poll */
     size_t conn_count;    /* accepted connections open */
+    net_header_t *fields; /* scratch for h1 while a head is parsed and adopted (no re-entry) */
+    size_t fields_cap;    /* its room: limits.max_header_count */
     bool stopping;
 };
 
@@ -142,6 +145,13 @@ void net__server_stop_listening(net_worker_t *w);
  * tests; on_request does not fire before this returns. */
 int net__adopt_fd(net_worker_t *w, int fd, const net_server_cbs_t *cbs, void *ctx)
     __attribute__((warn_unused_result));
+
+/* Makes @p h (initialised; anything it held is freed) the head parsed by h1 from [raw, raw+len):
+ * the bytes are copied once into the head's store, the spans of @p m and @p fields point into the
+ * copy, names lower-cased and every string NUL-terminated in place. Returns 0 or ERR_NOMEM (then
+ * @p h is unchanged). */
+int net__head_adopt(net_head_t *h, const char *raw, size_t len, const h1_msg_t *m,
+                    const net_header_t *fields) __attribute__((warn_unused_result));
 
 /* Sets TCP_NODELAY and keep-alive on a fresh socket. */
 void net__tune(uv_tcp_t *t);

@@ -28,15 +28,6 @@ typedef struct net_server {
     const net_tls_t *tls; /* TLS required on every connection; NULL for plain HTTP */
 } net_server_t;
 
-/* Where the obs-fold scan (scan_head) is in the bytes of a request head. */
-enum fold_state {
-    FOLD_START, /* before the request line, where http_parser skips empty lines */
-    FOLD_LINE,  /* inside a line */
-    FOLD_LF,    /* just after a LF */
-    FOLD_LF_CR, /* after LF CR: the head ends with the next byte */
-    FOLD_DONE,  /* the head ended; nothing to scan until the next request */
-};
-
 /* Where a connection is in its request/response cycle. */
 enum conn_state {
     CONN_IDLE,   /* waiting for the first byte of a request */
@@ -73,15 +64,10 @@ typedef struct net_conn {
     net_server_cbs_t cbs;      /* handler, copied: the listener may be closed (drain) and freed */
     void *ctx;                 /* handler context */
     net__list_t node;          /* in worker->conns */
-    http_parser parser;        /* request parser state */
     enum conn_state state;     /* see enum */
-    net_head_t building;       /* head being parsed */
-    buf_t field;               /* current header name, across fragments */
-    buf_t value;               /* current header value, across fragments */
-    int last_cb;               /* 0 none, 1 field, 2 value: which parser callback ran last */
-    size_t head_bytes;         /* bytes of the current head so far */
-    int parse_error;           /* status to answer when a callback rejected the head (0 none) */
-    const char *parse_reason;  /* short reason for that status */
+    size_t head_scanned;       /* bytes of the incomplete head last parsed (0: a new head) */
+    uint64_t body_left;        /* Content-Length body bytes still to read */
+    h1_chunked_t chunked;      /* chunked body decoder */
     net_sreq_t req;            /* the request in flight */
     buf_t pending;             /* received bytes not yet parsed */
     bool reading;              /* uv_read_start in effect */
@@ -94,12 +80,10 @@ typedef struct net_conn {
     net__tls_t *tls;           /* TLS state when tls_opts is set; owned */
     bool in_pump;              /* the decrypt loop is on the stack */
     char peer_id[NET_PEER_ID_MAX]; /* verified TLS peer identity, "" without TLS */
-    bool in_parser;                /* http_parser_execute is on the stack: do not re-enter it */
-    enum fold_state fold;          /* obs-fold scan of the current head */
+    bool in_feed;                  /* feed() is on the stack: it picks up new state itself */
     char peer_ip[INET6_ADDRSTRLEN];
 } net_conn_t;
 
-static http_parser_settings settings;
 static void on_out_done(net__out_t *o, int status);
 static void on_data(net_conn_t *c, const char *p, size_t n);
 static void tls_pump(net_conn_t *c);
@@ -138,10 +122,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     net__tls_free(c->tls);
-    net_head_free(&c->building);
     net_head_free(&c->req.head);
-    buf_free(&c->field);
-    buf_free(&c->value);
     buf_free(&c->pending);
     mem_free(c);
 }
@@ -249,6 +230,8 @@ static void reject(net_conn_t *c, int status, const char *reason)
 
     if (c->closing)
         return;
+    if (reason == NULL)
+        reason = "malformed request";
     n = snprintf(msg, sizeof(msg),
                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
@@ -260,376 +243,166 @@ static void reject(net_conn_t *c, int status, const char *reason)
         conn_close(c);
 }
 
-/* --- parser callbacks ------------------------------------------------------------------------- */
+/* --- parsing ---------------------------------------------------------------------------------- */
 
-static int count_head(net_conn_t *c, size_t n)
+static void body_complete(net_conn_t *c)
 {
-    c->head_bytes += n;
-    if (c->head_bytes > c->w->limits.max_head_bytes) {
-        c->parse_error = 431;
-        c->parse_reason = "request header section too large";
-        return -1;
-    }
-    return 0;
-}
+    net_sreq_t *r = &c->req;
 
-static int on_message_begin(http_parser *p)
-{
-    net_conn_t *c = p->data;
-    /* The handler may have closed the connection from on_message_complete of the previous
-     * request; pipelined bytes after it must not start a request on a dead connection. */
-    if (c->closing)
-        return -1;
-    c->state = CONN_HEAD;
-    c->head_bytes = 0;
-    c->last_cb = 0;
-    net_head_free(&c->building);
-    arm_timer(c, c->w->limits.head_timeout_ms);
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-    net_conn_t *c = p->data;
-    if (count_head(c, n) < 0)
-        return -1;
-    if (c->value.len + n > c->w->limits.max_url_bytes) {
-        c->parse_error = 414;
-        c->parse_reason = "request target too long";
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)at[i];
-        if (ch <= 0x20 || ch == 0x7f) {
-            c->parse_error = 400;
-            c->parse_reason = "invalid character in request target";
-            return -1;
-        }
-    }
-    /* The URL is collected in the value buffer until the first header field starts. */
-    if (buf_append(&c->value, at, n) < 0) {
-        c->parse_error = 414;
-        c->parse_reason = "request target too long";
-        return -1;
-    }
-    return 0;
-}
-
-/* Field values may not carry NUL, CR or LF (RFC 9110 §5.5); http_parser already refuses most. */
-static bool value_ok(const char *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if (ch == 0 || ch == '\r' || ch == '\n')
-            return false;
-    }
-    return true;
-}
-
-/* RFC 9110 §5.6.2 tchar. The packaged http_parser is built non-strict and lets a space into a
- * field name, so names are checked here. */
-static bool name_ok(const char *p, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL)))
-            return false;
-    }
-    return true;
-}
-
-static int flush_header(net_conn_t *c)
-{
-    const char *v = buf_ptr(&c->value);
-    size_t vlen = c->value.len;
-
-    if (c->last_cb != 2)
-        return 0;
-    if (c->building.header_count >= c->w->limits.max_header_count) {
-        c->parse_error = 431;
-        c->parse_reason = "too many header fields";
-        return -1;
-    }
-    str_trim(&v, &vlen);
-    if (!name_ok(buf_ptr(&c->field), c->field.len)) {
-        c->parse_error = 400;
-        c->parse_reason = "invalid header field name";
-        return -1;
-    }
-    if (!value_ok(v, vlen)) {
-        c->parse_error = 400;
-        c->parse_reason = "invalid header value";
-        return -1;
-    }
-    if (net_head_add(&c->building, buf_ptr(&c->field), c->field.len, v, vlen) < 0) {
-        c->parse_error = 431;
-        c->parse_reason = "request header section too large";
-        return -1;
-    }
-    buf_reset(&c->field);
-    buf_reset(&c->value);
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    net_conn_t *c = p->data;
-    /* Trailer fields of a chunked body (RFC 9112 §7.1.2) come through here too. They are dropped
-     * (RFC 9110 §6.5.1): the head went to the handler already. */
-    if (c->state == CONN_ACTIVE)
-        return 0;
-    if (count_head(c, n) < 0)
-        return -1;
-    if (c->last_cb == 0) {
-        /* The URL is complete. */
-        if (net_head_set_url(&c->building, buf_ptr(&c->value), c->value.len) < 0)
-            return -1;
-        buf_reset(&c->value);
-    } else if (c->last_cb == 2 && flush_header(c) < 0) {
-        return -1;
-    }
-    c->last_cb = 1;
-    if (buf_append(&c->field, at, n) < 0) {
-        c->parse_error = 431;
-        c->parse_reason = "header field name too long";
-        return -1;
-    }
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    net_conn_t *c = p->data;
-    if (c->state == CONN_ACTIVE)
-        return 0; /* a trailer field, see on_header_field */
-    if (count_head(c, n) < 0)
-        return -1;
-    c->last_cb = 2;
-    if (buf_append(&c->value, at, n) < 0) {
-        c->parse_error = 431;
-        c->parse_reason = "header field value too long";
-        return -1;
-    }
-    return 0;
-}
-
-/* Checks RFC 9112 framing rules a proxy must enforce beyond what http_parser checks. Returns the
- * status to answer, or 0. */
-static int check_head(net_conn_t *c, const char **why)
-{
-    net_head_t *h = &c->building;
-    const net_header_t *te = net_head_get(h, "transfer-encoding");
-
-    if (c->parser.http_major != 1) {
-        *why = "only HTTP/1.x is supported";
-        return 505;
-    }
-    if (h->http_minor == 1 && net_head_count(h, "host") != 1) {
-        *why = "exactly one Host header is required";
-        return 400;
-    }
-    if (te != NULL && net_head_get(h, "content-length") != NULL) {
-        *why = "both Transfer-Encoding and Content-Length";
-        return 400;
-    }
-    if (net_head_count(h, "transfer-encoding") > 1 ||
-        (te != NULL && !str_ieq(te->value, te->value_len, "chunked"))) {
-        *why = "unsupported transfer coding";
-        return 501;
-    }
-    if (te != NULL && !(c->parser.flags & F_CHUNKED)) {
-        /* Our trimmed value says "chunked" but http_parser framed it otherwise (it does not
-         * strip a trailing HTAB): the body length is unreliable (RFC 9112 §6.1), refuse it. */
-        *why = "malformed Transfer-Encoding";
-        return 400;
-    }
-    if (c->parser.method == HTTP_CONNECT || c->parser.upgrade) {
-        *why = "upgrade and CONNECT are not supported";
-        return 501;
-    }
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    net_conn_t *c = p->data;
-    net_head_t *h = &c->building;
-    const net_header_t *ex;
-    const char *why = NULL;
-    int status;
-
-    if (c->last_cb == 0) {
-        if (net_head_set_url(h, buf_ptr(&c->value), c->value.len) < 0)
-            return -1;
-        buf_reset(&c->value);
-    }
-    if (flush_header(c) < 0)
-        return -1;
-    h->method = p->method;
-    /* RFC 9110 §2.5: a later 1.x minor is served as 1.1 (head.http_minor is 0 or 1). */
-    h->http_minor = p->http_minor > 0 ? 1 : 0;
-    h->keep_alive = http_should_keep_alive(p) != 0;
-    h->chunked = (p->flags & F_CHUNKED) != 0;
-    h->content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
-    status = check_head(c, &why);
-    if (status != 0) {
-        c->parse_error = status;
-        c->parse_reason = why;
-        return -1;
-    }
-
-    /* Hand the request over. */
-    net_head_free(&c->req.head);
-    c->req = (net_sreq_t){.conn = c, .head = *h};
-    c->req.stats.start_ns = uv_hrtime();
-    net_head_init(h);
-    ex = net_head_get(&c->req.head, "expect");
-    c->req.expect_continue = ex != NULL && str_ieq(ex->value, ex->value_len, "100-continue");
-    c->req.body_done = !(c->req.head.chunked || c->req.head.content_length > 0);
-    c->state = CONN_ACTIVE;
-    set_active(c, true);
     uv_timer_stop(&c->timer);
-    /* Stop parsing until the handler asks for the body: it may first need to resolve a target. */
-    http_parser_pause(p, 1);
-    return 0;
+    r->body_done = true;
+    if (!r->ended && r->body_wanted && r->cbs.on_body_end)
+        r->cbs.on_body_end(r, r->ctx);
 }
 
-static int on_body(http_parser *p, const char *at, size_t n)
+static void deliver(net_conn_t *c, const char *p, size_t n)
 {
-    net_conn_t *c = p->data;
     net_sreq_t *r = &c->req;
 
     arm_timer(c, c->w->limits.body_idle_timeout_ms);
     r->stats.in_bytes += n;
     if (!r->ended && r->cbs.on_body)
-        r->cbs.on_body(r, at, n, r->ctx);
-    if (c->closing)
-        return -1;
-    if (r->paused)
-        http_parser_pause(p, 1);
-    return 0;
+        r->cbs.on_body(r, p, n, r->ctx);
 }
 
-static int on_message_complete(http_parser *p)
+/* Body bytes of the request in flight from [p, p+n): returns how many were taken. Stops when the
+ * handler pauses, the body ends, or the connection closes. */
+static size_t feed_body(net_conn_t *c, const char *p, size_t n)
 {
-    net_conn_t *c = p->data;
     net_sreq_t *r = &c->req;
+    size_t off = 0;
 
-    if (c->state != CONN_ACTIVE)
-        return 0;
-    uv_timer_stop(&c->timer);
-    r->body_done = true;
-    if (!r->ended && r->body_wanted && r->cbs.on_body_end)
-        r->cbs.on_body_end(r, r->ctx);
-    /* Requests are served one at a time: parse nothing more until this response is done. Even
-     * when the handler finished it from the callback above, stop here, so that feed() scans the
-     * next head for folding before the parser reads it. */
-    if (!c->closing)
-        http_parser_pause(p, 1);
-    return 0;
-}
-
-/* --- reading and dispatch --------------------------------------------------------------------- */
-
-/* RFC 9112 §5.2: a line starting with SP or HTAB inside the head is obsolete line folding, which
- * a proxy must reject rather than unfold (http_parser would unfold it). Scans [p, p+n) up to the
- * end of the head, carrying its state across calls, and returns the offset of the folding byte,
- * or @p n when there is none. */
-static size_t scan_head(net_conn_t *c, const char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n && c->fold != FOLD_DONE) {
-        switch (c->fold) {
-        case FOLD_START:
-            if (p[i] != '\r' && p[i] != '\n')
-                c->fold = FOLD_LINE;
-            i++;
-            break;
-        case FOLD_LINE: { /* only the byte after a LF matters: skip to it */
-            const char *lf = memchr(p + i, '\n', n - i);
-            if (lf == NULL)
-                return n;
-            i = (size_t)(lf - p) + 1;
-            c->fold = FOLD_LF;
-            break;
-        }
-        case FOLD_LF:
-            if (p[i] == ' ' || p[i] == '\t')
-                return i;
-            c->fold = p[i] == '\n' ? FOLD_DONE : p[i] == '\r' ? FOLD_LF_CR : FOLD_LINE;
-            i++;
-            break;
-        case FOLD_LF_CR:
-            c->fold = FOLD_DONE; /* non-strict http_parser takes any byte here as the LF */
-            i++;
-            break;
-        case FOLD_DONE:
-            break;
-        }
+    if (!r->head.chunked) {
+        size_t take = n;
+        if ((uint64_t)take > c->body_left)
+            take = (size_t)c->body_left;
+        c->body_left -= take;
+        deliver(c, p, take);
+        if (c->body_left == 0 && !c->closing)
+            body_complete(c);
+        return take;
     }
-    return n;
-}
-
-/* Feeds [p, p+n) to the parser and dispatches a request whose head completed. Returns how many
- * bytes were consumed; stores nothing. The fold scan runs ahead of the parser, which is then
- * given only the bytes before a fold: the first problem in byte order decides the answer, however
- * the input was split into reads. */
-static size_t feed(net_conn_t *c, const char *p, size_t n)
-{
-    size_t fold = c->state != CONN_ACTIVE ? scan_head(c, p, n) : n;
-    size_t used;
-    enum http_errno e;
-
-    c->in_parser = true;
-    used = http_parser_execute(&c->parser, &settings, p, fold);
-    c->in_parser = false;
-    e = HTTP_PARSER_ERRNO(&c->parser);
-    if (c->closing)
-        return n;
-    if (e == HPE_OK && fold < n) {
-        reject(c, 400, "obsolete header line folding");
-        return n;
-    }
-    if (e == HPE_PAUSED) {
-        if (c->state == CONN_IDLE) {
-            /* Paused at the end of a request the handler has finished already. */
-            http_parser_pause(&c->parser, 0);
-        } else if (c->state == CONN_ACTIVE && !c->req.dispatched) {
-            /* Dispatch outside the parser, so the handler may resume or respond at once. */
-            c->req.dispatched = true;
-            c->cbs.on_request(&c->req, c->ctx);
-        }
-        return used;
-    }
-    if (e != HPE_OK) {
-        int status = c->parse_error ? c->parse_error : 400;
-        const char *why = c->parse_reason ? c->parse_reason : http_errno_description(e);
-        if (e == HPE_HEADER_OVERFLOW)
-            status = 431;
-        else if (e == HPE_INVALID_TRANSFER_ENCODING)
-            status = 501;
-        if (c->state == CONN_ACTIVE) {
+    while (off < n && !c->closing && !r->paused) {
+        const char *d;
+        size_t dn;
+        long used = h1_chunked_decode(&c->chunked, p + off, n - off, &d, &dn);
+        if (used < 0) {
             /* The head was accepted but the body framing broke: the handler is told the client is
              * gone (a truncated body must not be forwarded as complete). */
+            log_debug("net", "bad request body from %s: %s", c->peer_ip, c->chunked.reason);
             c->client_gone = true;
             conn_close_after_output(c);
-        } else {
-            reject(c, status, why);
+            return n;
         }
-        return n;
+        off += (size_t)used;
+        if (dn > 0)
+            deliver(c, d, dn);
+        if (h1_chunked_done(&c->chunked)) {
+            /* Stop here whatever the handler does next (it may end the request, and the
+             * connection move on to the next head). */
+            if (!c->closing)
+                body_complete(c);
+            return off;
+        }
     }
-    return used;
+    return off;
 }
 
-/* Parses buffered bytes while the parser is not paused, then decides whether to read more. */
+/* A request head at [p, p+n) (the start of a head). Returns the bytes it took (the head, when
+ * complete and dispatched) or 0 (incomplete, kept by the caller; or refused). */
+static size_t feed_head(net_conn_t *c, const char *p, size_t n)
+{
+    net_worker_t *w = c->w;
+    const net_limits_t *l = &w->limits;
+    h1_limits_t hl = {.max_head_bytes = l->max_head_bytes, .max_url_bytes = l->max_url_bytes};
+    h1_msg_t m;
+    size_t blank = 0;
+    int len;
+
+    /* Empty lines before a request line (RFC 9112 §2.2) are dropped as they come, so that they
+     * never pile up in the pending buffer. */
+    while (blank < n &&
+           (p[blank] == '\n' || (p[blank] == '\r' && blank + 1 < n && p[blank + 1] == '\n')))
+        blank += p[blank] == '\n' ? 1 : 2;
+    if (blank > 0) {
+        c->head_scanned = 0;
+        return blank;
+    }
+    /* A head is parsed whole at once on its first bytes (the common case); one that arrives in
+     * pieces is parsed again only when worth it (h1_worth_parsing). */
+    if (c->head_scanned != 0 && !h1_worth_parsing(p, n, &c->head_scanned))
+        len = 0;
+    else
+        len = h1_parse_request(p, n, &hl, &m, w->fields, l->max_header_count);
+    if (len == 0) {
+        c->head_scanned = n;
+        if (c->state == CONN_IDLE) {
+            c->state = CONN_HEAD;
+            arm_timer(c, l->head_timeout_ms);
+        }
+        return 0;
+    }
+    c->head_scanned = 0;
+    if (len < 0) {
+        reject(c, -len, m.reason);
+        return 0;
+    }
+    net_head_free(&c->req.head);
+    c->req = (net_sreq_t){.conn = c};
+    if (net__head_adopt(&c->req.head, p, (size_t)len, &m, w->fields) < 0) {
+        net_head_init(&c->req.head);
+        reject(c, 503, "out of memory");
+        return 0;
+    }
+    c->req.stats.start_ns = uv_hrtime();
+    c->req.expect_continue = m.expect_continue;
+    c->req.body_done = m.body == H1_BODY_NONE;
+    c->body_left = m.body == H1_BODY_LENGTH ? (uint64_t)m.content_length : 0;
+    if (m.body == H1_BODY_CHUNKED)
+        h1_chunked_init(&c->chunked);
+    c->state = CONN_ACTIVE;
+    set_active(c, true);
+    uv_timer_stop(&c->timer);
+    c->req.dispatched = true;
+    c->cbs.on_request(&c->req, c->ctx);
+    return (size_t)len;
+}
+
+/* Takes what the connection's state allows from [p, p+n): request heads, and the body of the
+ * request in flight while the handler wants it. Returns how many bytes were taken; the rest waits
+ * (a head split across reads, a body not wanted yet, a pipelined request). Handlers run from
+ * here and may change the state (respond, end, pause, close); the loop re-reads it each turn. */
+static size_t feed(net_conn_t *c, const char *p, size_t n)
+{
+    size_t off = 0;
+
+    c->in_feed = true;
+    /* Once the connection is to close after its output (a refused head, a response that ends
+     * the connection), nothing more is parsed: the rest is dropped. */
+    while (off < n && !c->closing && !c->close_after_write) {
+        size_t used;
+        if (c->state != CONN_ACTIVE) {
+            used = feed_head(c, p + off, n - off);
+        } else {
+            net_sreq_t *r = &c->req;
+            if (r->body_done || !r->body_wanted || r->paused)
+                break;
+            used = feed_body(c, p + off, n - off);
+        }
+        if (used == 0)
+            break; /* a head needs more bytes or was refused, or the handler paused */
+        off += used;
+    }
+    c->in_feed = false;
+    return c->closing || c->close_after_write ? n : off;
+}
+
+/* Feeds buffered bytes while they are taken, then decides whether to read more. */
 static void conn_process(net_conn_t *c)
 {
-    if (c->in_parser)
-        return; /* the parser loop further up the stack picks up the new state */
-    while (!c->closing && c->pending.len > 0 && HTTP_PARSER_ERRNO(&c->parser) == HPE_OK) {
+    if (c->in_feed)
+        return; /* the feed loop further up the stack picks up the new state */
+    while (!c->closing && c->pending.len > 0) {
         buf_t tmp = c->pending;
         size_t used;
         buf_init(&c->pending, tmp.max);
@@ -638,11 +411,12 @@ static void conn_process(net_conn_t *c)
             buf_append(&c->pending, tmp.ptr + used, tmp.len - used) < 0)
             reject(c, 431, "too much pipelined data");
         buf_free(&tmp);
+        if (used == 0)
+            break;
     }
     if (c->closing)
         return;
-    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && c->state == CONN_ACTIVE &&
-        !c->req.body_done && (!c->req.body_wanted || c->req.paused)) {
+    if (c->state == CONN_ACTIVE && !c->req.body_done && (!c->req.body_wanted || c->req.paused)) {
         stop_reading(c); /* backpressure: the handler is not ready for body bytes */
         return;
     }
@@ -681,11 +455,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     net__release_buf(w, buf);
 }
 
-/* Plaintext request bytes: parse what the parser takes, keep the rest, then decide about
+/* Plaintext request bytes: take what the state allows, keep the rest, then decide about
  * reading more. */
 static void on_data(net_conn_t *c, const char *p, size_t n)
 {
-    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_OK && c->pending.len == 0) {
+    if (!c->in_feed && c->pending.len == 0) {
         size_t used = feed(c, p, n);
         if (!c->closing && used < n && buf_append(&c->pending, p + used, n - used) < 0)
             reject(c, 431, "too much pipelined data");
@@ -741,8 +515,6 @@ static void tls_pump(net_conn_t *c)
             return;
         }
         on_data(c, w->tls_buf, (size_t)rc);
-        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && !c->reading)
-            break;
     }
 out:
     c->in_pump = false;
@@ -769,7 +541,7 @@ static void on_timer(uv_timer_t *t)
 {
     net_conn_t *c = t->data;
 
-    if (c->state == CONN_HEAD && c->head_bytes > 0) {
+    if (c->state == CONN_HEAD) {
         reject(c, 408, "request head not received in time");
         return;
     }
@@ -791,10 +563,9 @@ static void conn_next(net_conn_t *c)
     memset(&c->req, 0, sizeof(c->req));
     net_head_init(&c->req.head);
     c->state = CONN_IDLE;
-    c->fold = FOLD_START;
+    c->head_scanned = 0;
     set_active(c, false);
     arm_timer(c, c->w->limits.keepalive_timeout_ms);
-    http_parser_pause(&c->parser, 0);
     conn_process(c);
 }
 
@@ -814,12 +585,7 @@ static net_conn_t *conn_new(net_worker_t *w, const net_server_cbs_t *cbs, void *
     c->timer.data = c;
     net__list_push(&w->conns, &c->node);
     w->conn_count++;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    net_head_init(&c->building);
     net_head_init(&c->req.head);
-    buf_init(&c->field, w->limits.max_head_bytes);
-    buf_init(&c->value, w->limits.max_head_bytes);
     buf_init(&c->pending, w->limits.max_head_bytes);
     net__out_init(&c->out, (uv_stream_t *)&c->tcp, NET_OUT_MAX);
     c->out.on_error = on_out_error;
@@ -1034,7 +800,6 @@ void net_sreq_read_body(net_sreq_t *r, const net_sreq_body_cbs_t *cbs, void *ctx
         return;
     }
     arm_timer(c, c->w->limits.body_idle_timeout_ms);
-    http_parser_pause(&c->parser, 0);
     conn_process(c);
 }
 
@@ -1049,10 +814,8 @@ void net_sreq_resume(net_sreq_t *r)
     if (!r->paused)
         return;
     r->paused = false;
-    if (r->body_wanted && !r->body_done && !c->closing) {
-        http_parser_pause(&c->parser, 0);
+    if (r->body_wanted && !r->body_done && !c->closing)
         conn_process(c);
-    }
 }
 
 void net_sreq_continue(net_sreq_t *r)
@@ -1222,15 +985,4 @@ void net_sreq_abort(net_sreq_t *r)
         return;
     req_finish(c, true);
     conn_close(c);
-}
-
-__attribute__((constructor)) static void init_settings(void)
-{
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
 }

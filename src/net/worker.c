@@ -48,6 +48,8 @@ net_worker_t *net_worker_new(const net_limits_t *limits, int index)
 
     w->limits = *limits;
     w->index = index;
+    w->fields_cap = limits->max_header_count ? limits->max_header_count : 1;
+    w->fields = mem_calloc(w->fields_cap * sizeof(*w->fields));
     net__list_init(&w->servers);
     net__list_init(&w->conns);
     net__list_init(&w->pool);
@@ -63,6 +65,7 @@ net_worker_t *net_worker_new(const net_limits_t *limits, int index)
     }
     if (rc < 0) {
         log_error("net", "cannot create worker loop: %s", uv_strerror(rc));
+        mem_free(w->fields);
         mem_free(w);
         return NULL;
     }
@@ -126,6 +129,7 @@ void net_worker_free(net_worker_t *w)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
     }
+    mem_free(w->fields);
     mem_free(w);
 }
 

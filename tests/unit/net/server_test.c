@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <http_parser.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -237,12 +238,96 @@ TEST(chunked_trailers_accepted_and_dropped)
     ASSERT(strstr(resp, "POST /t 3:abc") != NULL);
 }
 
-TEST(transfer_encoding_the_parser_does_not_take_as_chunked_rejected)
+TEST(transfer_encoding_framing_follows_the_trimmed_value)
 {
     start();
-    /* A trailing HTAB: our trimmed value says "chunked", http_parser does not frame it so. */
-    X("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \t\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    /* A trailing HTAB is optional whitespace (RFC 9110 §5.5): the value is "chunked", and the body
+     * is framed by the same value the checks saw. */
+    X("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \t\r\nConnection: close\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n");
+    ASSERT_EQ(status_of(resp), 200);
+    ASSERT(strstr(resp, "POST / 3:abc") != NULL);
+    X("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n");
+    ASSERT_EQ(status_of(resp), 501);
+}
+
+TEST(head_split_into_single_bytes)
+{
+    static const char req[] = "\r\nPOST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                              "Connection: close\r\n\r\nhi";
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {.tv_sec = 2};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    size_t got = 0;
+    start();
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (size_t i = 0; i < sizeof(req) - 1; i++) {
+        ASSERT_EQ(write(fd, req + i, 1), 1);
+        usleep(1000);
+    }
+    for (;;) {
+        ssize_t n = read(fd, resp + got, sizeof(resp) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    resp[got] = '\0';
+    close(fd);
+    ASSERT_EQ(status_of(resp), 200);
+    ASSERT(strstr(resp, "POST /s 2:hi") != NULL);
+}
+
+/* Sends [p, p+n) in pieces of @p piece bytes with a pause between them; returns the reply. */
+static void send_in_pieces(const char *p, size_t n, size_t piece)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {.tv_sec = 2};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    size_t got = 0;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        abort();
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (size_t i = 0; i < n; i += piece) {
+        size_t k = n - i < piece ? n - i : piece;
+        if (send(fd, p + i, k, MSG_NOSIGNAL) != (ssize_t)k)
+            break;
+        usleep(1000);
+    }
+    for (;;) {
+        ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    resp[got] = '\0';
+    close(fd);
+}
+
+TEST(long_head_in_pieces_served_and_refused)
+{
+    /* Longer than H1_RESCAN_BYTES: parsed again when a line ends. A bad line in a later piece is
+     * answered when it ends, not at the head timeout. */
+    buf_t b;
+    start();
+    buf_init(&b, 1 << 16);
+    ASSERT_EQ(buf_append_str(&b, "GET /long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"), 0);
+    for (int i = 0; i < 15; i++)
+        ASSERT_EQ(buf_printf(&b, "X-Pad-%02d: %0400d\r\n", i, i), 0);
+    ASSERT_EQ(buf_append_str(&b, "\r\n"), 0);
+    send_in_pieces(b.ptr, b.len, 500);
+    ASSERT_EQ(status_of(resp), 200);
+    ASSERT(strstr(resp, "GET /long 0:") != NULL);
+    b.len -= 2;
+    ASSERT_EQ(buf_append_str(&b, "Bad Name: v\r\n"), 0); /* no end of head follows */
+    send_in_pieces(b.ptr, b.len, 500);
     ASSERT_EQ(status_of(resp), 400);
+    ASSERT(strstr(resp, "invalid header field name") != NULL);
+    buf_free(&b);
 }
 
 TEST(http_versions_other_than_1x)
