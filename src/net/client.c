@@ -18,7 +18,7 @@
 
 typedef struct net_pconn {
     uv_tcp_t tcp;                 /* the upstream socket */
-    uv_timer_t timer;             /* connect / idle-in-pool / response-idle timeout */
+    net__deadline_t timer;        /* connect / idle-in-pool / response-idle timeout */
     uv_connect_t connect;         /* connect request */
     uv_getaddrinfo_t gai;         /* name lookup for non-numeric hosts */
     int handles;                  /* handles not yet closed; freed at 0 */
@@ -100,13 +100,14 @@ static void pc_close(net_pconn_t *pc)
     net__list_remove(&pc->node);
     if (pc->resolving)
         uv_cancel((uv_req_t *)&pc->gai);
-    uv_close((uv_handle_t *)&pc->timer, on_pc_closed);
+    pc->timer.timer.data = pc; /* on_pc_closed finds the connection */
+    uv_close((uv_handle_t *)&pc->timer.timer, on_pc_closed);
     uv_close((uv_handle_t *)&pc->tcp, on_pc_closed);
 }
 
-static void on_pc_timer(uv_timer_t *t)
+static void on_pc_timer(void *arg)
 {
-    net_pconn_t *pc = t->data;
+    net_pconn_t *pc = arg;
     net_creq_t *r = pc->req;
 
     if (r == NULL) { /* idle in the pool for too long */
@@ -122,9 +123,9 @@ static void pc_arm(net_pconn_t *pc, uint64_t ms)
     if (pc->closing)
         return;
     if (ms == 0)
-        uv_timer_stop(&pc->timer);
+        net__deadline_clear(&pc->timer);
     else
-        uv_timer_start(&pc->timer, on_pc_timer, ms, 0);
+        net__deadline_set(&pc->timer, ms);
 }
 
 static void pc_pump(net_pconn_t *pc);
@@ -138,9 +139,8 @@ static net_pconn_t *pc_new(net_worker_t *w, const char *key, int port, const net
     pc->port = port;
     str_copy(pc->key, sizeof(pc->key), key);
     uv_tcp_init(&w->loop, &pc->tcp);
-    uv_timer_init(&w->loop, &pc->timer);
+    net__deadline_init(&w->loop, &pc->timer, on_pc_timer, pc);
     pc->tcp.data = pc;
-    pc->timer.data = pc;
     net_head_init(&pc->head);
     buf_init(&pc->head_buf, w->limits.max_head_bytes + 1);
     net__out_init(&pc->out, (uv_stream_t *)&pc->tcp, NET_OUT_MAX);
@@ -427,7 +427,7 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (r->idle_timeout_ms)
         pc_arm(pc, r->idle_timeout_ms);
     else
-        uv_timer_stop(&pc->timer);
+        net__deadline_clear(&pc->timer);
     if (pc->tls != NULL) {
         int rc = net__tls_feed(pc->tls, buf->base, (size_t)nread);
         net__release_buf(w, buf);
@@ -810,7 +810,6 @@ int net_creq_start_opts(net_worker_t *w, const net_creq_opts_t *o, const net_cre
         goto fail;
     pc = pool_take(w, key, tls);
     if (pc != NULL) {
-        uv_timer_stop(&pc->timer);
         pc_arm(pc, idle_timeout_ms);
     } else {
         pc = pc_new(w, key, port, tls, expect_peer);

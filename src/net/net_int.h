@@ -156,4 +156,23 @@ int net__head_adopt(net_head_t *h, const char *raw, size_t len, const h1_msg_t *
 /* Sets TCP_NODELAY and keep-alive on a fresh socket. */
 void net__tune(uv_tcp_t *t);
 
+/* A timeout that moves on every request but seldom fires (head, body-idle, keep-alive and upstream
+ * idle timeouts). Setting or clearing it writes a deadline; the libuv timer (a heap operation) is
+ * restarted only when it would otherwise fire too late, and when it fires early it re-arms itself
+ * for the rest. So a busy keep-alive connection touches the timer heap about once per timeout
+ * period instead of several times per request. */
+typedef struct net__deadline {
+    uv_timer_t timer;      /* close it with uv_close((uv_handle_t *)&d->timer, ...) */
+    uint64_t due;          /* loop time (ms) when the timeout is up; 0 = none */
+    void (*cb)(void *arg); /* called once due has passed */
+    void *arg;             /* for cb */
+} net__deadline_t;
+
+/** Initialises @p d on @p loop; nothing is due. */
+void net__deadline_init(uv_loop_t *loop, net__deadline_t *d, void (*cb)(void *arg), void *arg);
+/** The timeout is up @p ms (> 0) from now (loop time), replacing any earlier setting. */
+void net__deadline_set(net__deadline_t *d, uint64_t ms);
+/** Nothing is due any more (the libuv timer may still fire once, to no effect). */
+void net__deadline_clear(net__deadline_t *d);
+
 #endif

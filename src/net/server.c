@@ -58,7 +58,7 @@ struct net_sreq {
 
 typedef struct net_conn {
     uv_tcp_t tcp;              /* the client socket */
-    uv_timer_t timer;          /* head / idle / body timeouts */
+    net__deadline_t timer;     /* head / idle / body timeouts */
     int handles;               /* handles not yet closed; freed at 0 */
     net_worker_t *w;           /* owner */
     net_server_cbs_t cbs;      /* handler, copied: the listener may be closed (drain) and freed */
@@ -158,7 +158,8 @@ static void conn_close(net_conn_t *c)
     net__out_release(&c->out);
     net__list_remove(&c->node);
     c->w->conn_count--;
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    c->timer.timer.data = c; /* on_handle_closed finds the connection */
+    uv_close((uv_handle_t *)&c->timer.timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
@@ -249,7 +250,7 @@ static void body_complete(net_conn_t *c)
 {
     net_sreq_t *r = &c->req;
 
-    uv_timer_stop(&c->timer);
+    net__deadline_clear(&c->timer);
     r->body_done = true;
     if (!r->ended && r->body_wanted && r->cbs.on_body_end)
         r->cbs.on_body_end(r, r->ctx);
@@ -362,7 +363,7 @@ static size_t feed_head(net_conn_t *c, const char *p, size_t n)
         h1_chunked_init(&c->chunked);
     c->state = CONN_ACTIVE;
     set_active(c, true);
-    uv_timer_stop(&c->timer);
+    net__deadline_clear(&c->timer);
     c->req.dispatched = true;
     c->cbs.on_request(&c->req, c->ctx);
     return (size_t)len;
@@ -537,9 +538,9 @@ static void start_reading(net_conn_t *c)
         tls_pump(c);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(void *arg)
 {
-    net_conn_t *c = t->data;
+    net_conn_t *c = arg;
 
     if (c->state == CONN_HEAD) {
         reject(c, 408, "request head not received in time");
@@ -553,7 +554,7 @@ static void on_timer(uv_timer_t *t)
 static void arm_timer(net_conn_t *c, uint64_t ms)
 {
     if (!c->closing)
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+        net__deadline_set(&c->timer, ms);
 }
 
 /* Prepares the connection for its next request after a response ended. */
@@ -580,9 +581,8 @@ static net_conn_t *conn_new(net_worker_t *w, const net_server_cbs_t *cbs, void *
     c->ctx = ctx;
     c->handles = 2;
     uv_tcp_init(&w->loop, &c->tcp);
-    uv_timer_init(&w->loop, &c->timer);
+    net__deadline_init(&w->loop, &c->timer, on_timer, c);
     c->tcp.data = c;
-    c->timer.data = c;
     net__list_push(&w->conns, &c->node);
     w->conn_count++;
     net_head_init(&c->req.head);

@@ -309,3 +309,44 @@ void net__tune(uv_tcp_t *t)
 {
     uv_tcp_nodelay(t, 1);
 }
+
+/* --- lazy deadlines ----------------------------------------------------------------------------
+ */
+
+static void deadline_fire(uv_timer_t *t)
+{
+    net__deadline_t *d = t->data;
+    uint64_t now = uv_now(t->loop);
+
+    if (d->due == 0)
+        return; /* cleared since it was armed */
+    if (now < d->due) {
+        uv_timer_start(t, deadline_fire, d->due - now, 0); /* moved later meanwhile */
+        return;
+    }
+    d->due = 0;
+    d->cb(d->arg);
+}
+
+void net__deadline_init(uv_loop_t *loop, net__deadline_t *d, void (*cb)(void *arg), void *arg)
+{
+    uv_timer_init(loop, &d->timer);
+    d->timer.data = d;
+    d->due = 0;
+    d->cb = cb;
+    d->arg = arg;
+}
+
+void net__deadline_set(net__deadline_t *d, uint64_t ms)
+{
+    uint64_t now = uv_now(d->timer.loop);
+
+    d->due = now + ms;
+    if (!uv_is_active((uv_handle_t *)&d->timer) || now + uv_timer_get_due_in(&d->timer) > d->due)
+        uv_timer_start(&d->timer, deadline_fire, ms, 0);
+}
+
+void net__deadline_clear(net__deadline_t *d)
+{
+    d->due = 0;
+}
