@@ -12,11 +12,23 @@ void buf_init(buf_t *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->local = false;
+}
+
+void buf_init_local(buf_t *b, char *mem, size_t size, size_t max)
+{
+    b->ptr = mem;
+    b->len = 0;
+    b->cap = size < max + 1 ? size : max + 1; /* the inline append trusts cap to respect max */
+    b->max = max;
+    b->local = true;
+    mem[0] = '\0';
 }
 
 void buf_free(buf_t *b)
 {
-    mem_free(b->ptr);
+    if (!b->local)
+        mem_free(b->ptr);
     buf_init(b, b->max);
 }
 
@@ -45,9 +57,17 @@ static int reserve(buf_t *b, size_t extra)
         cap = cap * 2 < cap ? need : cap * 2;
     if (cap > b->max + 1)
         cap = b->max + 1;
-    p = mem_try_realloc(b->ptr, cap);
-    if (p == NULL)
-        return ERR_NOMEM;
+    if (b->local) { /* outgrew the caller's memory: move to the heap */
+        p = mem_try_alloc(cap);
+        if (p == NULL)
+            return ERR_NOMEM;
+        memcpy(p, b->ptr, b->len + 1);
+        b->local = false;
+    } else {
+        p = mem_try_realloc(b->ptr, cap);
+        if (p == NULL)
+            return ERR_NOMEM;
+    }
     b->ptr = p;
     b->cap = cap;
     return 0;
@@ -149,6 +169,8 @@ const char *buf_ptr(const buf_t *b)
 char *buf_take(buf_t *b)
 {
     char *p = b->ptr;
+    if (b->local)
+        p = b->len > 0 ? mem_strndup(b->ptr, b->len) : NULL;
     buf_init(b, b->max);
     return p;
 }

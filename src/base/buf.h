@@ -12,18 +12,26 @@
 #define OUTRIGGER_BASE_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct buf {
-    char *ptr;  /* owned; NULL until the first append; always NUL-terminated after one */
+    char *ptr;  /* owned (or the caller's, see local); NULL until the first append; always
+                   NUL-terminated after one */
     size_t len; /* bytes held, excluding the NUL */
     size_t cap; /* bytes allocated */
     size_t max; /* largest len allowed */
+    bool local; /* ptr is the caller's memory from buf_init_local: never freed or reallocated */
 } buf_t;
 
 /** Prepares an empty buffer that may hold at most @p max bytes. Cannot fail. */
 void buf_init(buf_t *b, size_t max);
+/** Like buf_init, but the bytes start in the caller's @p mem (@p size > 0 bytes, e.g. an array on
+ * the stack that outlives the buffer's use); they move to the heap only when they outgrow it. For
+ * request-scoped temporaries that are usually short (paths, methods): no allocation at all.
+ * buf_free releases only heap memory; buf_take always returns heap memory. */
+void buf_init_local(buf_t *b, char *mem, size_t size, size_t max);
 /** Releases the bytes and leaves an empty buffer with the same max. */
 void buf_free(buf_t *b);
 /** Empties the buffer but keeps its memory. */

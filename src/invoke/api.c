@@ -177,12 +177,13 @@ void invoke__on_api_request(net_sreq_t *req, void *ctx)
     const net_head_t *h = net_sreq_head(req);
     invoke_route_t route;
     err_detail_t d = {{0}};
+    char path_mem[256];
     buf_t path;
     const char *q = NULL;
     size_t qlen = 0;
     int rc;
 
-    buf_init(&path, 64 * 1024);
+    buf_init_local(&path, path_mem, sizeof(path_mem), 64 * 1024);
     invoke_route_init(&route);
     rc = invoke_url_split(h->url, h->url_len, &path, &q, &qlen, &d);
     if (rc < 0) {

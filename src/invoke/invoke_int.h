@@ -173,7 +173,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx);
 void invoke__respond_error(net_sreq_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /** Forwards an API request to @p target (app id, or "id.ns"); method already normalised. */
-void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route);
+void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, invoke_route_t *route);
 /** True for GET /v1.0/secrets/<store>/<name|bulk> (secrets_api.c). */
 bool invoke__secrets_route(const net_head_t *h, const char *path, size_t len);
 /** Answers a secrets route (the request's own URL says which). */

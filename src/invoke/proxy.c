@@ -745,9 +745,10 @@ static int add_str(net_head_t *h, const char *name, const char *value)
 /* Builds "/<escaped method>[?query]". */
 static int set_url(net_head_t *out, const char *method, size_t mlen, const char *q, size_t qlen)
 {
+    char mem[256];
     buf_t u;
     int rc;
-    buf_init(&u, 64 * 1024);
+    buf_init_local(&u, mem, sizeof(mem), 64 * 1024);
     rc = buf_append(&u, "/", 1);
     rc = rc ? rc : invoke_path_escape(&u, method, mlen);
     if (rc == 0 && q != NULL && qlen > 0) {
@@ -1100,7 +1101,7 @@ void invoke__api_local(invoke_worker_t *iw, net_sreq_t *req, const char *path, s
     px_pipeline(p, POL_SIDE_HTTP, path, len, local_routed);
 }
 
-void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t *route)
+void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, invoke_route_t *route)
 {
     const net_head_t *in = net_sreq_head(req);
     const char *url_end;
@@ -1113,13 +1114,9 @@ void invoke__forward(invoke_worker_t *iw, net_sreq_t *req, const invoke_route_t 
     }
     p = px_new(iw, req);
     str_copy(p->target, sizeof(p->target), route->target);
-    buf_init(&p->route_method, 64 * 1024);
-    if (route->method.len > 0 &&
-        buf_append(&p->route_method, route->method.ptr, route->method.len) < 0) {
-        px_fail(p, "request head too large");
-        px_maybe_free(p);
-        return;
-    }
+    /* The normalised method moves into the exchange (it outlives the route). */
+    p->route_method = route->method;
+    buf_init(&route->method, route->method.max);
     p->route_query = route->query;
     p->route_query_len = route->query_len;
     /* Resiliency policies are looked up by the target as the caller named it (spec §5.4): an
@@ -1212,6 +1209,7 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     const net_header_t *caller_ns = net_head_get(in, "dapr-caller-namespace");
     char caller_id[INVOKE_ID_MAX], caller_nsb[INVOKE_ID_MAX];
     err_detail_t d = {{0}};
+    char path_mem[256], method_mem[256];
     buf_t path, method;
     const char *q;
     size_t qlen;
@@ -1256,8 +1254,8 @@ void invoke__on_internal_request(net_sreq_t *req, void *ctx)
     }
 
     /* Normalise again on the callee (Dapr does): what the app and policy see is what we checked. */
-    buf_init(&path, 64 * 1024);
-    buf_init(&method, 64 * 1024);
+    buf_init_local(&path, path_mem, sizeof(path_mem), 64 * 1024);
+    buf_init_local(&method, method_mem, sizeof(method_mem), 64 * 1024);
     rc = invoke_url_split(in->url, in->url_len, &path, &q, &qlen, &d);
     if (rc == 0)
         rc = invoke_method_normalize(path.ptr + 1, path.len - 1, &method, &d);

@@ -110,6 +110,7 @@ int invoke_path_clean(const char *p, size_t n, buf_t *out)
 
 int invoke_method_normalize(const char *p, size_t n, buf_t *out, err_detail_t *d)
 {
+    char mem[256];
     buf_t tmp;
     const char *m;
     size_t mlen;
@@ -121,7 +122,7 @@ int invoke_method_normalize(const char *p, size_t n, buf_t *out, err_detail_t *d
             return err_set(d, ERR_INVOKE_BAD_METHOD,
                            "invalid method: contains a forbidden character");
     }
-    buf_init(&tmp, METHOD_MAX);
+    buf_init_local(&tmp, mem, sizeof(mem), METHOD_MAX);
     rc = invoke_path_clean(p, n, &tmp);
     if (rc < 0) {
         buf_free(&tmp);
@@ -257,10 +258,11 @@ static int target_from_basic(const net_head_t *h, char *target, size_t len)
 
 static int method_from_path(const char *p, size_t n, invoke_route_t *r, err_detail_t *d)
 {
+    char mem[256];
     buf_t clean;
     int rc;
 
-    buf_init(&clean, METHOD_MAX);
+    buf_init_local(&clean, mem, sizeof(mem), METHOD_MAX);
     rc = invoke_path_clean(p, n, &clean);
     if (rc == 0) {
         const char *m = buf_ptr(&clean);
@@ -281,10 +283,11 @@ int invoke_route_parse(const net_head_t *h, invoke_route_t *r, err_detail_t *d)
 {
     static const char prefix[] = "/v1.0/invoke/";
     const net_header_t *idh = net_head_get(h, "dapr-app-id");
+    char path_mem[256], tgt_mem[sizeof(r->target)];
     buf_t path;
     int rc;
 
-    buf_init(&path, METHOD_MAX);
+    buf_init_local(&path, path_mem, sizeof(path_mem), METHOD_MAX);
     rc = invoke_url_split(h->url, h->url_len, &path, &r->query, &r->query_len, d);
     if (rc < 0)
         goto out;
@@ -318,7 +321,7 @@ int invoke_route_parse(const net_head_t *h, invoke_route_t *r, err_detail_t *d)
         const char *m = strstr(t, "/method/");
         buf_t tgt;
         if (m != NULL && m > t) {
-            buf_init(&tgt, sizeof(r->target) - 1);
+            buf_init_local(&tgt, tgt_mem, sizeof(tgt_mem), sizeof(r->target) - 1);
             rc = str_unescape(t, (size_t)(m - t), STR_UNESCAPE_PLUS | STR_UNESCAPE_STRICT, &tgt);
             if (rc == 0 && tgt.len > 0 && !target_ok(tgt.ptr, tgt.len)) {
                 buf_free(&tgt);

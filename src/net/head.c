@@ -163,19 +163,23 @@ int net_head_set_url(net_head_t *h, const char *url, size_t len)
 
 const net_header_t *net_head_get(const net_head_t *h, const char *lname)
 {
+    size_t n = strlen(lname);
     for (size_t i = 0; i < h->header_count; i++) {
-        if (str_eq(h->headers[i].name, h->headers[i].name_len, lname))
-            return &h->headers[i];
+        const net_header_t *f = &h->headers[i];
+        if (f->name_len == n && f->name[0] == lname[0] && memcmp(f->name, lname, n) == 0)
+            return f;
     }
     return NULL;
 }
 
 size_t net_head_count(const net_head_t *h, const char *lname)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < h->header_count; i++)
-        n += str_eq(h->headers[i].name, h->headers[i].name_len, lname);
-    return n;
+    size_t n = strlen(lname), count = 0;
+    for (size_t i = 0; i < h->header_count; i++) {
+        const net_header_t *f = &h->headers[i];
+        count += f->name_len == n && memcmp(f->name, lname, n) == 0;
+    }
+    return count;
 }
 
 /* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way. */

@@ -1,3 +1,6 @@
+#include <pthread.h>
+#include <string.h>
+
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -66,5 +69,83 @@ TEST(mem_counts_bytes)
     p = mem_realloc(p, 10);
     ASSERT_EQ(mem_used(), before + 10);
     mem_free(p);
+    ASSERT_EQ(mem_used(), before);
+}
+
+TEST(buf_local_moves_to_heap_when_outgrown)
+{
+    char mem[8];
+    buf_t b;
+    size_t before = mem_used();
+    char *taken;
+
+    buf_init_local(&b, mem, sizeof(mem), 100);
+    ASSERT_STREQ(buf_ptr(&b), "");
+    ASSERT_EQ(buf_append(&b, "abc", 3), 0);
+    ASSERT(b.ptr == mem); /* fits: no allocation */
+    ASSERT_EQ(mem_used(), before);
+    ASSERT_EQ(buf_append(&b, "defghij", 7), 0);
+    ASSERT(b.ptr != mem);
+    ASSERT_STREQ(buf_ptr(&b), "abcdefghij");
+    buf_free(&b);
+    ASSERT_EQ(mem_used(), before);
+
+    buf_init_local(&b, mem, sizeof(mem), 100);
+    ASSERT_EQ(buf_append(&b, "xy", 2), 0);
+    taken = buf_take(&b); /* always heap memory, even from the caller's bytes */
+    ASSERT(taken != mem);
+    ASSERT_STREQ(taken, "xy");
+    mem_free(taken);
+    buf_init_local(&b, mem, sizeof(mem), 4);
+    ASSERT_EQ(buf_append(&b, "12345", 5), ERR_TOO_LARGE);
+    buf_free(&b); /* never frees mem */
+    ASSERT_EQ(mem_used(), before);
+}
+
+TEST(mem_cache_reuses_blocks_and_keeps_counts)
+{
+    size_t before = mem_used();
+    char *a = mem_alloc(200), *b;
+    memset(a, 'x', 200);
+    mem_free(a);
+    b = mem_alloc(210); /* same 32-byte class (193..224): the block just freed */
+    ASSERT(b == a);
+    ASSERT_EQ(mem_used(), before + 210);
+    b = mem_realloc(b, 220); /* still the same class: grows in place */
+    ASSERT(b == a);
+    ASSERT_EQ(mem_used(), before + 220);
+    b = mem_realloc(b, 5000); /* beyond the classes: moves, contents kept */
+    ASSERT_EQ(b[0], 'x');
+    ASSERT_EQ(b[189], 'x');
+    ASSERT_EQ(mem_used(), before + 5000);
+    mem_free(b);
+    ASSERT_EQ(mem_used(), before);
+    b = mem_calloc(64);
+    for (int i = 0; i < 64; i++)
+        ASSERT_EQ(b[i], 0); /* a cached block handed out by calloc is zeroed */
+    mem_free(b);
+    ASSERT_EQ(mem_used(), before);
+}
+
+static void *alloc_on_thread(void *arg)
+{
+    char **out = arg;
+    for (int i = 0; i < 100; i++)
+        mem_free(mem_alloc(64)); /* fills this thread's cache; drained when it ends */
+    *out = mem_alloc(300);
+    return NULL;
+}
+
+TEST(mem_blocks_cross_threads_and_counts_fold_back)
+{
+    size_t before = mem_used();
+    char *p = NULL;
+    pthread_t t;
+
+    ASSERT_EQ(pthread_create(&t, NULL, alloc_on_thread, &p), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT(p != NULL);
+    ASSERT_EQ(mem_used(), before + 300);
+    mem_free(p); /* freed on another thread than the one that allocated it */
     ASSERT_EQ(mem_used(), before);
 }
