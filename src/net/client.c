@@ -700,14 +700,27 @@ static net_pconn_t *pool_take(net_worker_t *w, const char *key, const net_tls_t 
 }
 
 /* Appends @p h's fields minus hop-by-hop, framing, Host, Expect and what @p o->skip names. */
+/* Host, Content-Length and Expect: ours to write (framing), never copied. */
+static bool framing_name(const char *n, size_t len)
+{
+    switch (len) {
+    case 4:
+        return memcmp(n, "host", 4) == 0;
+    case 6:
+        return memcmp(n, "expect", 6) == 0;
+    case 14:
+        return memcmp(n, "content-length", 14) == 0;
+    default:
+        return false;
+    }
+}
+
 static int serialise_fields(buf_t *b, const net_head_t *h, const net_creq_opts_t *o, bool filter)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
-        if (net_head_is_hop(h, f->name, f->name_len) || str_eq(f->name, f->name_len, "host") ||
-            str_eq(f->name, f->name_len, "content-length") ||
-            str_eq(f->name, f->name_len, "expect") ||
+        if (framing_name(f->name, f->name_len) || net_head_is_hop(h, f->name, f->name_len) ||
             (filter && o->skip != NULL && o->skip(f->name, f->name_len, o->skip_arg)))
             continue;
         rc = buf_append(b, f->name, f->name_len);

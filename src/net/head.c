@@ -53,20 +53,36 @@ static int store(net_head_t *h, const char *p, size_t n, size_t *off)
     return 0;
 }
 
-/* A-Z to a-z in place, eight bytes at a time (bytes >= 0x80 are left alone). */
-static void lower(char *p, size_t n)
+/* A-Z to a-z in a word of eight bytes (bytes >= 0x80 are left alone). */
+static inline uint64_t lower_word(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    uint64_t low7 = w & ~high;
+    uint64_t ge_a = low7 + ones * (0x80 - 'A'); /* high bit: byte >= 'A' */
+    uint64_t gt_z = low7 + ones * (0x7f - 'Z'); /* high bit: byte > 'Z' */
+    return w | (((ge_a ^ gt_z) & ~w & high) >> 2);
+}
+
+/* A-Z to a-z in place in [p, p+n), eight bytes at a time. @p avail (>= n) bytes from p may be
+ * read and written back unchanged: then a short tail is one masked word too (names are short). */
+static void lower(char *p, size_t n, size_t avail)
+{
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w, low7, ge_a, gt_z;
+        uint64_t w;
         memcpy(&w, p + i, 8);
-        low7 = w & ~high;
-        ge_a = low7 + ones * (0x80 - 'A'); /* high bit: byte >= 'A' */
-        gt_z = low7 + ones * (0x7f - 'Z'); /* high bit: byte > 'Z' */
-        w |= ((ge_a ^ gt_z) & ~w & high) >> 2;
+        w = lower_word(w);
         memcpy(p + i, &w, 8);
     }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (i < n && avail - i >= 8) {
+        uint64_t w, mask = (1ull << (8 * (n - i))) - 1; /* the first n - i bytes in memory */
+        memcpy(&w, p + i, 8);
+        w = (lower_word(w) & mask) | (w & ~mask);
+        memcpy(p + i, &w, 8);
+        return;
+    }
+#endif
     for (; i < n; i++)
         p[i] = (char)(p[i] | (((unsigned char)(p[i] - 'A') < 26u) << 5));
 }
@@ -95,7 +111,7 @@ int net_head_add(net_head_t *h, const char *name, size_t name_len, const char *v
     if (rc < 0)
         return rc;
     rebase(h, old);
-    lower(h->store.ptr + noff, name_len);
+    lower(h->store.ptr + noff, name_len, h->store.len + 1 - noff);
     h->headers[h->header_count++] =
         (net_header_t){h->store.ptr + noff, name_len, h->store.ptr + voff, value_len};
     if (str_eq(h->headers[h->header_count - 1].name, name_len, "connection"))
@@ -129,7 +145,7 @@ int net__head_adopt(net_head_t *h, const char *raw, size_t len, const h1_msg_t *
     for (size_t i = 0; i < n; i++) {
         char *name = copy + (fields[i].name - raw);
         char *value = copy + (fields[i].value - raw);
-        lower(name, fields[i].name_len);
+        lower(name, fields[i].name_len, (size_t)(copy + len + 1 - name));
         name[fields[i].name_len] = '\0';
         value[fields[i].value_len] = '\0';
         arr[i] = (net_header_t){name, fields[i].name_len, value, fields[i].value_len};
@@ -182,22 +198,33 @@ size_t net_head_count(const net_head_t *h, const char *lname)
     return count;
 }
 
-/* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way. */
-static const struct {
-    const char *name;
-    size_t len;
-} hop_fields[] = {
-    {"connection", 10},
-    {"keep-alive", 10},
-    {"proxy-connection", 16},
-    {"transfer-encoding", 17},
-    {"te", 2},
-    {"trailer", 7},
-    {"upgrade", 7},
-    {"proxy-authorization", 19},
-    {"proxy-authenticate", 18},
-    {"http2-settings", 14},
-};
+/* RFC 9110 §7.6.1 hop-by-hop fields, plus the ones proxies conventionally treat the same way.
+ * Called for every forwarded field, so dispatched on the length: most names are not compared. */
+#define NAME_IS(lit) (len == sizeof(lit) - 1 && memcmp(lname, lit, sizeof(lit) - 1) == 0)
+static bool hop_name(const char *lname, size_t len)
+{
+    switch (len) {
+    case 2:
+        return NAME_IS("te");
+    case 7:
+        return NAME_IS("trailer") || NAME_IS("upgrade");
+    case 10:
+        return NAME_IS("connection") || NAME_IS("keep-alive");
+    case 14:
+        return NAME_IS("http2-settings");
+    case 16:
+        return NAME_IS("proxy-connection");
+    case 17:
+        return NAME_IS("transfer-encoding");
+    case 18:
+        return NAME_IS("proxy-authenticate");
+    case 19:
+        return NAME_IS("proxy-authorization");
+    default:
+        return false;
+    }
+}
+#undef NAME_IS
 
 /* True when the comma-separated list [v, v+n) names the token [name, name+len). */
 static bool list_has(const char *v, size_t n, const char *name, size_t len)
@@ -231,16 +258,8 @@ static bool list_has(const char *v, size_t n, const char *name, size_t len)
 
 bool net_head_is_hop(const net_head_t *h, const char *lname, size_t len)
 {
-    /* Called for every forwarded field: most names have no hop-by-hop length (2, 7, 10, 14, 16,
-     * 17, 18, 19) and are not compared at all. */
-    const uint32_t hop_lens =
-        1u << 2 | 1u << 7 | 1u << 10 | 1u << 14 | 1u << 16 | 1u << 17 | 1u << 18 | 1u << 19;
-    if (len < 32 && (hop_lens >> len & 1u) != 0) {
-        for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++) {
-            if (hop_fields[i].len == len && memcmp(lname, hop_fields[i].name, len) == 0)
-                return true;
-        }
-    }
+    if (hop_name(lname, len))
+        return true;
     for (size_t i = 0; h->has_connection && i < h->header_count; i++) {
         const net_header_t *f = &h->headers[i];
         if (str_eq(f->name, f->name_len, "connection") &&
