@@ -193,6 +193,34 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* Skips plain string bytes (0x20..0x7f but '"' and '\\') from @p p, eight at a time (SWAR): a
+ * byte is flagged when below 0x20, at or above 0x80, or equal to '"' or '\\'. Borrows only flag
+ * bytes above a real hit, so the lowest flagged byte is the first real one. */
+static const char *skip_plain(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
+    while (end - p >= 8) {
+        uint64_t w, q, b, mask;
+        memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        mask = (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & highs;
+        if (mask != 0)
+            return p + (__builtin_ctzll(mask) >> 3);
+        p += 8;
+    }
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            break;
+        p++;
+    }
+    return p;
+}
+
 static int scan_string(scan_t *s, span_t *v)
 {
     const char *p = s->p + 1, *end = s->end;
@@ -200,12 +228,11 @@ static int scan_string(scan_t *s, span_t *v)
     v->esc = false;
     v->s = p;
     while (p < end) {
-        unsigned char c = (unsigned char)*p;
-        /* Most bytes are plain ASCII: skip a run of them at once. */
-        while (c >= 0x20 && c < 0x80 && c != '"' && c != '\\' && ++p < end)
-            c = (unsigned char)*p;
+        unsigned char c;
+        p = skip_plain(p, end);
         if (p >= end)
             break;
+        c = (unsigned char)*p;
         if (c == '"') {
             v->n = (size_t)(p - v->s);
             s->p = p + 1;
