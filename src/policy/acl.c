@@ -326,7 +326,7 @@ static int read_operation(struct cc *c, const res_node_t *op, const char *ppath,
     const char *s, *act;
     unsigned line, act_line;
     size_t n, len = 0, segs = 0;
-    uint8_t action;
+    uint8_t action = ACT_UNSET;
     rule_t *r;
     int rc;
 
@@ -392,7 +392,7 @@ static int read_policy(struct cc *c, const res_node_t *pol, size_t i)
     acl_t *a = c->a;
     policy_t *p;
     uint32_t root;
-    uint8_t dflt;
+    uint8_t dflt = ACT_UNSET;
     int rc;
 
     snprintf(path, sizeof(path), "spec.accessControl.policies[%zu]", i);
@@ -499,7 +499,7 @@ static int read_access_control(struct cc *c, const res_config_t *cfg)
     const res_node_t *pols = NULL;
     const char *td, *da;
     unsigned l_td, l_da;
-    uint8_t dflt;
+    uint8_t dflt = ACT_UNSET;
     int rc;
 
     if (ac == NULL || res_node_is_null(ac))

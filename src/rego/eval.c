@@ -575,7 +575,8 @@ static int obj_step(rego_eval_t *ev, rulek_t *rk)
     if (rk->ki < rk->r->nkeys)
         return rego__eval_term(ev, rk->slots, rk->r->keys[rk->ki], &rk->vk);
     if (rk->r->kind == R_SET) {
-        set_insert(ev, rk->coll, rk->keyv, rk->r->nkeys - 1, rk->keyv[rk->r->nkeys - 1]);
+        if (rk->r->nkeys > 0) /* a set rule has its member as its one key */
+            set_insert(ev, rk->coll, rk->keyv, rk->r->nkeys - 1, rk->keyv[rk->r->nkeys - 1]);
         return 0;
     }
     if (rk->r->value == NULL) {

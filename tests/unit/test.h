@@ -16,6 +16,8 @@ typedef void (*test_fn)(int *failed);
 struct test_case {
     const char *name;
     test_fn fn;
+    int line; /* where TEST() stands: the run order (constructors run in no guaranteed order;
+                 link-time optimisation reverses it) */
 };
 
 #define TEST_MAX 512
@@ -27,7 +29,7 @@ static int test_count;
     __attribute__((constructor)) static void test_register_##name(void)                            \
     {                                                                                              \
         if (test_count < TEST_MAX)                                                                 \
-            test_cases[test_count++] = (struct test_case){#name, test_##name};                     \
+            test_cases[test_count++] = (struct test_case){#name, test_##name, __LINE__};           \
     }                                                                                              \
     static void test_##name(int *test_failed_ __attribute__((unused)))
 
@@ -69,9 +71,15 @@ static int test_count;
             TEST_FAIL_("%s == %s: \"%.*s\" != \"%s\"", #a, #b, (int)alen_, (const char *)(a), b_); \
     } while (0)
 
+static int test_by_line_(const void *a, const void *b)
+{
+    return ((const struct test_case *)a)->line - ((const struct test_case *)b)->line;
+}
+
 int main(int argc, char **argv)
 {
     int failed = 0, passed = 0, ran = 0;
+    qsort(test_cases, (size_t)test_count, sizeof(test_cases[0]), test_by_line_);
     for (int i = 0; i < test_count; i++) {
         int f = 0, want = argc < 2;
         for (int j = 1; j < argc; j++)
