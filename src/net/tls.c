@@ -164,13 +164,19 @@ size_t net__tls_out_pending(net__tls_t *t)
 
 int net__tls_take_out(net__tls_t *t, buf_t *dst)
 {
-    char tmp[16384];
-    int n;
-
-    while ((n = BIO_read(t->wbio, tmp, sizeof(tmp))) > 0) {
-        int rc = buf_append(dst, tmp, (size_t)n);
+    /* Straight into dst: one pending query and one read, no bounce buffer. */
+    size_t n = (size_t)BIO_ctrl_pending(t->wbio);
+    while (n > 0) {
+        int chunk = n > INT32_MAX ? INT32_MAX : (int)n, got;
+        int rc = buf_reserve(dst, (size_t)chunk);
         if (rc < 0)
             return rc;
+        got = BIO_read(t->wbio, dst->ptr + dst->len, chunk);
+        if (got <= 0)
+            break;
+        dst->len += (size_t)got;
+        dst->ptr[dst->len] = '\0';
+        n -= (size_t)got;
     }
     return 0;
 }
