@@ -138,11 +138,27 @@ void obs_call_start(obs_t *o, obs_call_t *c, int worker, obs_side_t side, const 
     } else {
         obs__label_copy(c->path, sizeof(c->path), path, path ? path_len(path, plen) : 0);
     }
-    /* Sessionless MCP (2026-07-28) names method and target in headers; the body may refine. */
-    hdr_copy(in, "mcp-method", c->mcp_method, sizeof(c->mcp_method));
-    hdr_copy(in, "mcp-name", c->mcp_tool, sizeof(c->mcp_tool));
-    hdr_copy(in, "mcp-session-id", c->mcp_session, sizeof(c->mcp_session));
-    hdr_copy(in, "mcp-protocol-version", c->mcp_version, sizeof(c->mcp_version));
+    /* Sessionless MCP (2026-07-28) names method and target in headers; the body may refine.
+     * One pass over the fields for the four Mcp-* names (the first of each counts). */
+    for (size_t i = 0, seen = 0; in != NULL && i < in->header_count; i++) {
+        const net_header_t *h = &in->headers[i];
+        char *dst = NULL;
+        size_t cap = 0, bit = 0;
+        if (h->name_len < 8 || memcmp(h->name, "mcp-", 4) != 0)
+            continue;
+        if (str_eq(h->name, h->name_len, "mcp-method"))
+            dst = c->mcp_method, cap = sizeof(c->mcp_method), bit = 1;
+        else if (str_eq(h->name, h->name_len, "mcp-name"))
+            dst = c->mcp_tool, cap = sizeof(c->mcp_tool), bit = 2;
+        else if (str_eq(h->name, h->name_len, "mcp-session-id"))
+            dst = c->mcp_session, cap = sizeof(c->mcp_session), bit = 4;
+        else if (str_eq(h->name, h->name_len, "mcp-protocol-version"))
+            dst = c->mcp_version, cap = sizeof(c->mcp_version), bit = 8;
+        if (dst != NULL && !(seen & bit)) {
+            seen |= bit;
+            obs__label_copy(dst, cap, h->value, h->value_len);
+        }
+    }
     obs__trace_begin(o, &c->trace, worker, in);
     if (side == OBS_SIDE_CALLER || side == OBS_SIDE_EXTERNAL) {
         const char *v[] = {c->peer_app, "unary"};
