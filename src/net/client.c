@@ -699,7 +699,6 @@ static net_pconn_t *pool_take(net_worker_t *w, const char *key, const net_tls_t 
     return NULL;
 }
 
-/* Appends @p h's fields minus hop-by-hop, framing, Host, Expect and what @p o->skip names. */
 /* Host, Content-Length and Expect: ours to write (framing), never copied. */
 static bool framing_name(const char *n, size_t len)
 {
@@ -714,6 +713,8 @@ static bool framing_name(const char *n, size_t len)
         return false;
     }
 }
+
+/* Appends @p h's fields minus hop-by-hop, framing, Host, Expect and what @p o->skip names. */
 
 static int serialise_fields(buf_t *b, const net_head_t *h, const net_creq_opts_t *o, bool filter)
 {
