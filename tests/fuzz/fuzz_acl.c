@@ -22,14 +22,7 @@
 #include "base/buf.h"
 #include "policy/acl.h"
 #include "resources/resources.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_NAMES 8
 #define MAX_NAME 12

@@ -25,14 +25,7 @@
 
 #include "base/alloc.h"
 #include "net/net_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 #define MAXF 12
 static const h1_limits_t lim = {.max_head_bytes = 512, .max_url_bytes = 96};

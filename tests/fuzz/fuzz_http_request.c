@@ -41,16 +41,7 @@
 #include "base/str.h"
 #include "invoke/invoke_int.h"
 #include "net/net_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_SENT 4096               /* responses remembered per connection */
 #define MAX_OUT_BYTES (1024 * 1024) /* reply bytes kept per connection */

@@ -19,14 +19,7 @@
 #include "base/alloc.h"
 #include "jose_keys.h"
 #include "policy/jose.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 #define CLAIMS "{\"iss\":\"i\",\"aud\":\"a\",\"exp\":1700000600}"
 

@@ -27,14 +27,7 @@
 #include "base/b64.h"
 #include "jose_keys.h"
 #include "policy/jose.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 #define NOW INT64_C(1700000000)
 #define SKEW 60

@@ -19,14 +19,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "policy/session.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static const char *const names[] = {"outrigger_oauth2.web.login", "state", "code", "a", ""};
 

@@ -19,14 +19,7 @@
 #include "base/err.h"
 #include "base/str.h"
 #include "policy/policy_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static int parse(const pol_fetch_resp_t *r, char *value, size_t cap, uint64_t *secs,
                  err_detail_t *d)

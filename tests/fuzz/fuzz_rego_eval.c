@@ -14,14 +14,7 @@
 
 #include "base/alloc.h"
 #include "rego/rego.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static const char policy[] =
     "package http\n"

@@ -15,14 +15,7 @@
 
 #include "base/alloc.h"
 #include "rego/rego.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static bool rego_code(int rc)
 {

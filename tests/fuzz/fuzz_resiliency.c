@@ -17,14 +17,7 @@
 
 #include "base/alloc.h"
 #include "resiliency/resiliency.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static void check_expr(const char *p, size_t n)
 {

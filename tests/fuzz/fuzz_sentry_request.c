@@ -26,14 +26,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "identity/identity_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 #define TOKEN "fuzz-token-0123456789abcdef0123456789"
 

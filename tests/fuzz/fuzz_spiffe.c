@@ -17,14 +17,7 @@
 #include "base/alloc.h"
 #include "identity/spiffe.h"
 #include "policy/acl.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static bool all_in(const char *s, bool upper_ok)
 {

@@ -17,14 +17,7 @@
 
 #include "base/alloc.h"
 #include "observe/obs_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static bool valid_utf8(const unsigned char *p, size_t n)
 {

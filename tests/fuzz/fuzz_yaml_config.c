@@ -14,14 +14,7 @@
 
 #include "base/alloc.h"
 #include "resources/resources.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 /* Walks @p n, checks the invariants, and returns how many nodes it holds (keys included). */
 static size_t walk(const res_node_t *n, unsigned depth, const res_limits_t *lim)

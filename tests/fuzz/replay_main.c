@@ -14,10 +14,9 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "fuzz.h"
 
 #define REPLAY_MAX_INPUT_BYTES (16 * 1024 * 1024)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int run_file(const char *path)
 {
