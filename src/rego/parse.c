@@ -74,30 +74,6 @@ static void *palloc(parser_t *p, size_t n)
 
 /* ---- lexer ---- */
 
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static void advance(parser_t *p, size_t n)
 {
     for (size_t i = 0; i < n && p->cur < p->end; i++) {
@@ -188,56 +164,25 @@ static void lex(parser_t *p, tok_t *t)
             if (s >= p->end)
                 break;
             char e = *s++;
-            switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                o[on++] = e;
-                break;
-            case 'b':
-                o[on++] = '\b';
-                break;
-            case 'f':
-                o[on++] = '\f';
-                break;
-            case 'n':
-                o[on++] = '\n';
-                break;
-            case 'r':
-                o[on++] = '\r';
-                break;
-            case 't':
-                o[on++] = '\t';
-                break;
-            case 'u': {
-                unsigned cp = 0;
-                for (int i = 0; i < 4; i++) {
-                    int h = s < p->end ? str_hex_digit(*s) : -1;
-                    if (h < 0)
-                        PFAIL(p, *t, "invalid \\u escape");
-                    cp = cp * 16 + (unsigned)h;
-                    s++;
-                }
-                if (cp >= 0xD800 && cp < 0xDC00 && s + 6 <= p->end && s[0] == '\\' && s[1] == 'u') {
-                    unsigned lo = 0;
-                    bool ok = true;
-                    for (int i = 0; i < 4; i++) {
-                        int h = str_hex_digit(s[2 + i]);
-                        if (h < 0)
-                            ok = false;
-                        lo = lo * 16 + (unsigned)(h < 0 ? 0 : h);
-                    }
-                    if (ok && lo >= 0xDC00 && lo < 0xE000) {
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                        s += 6;
-                    }
-                }
-                on += put_utf8(o + on, cp);
-                break;
+            int c = rego__escape_char(e);
+            if (c >= 0) {
+                o[on++] = (char)c;
+                continue;
             }
-            default:
+            if (e != 'u')
                 PFAIL(p, *t, "invalid escape sequence");
+            int cp = p->end - s >= 4 ? rego__hex4(s) : -1;
+            if (cp < 0)
+                PFAIL(p, *t, "invalid \\u escape");
+            s += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && s + 6 <= p->end && s[0] == '\\' && s[1] == 'u') {
+                int lo = rego__hex4(s + 2);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    s += 6;
+                }
             }
+            on += rego__utf8_put(o + on, (unsigned)cp);
         }
         if (s >= p->end)
             PFAIL(p, *t, "non-terminated string");

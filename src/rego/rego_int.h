@@ -47,6 +47,12 @@ rv_t *rego__num(rego__arena_t *a, double n);
 rv_t *rego__num_text(rego__arena_t *a, double n, const char *text, size_t len);
 rv_t *rego__str(rego__arena_t *a, const char *s, size_t n);
 rv_t *rego__str_own(rego__arena_t *a, const char *s, size_t n); /* no copy */
+/* JSON-style string escapes, shared by the Rego lexer and the JSON reader: the byte a one-letter
+ * escape (after the backslash) stands for, or -1 (also for 'u'); the value of four hex digits at
+ * @p p, or -1; and code point @p cp as UTF-8 at @p o (up to 4 bytes), returning its length. */
+int rego__escape_char(char e);
+int rego__hex4(const char *p);
+size_t rego__utf8_put(char *o, unsigned cp);
 rv_t *rego__arr(rego__arena_t *a, uint32_t cap);
 rv_t *rego__set(rego__arena_t *a, uint32_t cap);
 rv_t *rego__obj(rego__arena_t *a, uint32_t cap);

@@ -9,6 +9,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/str.h"
 #include "rego/rego_int.h"
 
 struct rego__chunk {
@@ -685,20 +686,62 @@ static void jp_ws(jp_t *j)
         j->p++;
 }
 
-static int jp_hex4(const char *p)
+int rego__escape_char(char e)
+{
+    switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+        return e;
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return -1;
+    }
+}
+
+int rego__hex4(const char *p)
 {
     int v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int h = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int h = str_hex_digit(p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
     }
     return v;
+}
+
+size_t rego__utf8_put(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
 }
 
 static rv_t *jp_string(jp_t *j)
@@ -737,64 +780,27 @@ static rv_t *jp_string(jp_t *j)
             continue;
         }
         q++;
-        switch (*q) {
-        case '"':
-        case '\\':
-        case '/':
-            o[on++] = *q;
-            break;
-        case 'b':
-            o[on++] = '\b';
-            break;
-        case 'f':
-            o[on++] = '\f';
-            break;
-        case 'n':
-            o[on++] = '\n';
-            break;
-        case 'r':
-            o[on++] = '\r';
-            break;
-        case 't':
-            o[on++] = '\t';
-            break;
-        case 'u': {
-            if (s + n - q < 5)
-                return NULL;
-            int cp = jp_hex4(q + 1);
-            if (cp < 0)
-                return NULL;
-            q += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && s + n - q >= 7 && q[1] == '\\' && q[2] == 'u') {
-                int lo = jp_hex4(q + 3);
-                if (lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    q += 6;
-                }
-            }
-            if (cp >= 0xD800 && cp < 0xE000)
-                cp = 0xFFFD;
-            unsigned u = (unsigned)cp;
-            if (u < 0x80) {
-                o[on++] = (char)u;
-            } else if (u < 0x800) {
-                o[on++] = (char)(0xC0 | (u >> 6));
-                o[on++] = (char)(0x80 | (u & 0x3F));
-            } else if (u < 0x10000) {
-                o[on++] = (char)(0xE0 | (u >> 12));
-                o[on++] = (char)(0x80 | ((u >> 6) & 0x3F));
-                o[on++] = (char)(0x80 | (u & 0x3F));
-            } else {
-                o[on++] = (char)(0xF0 | (u >> 18));
-                o[on++] = (char)(0x80 | ((u >> 12) & 0x3F));
-                o[on++] = (char)(0x80 | ((u >> 6) & 0x3F));
-                o[on++] = (char)(0x80 | (u & 0x3F));
-            }
-            break;
+        int c = rego__escape_char(*q);
+        if (c >= 0) {
+            o[on++] = (char)c;
+            continue;
         }
-        default:
+        if (*q != 'u' || s + n - q < 5)
             return NULL;
+        int cp = rego__hex4(q + 1);
+        if (cp < 0)
+            return NULL;
+        q += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && s + n - q >= 7 && q[1] == '\\' && q[2] == 'u') {
+            int lo = rego__hex4(q + 3);
+            if (lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                q += 6;
+            }
         }
+        if (cp >= 0xD800 && cp < 0xE000)
+            cp = 0xFFFD;
+        on += rego__utf8_put(o + on, (unsigned)cp);
     }
     o[on] = '\0';
     return rego__str_own(j->a, o, on);
