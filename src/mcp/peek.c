@@ -337,6 +337,30 @@ static int scan_word(scan_t *s, const char *w, size_t n, vtype_t t, span_t *v)
 
 static int scan_value(scan_t *s, int depth, span_t *v, const capture_t *cap);
 
+/* Steps over a container's opening byte; true (and past @p close) when the container is empty. */
+static bool scan_open_empty(scan_t *s, char close)
+{
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return true;
+    }
+    return false;
+}
+
+/* After a member or element: 0 with *@p more set when a ',' follows, 0 with it clear when
+ * @p close does (stepped over), else SCAN_UNSURE. */
+static int scan_next(scan_t *s, char close, bool *more)
+{
+    scan_ws(s);
+    if (s->p < s->end && (*s->p == ',' || *s->p == close)) {
+        *more = *s->p++ == ',';
+        return 0;
+    }
+    return SCAN_UNSURE;
+}
+
 static int scan_object(scan_t *s, int depth, const capture_t *cap)
 {
     size_t base = s->nkeys;
@@ -344,13 +368,9 @@ static int scan_object(scan_t *s, int depth, const capture_t *cap)
 
     if (depth > SCAN_DEPTH_MAX)
         return SCAN_UNSURE;
-    s->p++;
-    scan_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
+    if (scan_open_empty(s, '}'))
         return 0;
-    }
-    for (;;) {
+    for (bool more = true; more;) {
         span_t key, tmp, *dst = &tmp;
         const capture_t *sub = NULL;
         scan_ws(s);
@@ -379,18 +399,9 @@ static int scan_object(scan_t *s, int depth, const capture_t *cap)
             }
         }
         rc = scan_value(s, depth, dst, sub);
+        rc = rc ? rc : scan_next(s, '}', &more);
         if (rc != 0)
             return rc;
-        scan_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            break;
-        }
-        return SCAN_UNSURE;
     }
     s->nkeys = base;
     return 0;
@@ -398,31 +409,18 @@ static int scan_object(scan_t *s, int depth, const capture_t *cap)
 
 static int scan_array(scan_t *s, int depth)
 {
-    int rc;
     if (depth > SCAN_DEPTH_MAX)
         return SCAN_UNSURE;
-    s->p++;
-    scan_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
+    if (scan_open_empty(s, ']'))
         return 0;
-    }
-    for (;;) {
+    for (bool more = true; more;) {
         span_t tmp;
-        rc = scan_value(s, depth, &tmp, NULL);
+        int rc = scan_value(s, depth, &tmp, NULL);
+        rc = rc ? rc : scan_next(s, ']', &more);
         if (rc != 0)
             return rc;
-        scan_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
-            return 0;
-        }
-        return SCAN_UNSURE;
     }
+    return 0;
 }
 
 /* One value at nesting @p depth (of its container); @p cap applies when it is an object. */
@@ -515,13 +513,11 @@ static int scan_body(const char *body, size_t len, mcp_peek_t *out)
         return SCAN_UNSURE;
     batch = *s.p == '[';
     if (batch) {
-        s.p++;
         out->batch = true;
-        scan_ws(&s);
-        if (s.p < s.end && *s.p == ']')
+        if (scan_open_empty(&s, ']'))
             return ERR_INVAL; /* an empty batch (valid JSON or not, it is refused) */
     }
-    for (bool first = true;; first = false) {
+    for (bool first = true, more = true; more; first = false) {
         span_t msg, m[3] = {{0}}, pc[2] = {{0}};
         const capture_t params_cap = {params_names, params_lens, 2, pc, NULL};
         const capture_t *const subs[] = {NULL, NULL, &params_cap};
@@ -533,18 +529,10 @@ static int scan_body(const char *body, size_t len, mcp_peek_t *out)
         rc = scan_one(&msg, m, pc, out, first);
         if (rc != 0)
             return rc;
-        if (!batch)
-            break;
-        scan_ws(&s);
-        if (s.p < s.end && *s.p == ',') {
-            s.p++;
-            continue;
-        }
-        if (s.p < s.end && *s.p == ']') {
-            s.p++;
-            break;
-        }
-        return SCAN_UNSURE;
+        more = batch;
+        rc = batch ? scan_next(&s, ']', &more) : 0;
+        if (rc != 0)
+            return rc;
     }
     scan_ws(&s);
     return s.p == s.end ? 0 : SCAN_UNSURE;
