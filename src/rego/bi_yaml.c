@@ -228,16 +228,8 @@ static rv_t *bi_yaml_is_valid(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 static rv_t *bi_yaml_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
 {
-    buf_t *b;
     (void)n;
-    b = rego__buf(ev, 64u << 20);
-    if (rego__to_json_text(args[0], b) < 0) {
-        rego__buf_done(ev, b);
-        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "yaml.marshal: too large");
-    }
-    rv_t *r = rego__str(A, buf_ptr(b), b->len);
-    rego__buf_done(ev, b);
-    return r;
+    return rego__marshal(ev, args[0], "yaml.marshal"); /* JSON is YAML */
 }
 
 const rego__builtin_t rego__bi_yaml[] = {

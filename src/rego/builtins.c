@@ -1770,18 +1770,22 @@ static rv_t *bi_glob_quote_meta(rego_eval_t *ev, rv_t **args, uint32_t n)
 
 #undef NAME
 #define NAME "json.marshal"
-static rv_t *bi_json_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
+rv_t *rego__marshal(rego_eval_t *ev, const rv_t *v, const char *builtin)
 {
-    buf_t *b;
-    (void)n;
-    b = rego__buf(ev, 64u << 20);
-    if (rego__to_json_text(args[0], b) < 0) {
+    buf_t *b = rego__buf(ev, 64u << 20);
+    if (rego__to_json_text(v, b) < 0) {
         rego__buf_done(ev, b);
-        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "json.marshal: too large");
+        rego__fail(ev, ERR_REGO_LIMIT, "eval_limit_error", "%s: too large", builtin);
     }
     rv_t *r = strv(ev, buf_ptr(b), b->len);
     rego__buf_done(ev, b);
     return r;
+}
+
+static rv_t *bi_json_marshal(rego_eval_t *ev, rv_t **args, uint32_t n)
+{
+    (void)n;
+    return rego__marshal(ev, args[0], "json.marshal");
 }
 
 /* Policies often unmarshal the same body in several rules: remember the last few per

@@ -75,6 +75,9 @@ rv_t *rego__from_json(rego__arena_t *a, const json_t *j, int depth);
 /* Writes JSON text; sets become arrays; returns 0 or ERR_TOO_LARGE. */
 struct buf;
 int rego__to_json_text(const rv_t *v, struct buf *b);
+/* @p v as JSON text in a string value (json.marshal, yaml.marshal); past 64 MiB the evaluation
+ * fails with "<builtin>: too large". */
+rv_t *rego__marshal(rego_eval_t *ev, const rv_t *v, const char *builtin);
 /* Rego term text (sets as {..}, set() when empty). */
 int rego__to_rego_text(const rv_t *v, struct buf *b);
 void rego__fmt_num(double n, char *out, size_t size);
